@@ -1,0 +1,1 @@
+"""dynamo_ingest_cli."""

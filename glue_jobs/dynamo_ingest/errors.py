@@ -1,0 +1,40 @@
+"""The named errors dynamo-ingest raises on purpose; each message says what was expected,
+what was found and what to do."""
+
+from __future__ import annotations
+
+
+class DynamoIngestError(Exception):
+    """Base class of every error this project raises on purpose."""
+
+
+class ArgumentError(DynamoIngestError):
+    """A job argument is missing or holds a value the job cannot use."""
+
+
+class SourceError(DynamoIngestError):
+    """The source file cannot be found or read."""
+
+
+class SchemaMismatchError(DynamoIngestError):
+    """The file's header does not match the catalog table's columns."""
+
+
+class CatalogError(DynamoIngestError):
+    """The Glue catalog table is missing or describes something the job cannot read."""
+
+
+class TargetTableError(DynamoIngestError):
+    """The target DynamoDB table is missing or its key schema does not fit the arguments."""
+
+
+class WriteFailedError(DynamoIngestError):
+    """Rows could not be written within the retry budget (they are in the rejects file)."""
+
+
+class LedgerConflictError(DynamoIngestError):
+    """A conditional ledger transition lost against another actor."""
+
+
+class JavaNotFoundError(DynamoIngestError):
+    """No Java runtime that Spark 3.5 can use was found."""

@@ -1,0 +1,93 @@
+"""The target table's key schema, read once with DescribeTable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from dynamo_ingest.errors import TargetTableError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+KeyType = Literal["S", "N", "B"]
+
+
+@dataclass(frozen=True)
+class KeyAttribute:
+    """One key attribute: its name (case-sensitive, as in the table) and scalar type."""
+
+    name: str
+    type: KeyType
+
+
+@dataclass(frozen=True)
+class KeySchema:
+    """The table's partition key and optional sort key."""
+
+    partition: KeyAttribute
+    sort: KeyAttribute | None = None
+
+    @property
+    def attributes(self) -> tuple[KeyAttribute, ...]:
+        """Partition key first, then the sort key when the table has one."""
+        return (self.partition,) if self.sort is None else (self.partition, self.sort)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The key attribute names, partition key first."""
+        return tuple(a.name for a in self.attributes)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able form, used in run reports and job arguments."""
+        return {"partition": [self.partition.name, self.partition.type],
+                "sort": None if self.sort is None else [self.sort.name, self.sort.type]}
+
+
+def key_schema_from_description(table: dict[str, Any]) -> KeySchema:
+    """Build the key schema from a DescribeTable ``Table`` dict."""
+    types: dict[str, str] = {
+        a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", [])
+    }
+    hash_key = range_key = None
+    for element in table.get("KeySchema", []):
+        attr = KeyAttribute(element["AttributeName"], types[element["AttributeName"]])  # type: ignore[arg-type]
+        if element["KeyType"] == "HASH":
+            hash_key = attr
+        else:
+            range_key = attr
+    if hash_key is None:
+        raise TargetTableError(f"table {table.get('TableName')!r} has no HASH key in its schema")
+    return KeySchema(hash_key, range_key)
+
+
+def check_key_arguments(schema: KeySchema, partition_key: str | None, sort_key: str | None,
+                        table_name: str) -> None:
+    """Fail clearly when ``--partition_key``/``--sort_key`` disagree with the table."""
+    if partition_key and partition_key != schema.partition.name:
+        raise TargetTableError(
+            f"--partition_key is {partition_key!r} but table {table_name!r} has partition key "
+            f"{schema.partition.name!r}: pass --partition_key {schema.partition.name}")
+    actual_sort = schema.sort.name if schema.sort else None
+    if sort_key and sort_key != actual_sort:
+        raise TargetTableError(
+            f"--sort_key is {sort_key!r} but table {table_name!r} has "
+            + (f"sort key {actual_sort!r}" if actual_sort else "no sort key")
+            + ": fix or drop --sort_key")
+
+
+def describe_key_schema(dynamodb: DynamoDBClient, table_name: str) -> tuple[KeySchema,
+                                                                              dict[str, Any]]:
+    """DescribeTable → (key schema, the raw ``Table`` description)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        table = dynamodb.describe_table(TableName=table_name)["Table"]
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            raise TargetTableError(
+                f"target table {table_name!r} does not exist on this endpoint: create it (or run "
+                f"`dynamo-ingest init`) and check --target_table / AWS_ENDPOINT_URL_DYNAMODB"
+            ) from err
+        raise TargetTableError(f"cannot describe table {table_name!r}: {err}") from err
+    return key_schema_from_description(dict(table)), dict(table)

@@ -1,0 +1,75 @@
+"""The run report: the counts every run ends with, and the identity they must satisfy."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+RunStatus = Literal["SUCCEEDED", "SUCCEEDED_WITH_REJECTS", "FAILED"]
+
+
+@dataclass
+class RowCounts:
+    """What happened to the rows of one partition (or of the whole run, when summed)."""
+
+    rows_read: int = 0
+    items_written: int = 0
+    rows_rejected: int = 0
+    duplicate_rows: int = 0
+    rows_skipped_by_resume: int = 0
+    wcu_consumed: float = 0.0
+    throttled_retries: int = 0
+    items_bounced: int = 0
+
+    def add(self, other: RowCounts) -> None:
+        """Accumulate another partition's counts into this one."""
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    @property
+    def identity_holds(self) -> bool:
+        """``rows_read = items_written + rows_rejected + duplicate_rows + rows_skipped_by_resume``."""
+        return self.rows_read == (self.items_written + self.rows_rejected
+                                  + self.duplicate_rows + self.rows_skipped_by_resume)
+
+
+@dataclass
+class RunReport:
+    """The JSON every run prints at the end and writes to ``--report_path``."""
+
+    status: RunStatus
+    source_path: str
+    target_table: str
+    counts: RowCounts = field(default_factory=RowCounts)
+    elapsed_s: float = 0.0
+    rejects_path: str | None = None
+    error: str | None = None
+    partitions: int = 0
+    attempt: int = 1
+    wcu_estimated: int | None = None
+    write_rate_wcu_s: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat JSON-able dict; the counts sit at the top level next to ``status``."""
+        data = asdict(self)
+        counts = data.pop("counts")
+        extra = data.pop("extra")
+        data.update(counts)
+        data["wcu_consumed"] = round(float(data["wcu_consumed"]), 1)
+        data["elapsed_s"] = round(float(data["elapsed_s"]), 3)
+        data.update(extra)
+        return data
+
+    def to_json(self) -> str:
+        """The report as indented JSON."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunReport:
+        """Inverse of :meth:`to_dict` (unknown keys go to ``extra``)."""
+        data = dict(data)
+        counts = RowCounts(**{k: data.pop(k) for k in list(data) if k in RowCounts.__dataclass_fields__})
+        known = {k: data.pop(k) for k in list(data) if k in cls.__dataclass_fields__}
+        return cls(counts=counts, extra=data, **known)
