@@ -1,1 +1,1 @@
-"""dynamo_ingest_cli."""
+"""The ``dynamo-ingest`` command line: run, init, crawl, demo, status, retry, estimate."""

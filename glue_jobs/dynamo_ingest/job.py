@@ -1,0 +1,311 @@
+"""The job: resolve the source and schema, read with Spark, partition by key hash, run
+:func:`dynamo_ingest.pipeline.process_partition` in every task, and report.
+
+``run`` is the one entry point for the Glue script, ``dynamo-ingest run`` and the local
+orchestration. Nothing is collected to the driver except one small row per partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from dynamo_ingest.arguments import JobArguments
+from dynamo_ingest.aws import AwsConfig
+from dynamo_ingest.catalog import CsvSchema, get_catalog_schema
+from dynamo_ingest.errors import DynamoIngestError, TargetTableError
+from dynamo_ingest.keys import KeySchema, check_key_arguments, describe_key_schema
+from dynamo_ingest.pipeline import (
+    REJECTS_HEADER,
+    PartitionResult,
+    PartitionTask,
+    default_partitions,
+    process_partition,
+    rate_per_task,
+)
+from dynamo_ingest.read import (
+    parse_header,
+    partitioned_for_writing,
+    read_head,
+    read_records,
+)
+from dynamo_ingest.report import RowCounts, RunReport
+from dynamo_ingest.runtime import Runtime
+from dynamo_ingest.storage import ResolvedSource, Storage, default_rejects_path, resolve_source
+from dynamo_ingest.writer import RetryPolicy
+
+LOG = logging.getLogger("dynamo_ingest")
+DEFAULT_ON_DEMAND_WCU_S = 4000.0  # a new on-demand table is warm for 4,000 writes/s
+STATS_FIELDS = (
+    ("partition", "int32"), ("rows_read", "int64"), ("items_written", "int64"),
+    ("rows_rejected", "int64"), ("duplicate_rows", "int64"), ("rows_skipped_by_resume", "int64"),
+    ("wcu_consumed", "float64"), ("throttled_retries", "int64"), ("items_bounced", "int64"),
+    ("exhausted", "bool"), ("error", "string"), ("rejects_written", "int64"),
+)
+STATS_DDL = ", ".join(
+    f"{name} {dict(int32='int', int64='long', float64='double', bool='boolean', string='string')[kind]}"
+    for name, kind in STATS_FIELDS)
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def table_write_capacity(table: dict[str, Any]) -> tuple[float, str]:
+    """The table's write capacity in WCU/s and where the number came from."""
+    billing = (table.get("BillingModeSummary") or {}).get("BillingMode", "PROVISIONED")
+    provisioned = (table.get("ProvisionedThroughput") or {}).get("WriteCapacityUnits") or 0
+    if billing != "PAY_PER_REQUEST" and provisioned > 0:
+        return float(provisioned), "provisioned WriteCapacityUnits"
+    on_demand = (table.get("OnDemandThroughput") or {}).get("MaxWriteRequestUnits") or 0
+    if on_demand > 0:
+        return float(on_demand), "on-demand MaxWriteRequestUnits"
+    warm = (table.get("WarmThroughput") or {}).get("WriteUnitsPerSecond") or 0
+    if warm > 0:
+        return float(warm), "warm throughput WriteUnitsPerSecond"
+    return DEFAULT_ON_DEMAND_WCU_S, "default for a new on-demand table"
+
+
+def resolve_write_rate(args: JobArguments, table: dict[str, Any]) -> tuple[float, str]:
+    """``--write_rate`` as WCU/s for the whole job (all tasks together)."""
+    if args.write_rate != "auto":
+        return float(args.write_rate), "--write_rate"
+    capacity, origin = table_write_capacity(table)
+    return capacity * args.write_share, f"{args.write_share:g} × {capacity:g} WCU/s ({origin})"
+
+
+def load_schema(args: JobArguments, aws: AwsConfig, source: ResolvedSource) -> CsvSchema:
+    """The catalog table's schema with the header's spelling, or the local crawler's."""
+    if args.catalog_database and args.catalog_table:
+        schema = get_catalog_schema(aws.client("glue"), args.catalog_database, args.catalog_table)
+        if args.delimiter or args.quote_char:
+            schema = replace(schema, delimiter=args.delimiter or schema.delimiter,
+                             quote_char=args.quote_char or schema.quote_char)
+        head = read_head(source.spark_path, aws.client("s3") if not source.local_copy and source.bucket
+                         else None, "" if source.local_copy else source.bucket, source.key)
+        header = parse_header(head, schema.delimiter, schema.quote_char, source.uri)
+        return schema.with_header_names(header)
+    from crawlers.local_crawler import infer_schema
+
+    local = Path(source.local_copy or source.spark_path)
+    if not local.exists():
+        raise DynamoIngestError(
+            f"{source.uri}: no catalog table named; pass --catalog_database/--catalog_table "
+            "(the crawler's table) when the file is read from S3 by Glue")
+    schema = infer_schema(local, delimiter=args.delimiter, quote_char=args.quote_char or '"')
+    head = read_head(str(local), None, "", "")
+    header = parse_header(head, schema.delimiter, schema.quote_char, source.uri)
+    return schema.with_header_names(header)
+
+
+def key_columns(schema: CsvSchema, keys: KeySchema) -> list[tuple[int, str]]:
+    """(column index, key type) of each key attribute, or a clear error naming the columns."""
+    out = []
+    for attribute in keys.attributes:
+        if attribute.name not in schema.names:
+            raise TargetTableError(
+                f"key attribute {attribute.name!r} of the target table is not a column of the "
+                f"file (columns: {', '.join(schema.names)})")
+        out.append((schema.names.index(attribute.name), attribute.type))
+    return out
+
+
+def _task_function(task: PartitionTask) -> Callable[[Iterator[Any]], Iterator[Any]]:
+    """The function every Spark task runs over its partition's Arrow batches."""
+
+    def run_partition(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+        from pyspark import TaskContext
+
+        from dynamo_ingest.checkpoints import checkpoint_store
+        from dynamo_ingest.rate import AdaptiveRateLimiter
+        from dynamo_ingest.storage import Storage
+        from dynamo_ingest.transport import BotocoreTransport
+        from dynamo_ingest.writer import BatchWriter
+
+        context = TaskContext.get()
+        partition = context.partitionId() if context is not None else 0
+        transport = BotocoreTransport.from_config(
+            endpoint_url=task.aws.endpoints.get("dynamodb"), region=task.aws.region,
+            credentials=task.aws.credentials)
+        limiter = AdaptiveRateLimiter(task.rate_per_task)
+        storage = Storage(task.aws)
+
+        def writer_factory(on_ack: Callable[[int], None]) -> BatchWriter:
+            return BatchWriter(transport, task.target_table, policy=task.retry, limiter=limiter,
+                               on_acknowledged=on_ack)
+
+        result = process_partition(partition, batches, task, writer_factory,
+                                   checkpoint_store(task), storage.put_file)
+        yield pa.RecordBatch.from_pylist([_result_row(result)], schema=_stats_schema())
+
+    return run_partition
+
+
+def _stats_schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema([(name, getattr(pa, kind)()) for name, kind in STATS_FIELDS])
+
+
+def _result_row(result: PartitionResult) -> dict[str, Any]:
+    counts = result.counts
+    return {"partition": result.partition, "rows_read": counts.rows_read,
+            "items_written": counts.items_written, "rows_rejected": counts.rows_rejected,
+            "duplicate_rows": counts.duplicate_rows,
+            "rows_skipped_by_resume": counts.rows_skipped_by_resume,
+            "wcu_consumed": counts.wcu_consumed, "throttled_retries": counts.throttled_retries,
+            "items_bounced": counts.items_bounced, "exhausted": result.exhausted,
+            "error": result.error, "rejects_written": result.rejects_written}
+
+
+class _ProgressPoller:
+    """Polls the ledger's checkpoints for rows written while Spark runs (driver thread)."""
+
+    def __init__(self, read_written: Callable[[], int], total: int,
+                 callback: ProgressCallback, interval_s: float = 0.5) -> None:
+        self._read = read_written
+        self._total = total
+        self._callback = callback
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="progress", daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._callback(self._read(), self._total)
+            except Exception:  # noqa: BLE001 - progress is cosmetic; never fail the job for it
+                LOG.debug("progress poll failed", exc_info=True)
+
+    def __enter__(self) -> _ProgressPoller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def run(args: JobArguments, runtime: Runtime | None = None, *,
+        progress: ProgressCallback | None = None, job_run_id: str | None = None) -> RunReport:
+    """Load ``args.source_path`` into ``args.target_table``; never raises for a failed load:
+    the report's ``status`` says FAILED and ``error`` says why."""
+    started = time.monotonic()
+    aws = AwsConfig.from_environ()
+    report = RunReport(status="FAILED", source_path=args.source_path, target_table=args.target_table)
+    run_id = job_run_id or f"local-{uuid.uuid4().hex[:12]}"
+    ledger = None
+    source = None
+    try:
+        if runtime is None:
+            from dynamo_ingest.runtime import local_runtime
+
+            runtime = local_runtime()
+        staging = Path(tempfile.mkdtemp(prefix="dynamo-ingest-stage-"))
+        source = resolve_source(args.source_path, aws, stage_s3=not runtime.is_glue,
+                                staging_dir=staging, expected_etag=args.source_etag)
+        dynamodb = aws.client("dynamodb")
+        keys, table = describe_key_schema(dynamodb, args.target_table)
+        check_key_arguments(keys, args.partition_key, args.sort_key, args.target_table)
+        schema = load_schema(args, aws, source)
+        key_cols = key_columns(schema, keys)
+
+        from dynamo_ingest.checkpoints import LedgerSession
+
+        ledger = LedgerSession.open(aws, args.ledger_table, source, create=aws.is_emulated)
+        previous_partitions = None
+        if ledger is not None:
+            report.attempt = ledger.job_started(run_id)
+            if args.restart:
+                ledger.clear_checkpoints()
+            previous_partitions = ledger.previous_partitions()
+        spark = runtime.spark
+        parallelism = spark.sparkContext.defaultParallelism
+        partitions = previous_partitions or args.partitions or default_partitions(
+            parallelism, source.size)
+        total_rate, rate_origin = resolve_write_rate(args, table)
+        rejects_path = args.rejects_path or default_rejects_path(source)
+        task = PartitionTask(
+            columns=schema.columns, key_schema=keys, target_table=args.target_table,
+            empty_value=args.empty_value, delimiter=schema.delimiter,
+            quote_char=schema.quote_char, aws=aws,
+            retry=RetryPolicy(max_retry_seconds=args.max_retry_seconds),
+            rate_per_task=rate_per_task(total_rate, partitions, parallelism),
+            rejects_parts_prefix=rejects_path + ".parts",
+            checkpoint_every=args.checkpoint_every,
+            ledger_table=args.ledger_table if ledger is not None else None,
+            source_key=(source.bucket, source.key, source.etag), partitions=partitions,
+            resume=not args.restart)
+        LOG.info("loading %s into %s: %d partitions, %.0f WCU/s (%s)", source.uri,
+                 args.target_table, partitions, total_rate, rate_origin)
+        records = read_records(spark, source.spark_path, schema)
+        ordered = partitioned_for_writing(records, key_cols, partitions)
+        results_frame = ordered.mapInArrow(_task_function(task), STATS_DDL)
+        if progress is not None and ledger is not None:
+            estimate = max(1, source.size // max(1, _bytes_per_row(source)))
+            with _ProgressPoller(ledger.items_written, estimate, progress):
+                rows = results_frame.collect()
+        else:
+            rows = results_frame.collect()
+        counts = RowCounts()
+        errors = []
+        rejected_parts = []
+        for row in rows:
+            counts.add(RowCounts(**{k: row[k] for k in RowCounts.__dataclass_fields__}))
+            if row["exhausted"] or row["error"]:
+                errors.append(f"partition {row['partition']}: {row['error']}")
+            if row["rejects_written"]:
+                rejected_parts.append(task.rejects_part(row["partition"]))
+        storage = Storage(aws)
+        if rejected_parts:
+            header = _rejects_header(schema)
+            storage.concat(header, sorted(rejected_parts), rejects_path)
+            storage.delete(rejected_parts)
+            report.rejects_path = rejects_path
+        report.counts = counts
+        report.partitions = partitions
+        report.write_rate_wcu_s = round(total_rate, 1)
+        if errors:
+            report.status = "FAILED"
+            report.error = f"{len(errors)} partition(s) could not finish: " + "; ".join(errors[:3])
+        elif counts.rows_rejected:
+            report.status = "SUCCEEDED_WITH_REJECTS"
+        else:
+            report.status = "SUCCEEDED"
+        if progress is not None:
+            progress(counts.items_written + counts.rows_skipped_by_resume, counts.rows_read)
+    except DynamoIngestError as err:
+        report.status = "FAILED"
+        report.error = str(err)
+    report.elapsed_s = time.monotonic() - started
+    if ledger is not None:
+        ledger.record_report(run_id, report.to_dict())
+    if args.report_path:
+        Storage(aws).put_bytes(report.to_json().encode("utf-8") + b"\n", args.report_path)
+    return report
+
+
+def _bytes_per_row(source: ResolvedSource) -> int:
+    """Average bytes per row from the first MB (for the progress bar's total only)."""
+    try:
+        with open(source.local_copy or source.spark_path, "rb") as handle:
+            sample = handle.read(1024 * 1024)
+    except OSError:
+        return 200
+    lines = sample.count(b"\n")
+    return max(1, len(sample) // max(1, lines))
+
+
+def _rejects_header(schema: CsvSchema) -> bytes:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow([*REJECTS_HEADER, *schema.names])
+    return buffer.getvalue().encode("utf-8")

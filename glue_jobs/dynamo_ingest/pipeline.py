@@ -1,0 +1,343 @@
+"""One partition's work inside a Spark task: decode, type and validate each record, keep the
+last row per key, write in batches, checkpoint, and account for every row.
+
+Plain Python (pyarrow batches in, counts out) so it is unit-testable without a JVM and can
+serve a Lambda-sized load later. Rows arrive sorted by (key hash, record number), so the
+rows of one key are adjacent and de-duplication needs memory for one hash group only.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from dynamo_ingest.arguments import EmptyPolicy
+from dynamo_ingest.aws import AwsConfig
+from dynamo_ingest.catalog import Column
+from dynamo_ingest.items import BuiltItem, ItemBuilder, Rejection, decode_utf8
+from dynamo_ingest.keys import KeySchema
+from dynamo_ingest.read import CORRUPT_COLUMN, KEY_HASH, RECORD_NO, value_column
+from dynamo_ingest.report import RowCounts
+from dynamo_ingest.writer import BatchWriter, RetryPolicy, WriteRequest
+
+REJECTS_HEADER = ("record_no", "reason")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a partition stands: its first ``rows_done`` rows are final (written, rejected or
+    duplicate) with these counts; ``positions_done`` items of its write stream are written."""
+
+    rows_done: int
+    positions_done: int
+    items_written: int
+    rows_rejected: int
+    duplicate_rows: int
+    wcu_consumed: float = 0.0
+    done: bool = False
+
+    def as_counts(self) -> dict[str, int | float]:
+        """The mapping stored in the ledger."""
+        return {"rows_done": self.rows_done, "positions_done": self.positions_done,
+                "items_written": self.items_written, "rows_rejected": self.rows_rejected,
+                "duplicate_rows": self.duplicate_rows, "wcu_consumed": self.wcu_consumed,
+                "done": int(self.done)}
+
+    @classmethod
+    def from_counts(cls, counts: dict[str, Any]) -> Checkpoint:
+        """Inverse of :meth:`as_counts`."""
+        return cls(int(counts["rows_done"]), int(counts["positions_done"]),
+                   int(counts["items_written"]), int(counts["rows_rejected"]),
+                   int(counts["duplicate_rows"]), float(counts.get("wcu_consumed", 0)),
+                   bool(int(counts.get("done", 0))))
+
+
+class CheckpointStore(Protocol):
+    """Where a task reads its partition's last checkpoint and records new ones."""
+
+    def load(self, partition: int) -> Checkpoint | None:
+        """The partition's last checkpoint, if any."""
+
+    def save(self, partition: int, checkpoint: Checkpoint) -> None:
+        """Record a checkpoint (called every K acknowledged batches and at the end)."""
+
+
+@dataclass(frozen=True)
+class PartitionTask:
+    """Everything a Spark task needs; picklable, built once on the driver."""
+
+    columns: tuple[Column, ...]
+    key_schema: KeySchema
+    target_table: str
+    empty_value: EmptyPolicy
+    delimiter: str
+    quote_char: str
+    aws: AwsConfig
+    retry: RetryPolicy
+    rate_per_task: float | None
+    rejects_parts_prefix: str
+    checkpoint_every: int = 100
+    ledger_table: str | None = None
+    source_key: tuple[str, str, str] | None = None  # (bucket, key, etag) for the ledger
+    partitions: int = 1
+    resume: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def rejects_part(self, partition: int) -> str:
+        """The rejects part file of one partition (merged into one file by the driver)."""
+        sep = "" if self.rejects_parts_prefix.endswith("/") else "/"
+        return f"{self.rejects_parts_prefix}{sep}part-{partition:05d}.csv"
+
+
+@dataclass
+class PartitionResult:
+    """What one partition reports back to the driver."""
+
+    partition: int
+    counts: RowCounts
+    exhausted: bool = False
+    error: str | None = None
+    rejects_written: int = 0
+
+
+class RejectsFile:
+    """A partition's rejects as CSV: record number, reason, then the original values."""
+
+    def __init__(self) -> None:
+        self._handle: io.TextIOWrapper | None = None
+        self.path: Path | None = None
+        self.count = 0
+
+    def add(self, record_no: int, reason: str, values: Sequence[str | None]) -> None:
+        """Append one rejected record."""
+        if self._handle is None:
+            fd, name = tempfile.mkstemp(prefix="rejects-", suffix=".csv")
+            self.path = Path(name)
+            # surrogateescape writes the original bytes back for invalid UTF-8 values.
+            self._handle = open(fd, "w", encoding="utf-8", errors="surrogateescape", newline="")  # noqa: SIM115
+            self._writer = csv.writer(self._handle, lineterminator="\n")
+        self._writer.writerow([record_no, reason, *("" if v is None else v for v in values)])
+        self.count += 1
+
+    def close(self) -> Path | None:
+        """Close and return the temporary file (None when nothing was rejected)."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        return self.path
+
+
+def original_values(raw: Sequence[str | None]) -> list[str | None]:
+    """Values for the rejects file, bytes preserved (read as ISO-8859-1 by Spark)."""
+    out: list[str | None] = []
+    for value in raw:
+        if value is None or value.isascii():
+            out.append(value)
+        else:
+            out.append(value.encode("latin-1").decode("utf-8", "surrogateescape"))
+    return out
+
+
+def malformed_reason(raw: str, expected: int, delimiter: str, quote_char: str) -> tuple[str, list[str | None]]:
+    """Why Spark could not parse a record, and its fields as far as Python can split them."""
+    text = original_values([raw])[0] or ""
+    try:
+        fields = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
+                                 quotechar=quote_char), [])
+    except csv.Error as err:
+        return f"malformed record: {err}", [text]
+    found = len(fields)
+    if found != expected:
+        return f"malformed record: expected {expected} fields, found {found}", list(fields)
+    return "malformed record: unbalanced quotes or stray characters", list(fields)
+
+
+@dataclass
+class _Group:
+    """Rows sharing one key hash: the winning row per exact key, in first-seen order."""
+
+    key_hash: int | None = None
+    winners: dict[tuple[str, ...], tuple[int, BuiltItem]] = field(default_factory=dict)
+    rows: int = 0
+    duplicates: int = 0
+
+
+def _rows(batches: Iterable[Any], width: int) -> Iterator[tuple[list[str | None], str | None, int, int]]:
+    """(values, corrupt raw text, record number, key hash) for every row of the batches."""
+    names = [value_column(i) for i in range(width)]
+    for batch in batches:
+        data = batch.to_pydict()
+        columns = [data[name] for name in names]
+        corrupt = data[CORRUPT_COLUMN]
+        record_nos = data[RECORD_NO]
+        hashes = data[KEY_HASH]
+        for row in range(batch.num_rows):
+            yield [col[row] for col in columns], corrupt[row], record_nos[row], hashes[row]
+
+
+def process_partition(partition: int, batches: Iterable[Any], task: PartitionTask,
+                      writer_factory: Callable[[Callable[[int], None]], BatchWriter],
+                      checkpoints: CheckpointStore | None,
+                      put_rejects: Callable[[Path, str], None]) -> PartitionResult:
+    """Process one partition; every input row ends up written, rejected or duplicate (or
+    skipped because an earlier attempt already finished it)."""
+    builder = ItemBuilder(task.columns, task.key_schema, task.empty_value)
+    width = len(task.columns)
+    names = [c.name for c in task.columns]
+    counts = RowCounts()
+    rejects = RejectsFile()
+    resume_from = checkpoints.load(partition) if (checkpoints and task.resume) else None
+    skip_rows = resume_from.rows_done if resume_from else 0
+    base_positions = resume_from.positions_done if resume_from else 0
+    if resume_from and resume_from.done:
+        skip_rows = -1  # the whole partition was finished by an earlier attempt
+
+    # Snapshots at hash-group ends: (positions_end, rows_end, rejected, duplicates).
+    snapshots: list[tuple[int, int, int, int]] = []
+    acked = {"positions": base_positions, "batches": 0}
+    # "position" numbers the partition's write stream from 0 in every attempt, so the
+    # prefix an earlier attempt wrote is replayed (not sent) up to base_positions.
+    state = {"rows": 0, "rejected": 0, "duplicates": 0, "position": 0}
+
+    def save_checkpoint(done: bool = False) -> None:
+        if checkpoints is None or skip_rows < 0:
+            return
+        if done:
+            mark = (state["position"], counts.rows_read, state["rejected"], state["duplicates"])
+        else:
+            usable = [s for s in snapshots if s[0] <= acked["positions"]]
+            if not usable:
+                return
+            mark = usable[-1]
+            del snapshots[:len(usable) - 1]
+        positions_end, rows_end, rejected, duplicates = mark
+        prior = resume_from
+        checkpoints.save(partition, Checkpoint(
+            rows_done=rows_end,
+            positions_done=positions_end,
+            items_written=positions_end - base_positions + (prior.items_written if prior else 0),
+            rows_rejected=rejected + (prior.rows_rejected if prior else 0),
+            duplicate_rows=duplicates + (prior.duplicate_rows if prior else 0),
+            wcu_consumed=0.0, done=done))
+
+    def on_acknowledged(prefix: int) -> None:
+        acked["positions"] = base_positions + prefix
+        acked["batches"] += 1
+        if acked["batches"] % task.checkpoint_every == 0:
+            save_checkpoint()
+
+    def reject(record_no: int, reason: str, values: Sequence[str | None], *, count: bool) -> None:
+        rejects.add(record_no, reason, original_values(values))
+        if count:
+            state["rejected"] += 1
+
+    def flush(group: _Group, in_prefix: bool) -> Iterator[WriteRequest]:
+        if not in_prefix:
+            state["duplicates"] += group.duplicates
+        for record_no, built in sorted(group.winners.values(), key=lambda w: w[0]):
+            position = state["position"]
+            state["position"] += 1
+            if not in_prefix:
+                yield WriteRequest(position - base_positions, record_no, built.item, built.key,
+                                   built.size, built.wcu)
+        if not in_prefix:
+            snapshots.append((state["position"], state["rows"], state["rejected"],
+                              state["duplicates"]))
+
+    def requests() -> Iterator[WriteRequest]:
+        group = _Group()
+        group_in_prefix = False
+        for index, (raw, corrupt, record_no, hashed) in enumerate(_rows(batches, width)):
+            counts.rows_read += 1
+            in_prefix = skip_rows < 0 or index < skip_rows
+            if hashed != group.key_hash or group.key_hash is None:
+                yield from flush(group, group_in_prefix)
+                group = _Group(key_hash=hashed)
+                group_in_prefix = in_prefix
+            if in_prefix:
+                counts.rows_skipped_by_resume += 1
+            else:
+                state["rows"] = index + 1
+            if corrupt is not None:
+                reason, fields = malformed_reason(corrupt, width, task.delimiter, task.quote_char)
+                reject(record_no, reason, fields, count=not in_prefix)
+                continue
+            decoded = decode_utf8(raw)
+            if isinstance(decoded, Rejection):
+                reject(record_no, decoded.reason, raw, count=not in_prefix)
+                continue
+            built = builder.build(decoded)
+            if isinstance(built, Rejection):
+                reject(record_no, built.reason, raw, count=not in_prefix)
+                continue
+            previous = group.winners.pop(built.key, None)
+            if previous is not None:
+                group.duplicates += 1
+            group.winners[built.key] = (record_no, built)
+        yield from flush(group, group_in_prefix)
+        state["rows"] = counts.rows_read
+
+    stream = requests()
+    writer = writer_factory(on_acknowledged)
+    outcome = writer.write_all(stream)
+    result = PartitionResult(partition, counts, exhausted=outcome.exhausted)
+    for failed in outcome.failed:
+        request = failed.request
+        reject(request.record_no, failed.reason, _item_values(request.item, names), count=True)
+    if outcome.exhausted:
+        # The rest of the partition is not attempted: report each row, it is not lost.
+        reason = ("not written: an earlier batch of this partition exhausted the retry budget; "
+                  "a retry resumes from the last checkpoint")
+        for request in stream:
+            reject(request.record_no, reason, _item_values(request.item, names), count=True)
+        result.error = outcome.failed[0].reason if outcome.failed else reason
+    stats = outcome.stats
+    counts.items_written = stats.items_written
+    counts.wcu_consumed = stats.wcu_consumed
+    counts.throttled_retries = stats.throttled_retries
+    counts.items_bounced = stats.items_bounced
+    counts.rows_rejected = state["rejected"]
+    counts.duplicate_rows = state["duplicates"]
+    save_checkpoint(done=not outcome.exhausted)
+    path = rejects.close()
+    result.rejects_written = rejects.count
+    if path is not None:
+        put_rejects(path, task.rejects_part(partition))
+    return result
+
+
+def _item_values(item: dict[str, dict[str, Any]], names: Sequence[str]) -> list[str | None]:
+    """Best-effort original values of a built item, in column order, for the rejects file."""
+    out: list[str | None] = []
+    for name in names:
+        value = item.get(name)
+        if value is None:
+            out.append(None)
+        else:
+            kind, raw = next(iter(value.items()))
+            out.append(str(raw).lower() if kind == "BOOL" else (None if kind == "NULL" else str(raw)))
+    return out
+
+
+def rate_per_task(total_wcu_s: float | None, partitions: int, slots: int) -> float | None:
+    """Split a global WCU/s budget among the tasks that run at the same time."""
+    if total_wcu_s is None:
+        return None
+    return total_wcu_s / max(1, min(partitions, slots))
+
+
+def default_partitions(parallelism: int, size_bytes: int) -> int:
+    """A fixed partition count: enough for every core, and ≤ ~64 MB of CSV per partition."""
+    by_size = size_bytes // (64 * 1024 * 1024) + 1
+    return max(2 * parallelism, by_size, 4)
+
+
+def worker_environment() -> dict[str, str]:
+    """Environment facts a task may log (kept tiny on purpose)."""
+    return {"pid": str(os.getpid())}

@@ -1,0 +1,127 @@
+"""Reading the CSV: the exact header (Python) and the records (Spark, RFC 4180).
+
+Spark reads the file as ISO-8859-1 so that every byte is one character: parsing is the same
+as UTF-8 for ASCII delimiters and quotes, and the Python workers re-decode each value as
+strict UTF-8, which rejects a record with invalid UTF-8 instead of silently turning its
+bytes into U+FFFD. Every value is read as a string so numbers reach DynamoDB exactly as
+written. Files are read with ``multiLine`` (quoted newlines), which gives one partition per
+file, so ``monotonically_increasing_id`` numbers the data records 0, 1, 2 … in file order.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from dynamo_ingest.catalog import CsvSchema
+from dynamo_ingest.errors import SourceError
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column as SparkColumn
+    from pyspark.sql import DataFrame, SparkSession
+
+CORRUPT_COLUMN = "_corrupt_record"
+RECORD_NO = "_record_no"
+KEY_HASH = "_key_hash"
+HEADER_PROBE_BYTES = 1024 * 1024
+
+
+def value_column(index: int) -> str:
+    """Internal Spark name of the ``index``-th CSV column (header names can be anything)."""
+    return f"c{index}"
+
+
+def parse_header(head: bytes, delimiter: str, quote_char: str, source: str) -> list[str]:
+    """The header names exactly as written (BOM dropped), from the first bytes of the file."""
+    if not head.strip():
+        raise SourceError(f"{source}: the file is empty; expected a header row")
+    try:
+        text = codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=False)
+    except UnicodeDecodeError as err:
+        raise SourceError(f"{source}: the header row is not valid UTF-8 ({err})") from err
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quote_char,
+                        strict=False)
+    try:
+        header = next(reader)
+    except (csv.Error, StopIteration) as err:
+        raise SourceError(f"{source}: cannot parse the header row ({err})") from err
+    if len(head) >= HEADER_PROBE_BYTES and not text.endswith(("\n", "\r")) and reader.line_num < 2:
+        raise SourceError(f"{source}: the header row is longer than {HEADER_PROBE_BYTES} bytes")
+    names = [name.strip("\r") for name in header]
+    if any(not name for name in names):
+        position = [i + 1 for i, name in enumerate(names) if not name]
+        raise SourceError(f"{source}: header column(s) {position} have no name; every column "
+                          "needs one (it becomes the DynamoDB attribute name)")
+    seen: set[str] = set()
+    repeated = [n for n in names if n in seen or seen.add(n)]  # type: ignore[func-returns-value]
+    if repeated:
+        raise SourceError(f"{source}: header names repeat ({', '.join(repeated)}); DynamoDB "
+                          "attribute names must be unique")
+    return names
+
+
+def read_head(spark_path: str, s3: Any | None, bucket: str, key: str) -> bytes:
+    """The first :data:`HEADER_PROBE_BYTES` of the file (a ranged GET for S3)."""
+    if bucket:
+        response = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{HEADER_PROBE_BYTES - 1}")
+        return bytes(response["Body"].read())
+    with open(spark_path, "rb") as handle:
+        return handle.read(HEADER_PROBE_BYTES)
+
+
+def read_records(spark: SparkSession, path: str, schema: CsvSchema) -> DataFrame:
+    """All data records as strings ``c0…cN``, plus the raw text of malformed ones and the
+    1-based record number."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    fields = [StructField(value_column(i), StringType()) for i in range(len(schema.columns))]
+    fields.append(StructField(CORRUPT_COLUMN, StringType()))
+    frame = (
+        spark.read.format("csv")
+        .schema(StructType(fields))
+        .option("header", schema.has_header)
+        .option("multiLine", True)
+        .option("encoding", "ISO-8859-1")
+        .option("sep", schema.delimiter)
+        .option("quote", schema.quote_char)
+        .option("escape", schema.quote_char)
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", CORRUPT_COLUMN)
+        .option("ignoreLeadingWhiteSpace", False)
+        .option("ignoreTrailingWhiteSpace", False)
+        .option("enforceSchema", True)
+        .load(path)
+    )
+    if frame.rdd.getNumPartitions() != 1:
+        # Record numbers rely on one partition per file (multiLine files are not split).
+        frame = frame.coalesce(1)
+    return frame.withColumn(RECORD_NO, F.monotonically_increasing_id() + F.lit(1))
+
+
+def key_hash(key_columns: Sequence[tuple[int, str]]) -> SparkColumn:
+    """A stable 64-bit hash of the key columns; numeric keys hash by value (1 = 1.0 = 01).
+
+    Two different keys may share a hash (the writer groups by the exact key), but the same
+    key always lands in the same partition and next to its duplicates.
+    """
+    from pyspark.sql import functions as F
+
+    parts = [F.col(value_column(index)).cast("double") if key_type == "N"
+             else F.col(value_column(index)) for index, key_type in key_columns]
+    return F.xxhash64(*parts)
+
+
+def partitioned_for_writing(records: DataFrame, key_columns: Sequence[tuple[int, str]],
+                            partitions: int) -> DataFrame:
+    """Hash-partition into a fixed count and order each partition by (key hash, record).
+
+    Deterministic for a given file and partition count, which is what resume relies on, and
+    the hash order spreads writes over DynamoDB partitions instead of rolling through them.
+    """
+    return (records.withColumn(KEY_HASH, key_hash(key_columns))
+            .repartition(partitions, KEY_HASH)
+            .sortWithinPartitions(KEY_HASH, RECORD_NO))
