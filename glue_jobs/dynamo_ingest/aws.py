@@ -64,4 +64,5 @@ class AwsConfig:
             kwargs["aws_session_token"] = self.credentials[2]
         if config:
             kwargs["config"] = Config(**config)
-        return boto3.client(service, **kwargs)
+        factory: Any = boto3.client  # one generic call; the typed overloads need a literal
+        return factory(service, **kwargs)

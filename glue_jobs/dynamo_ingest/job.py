@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -105,7 +105,7 @@ def load_schema(args: JobArguments, aws: AwsConfig, source: ResolvedSource) -> C
 
 def key_columns(schema: CsvSchema, keys: KeySchema) -> list[tuple[int, str]]:
     """(column index, key type) of each key attribute, or a clear error naming the columns."""
-    out = []
+    out: list[tuple[int, str]] = []
     for attribute in keys.attributes:
         if attribute.name not in schema.names:
             raise TargetTableError(
@@ -115,10 +115,10 @@ def key_columns(schema: CsvSchema, keys: KeySchema) -> list[tuple[int, str]]:
     return out
 
 
-def _task_function(task: PartitionTask) -> Callable[[Iterator[Any]], Iterator[Any]]:
+def _task_function(task: PartitionTask) -> Callable[[Iterable[Any]], Iterable[Any]]:
     """The function every Spark task runs over its partition's Arrow batches."""
 
-    def run_partition(batches: Iterator[Any]) -> Iterator[Any]:
+    def run_partition(batches: Iterable[Any]) -> Iterator[Any]:
         import pyarrow as pa
         from pyspark import TaskContext
 

@@ -65,7 +65,7 @@ def parse_header(head: bytes, delimiter: str, quote_char: str, source: str) -> l
 
 def read_head(spark_path: str, s3: Any | None, bucket: str, key: str) -> bytes:
     """The first :data:`HEADER_PROBE_BYTES` of the file (a ranged GET for S3)."""
-    if bucket:
+    if bucket and s3 is not None:
         response = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{HEADER_PROBE_BYTES - 1}")
         return bytes(response["Body"].read())
     with open(spark_path, "rb") as handle:

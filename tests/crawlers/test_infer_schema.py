@@ -1,0 +1,242 @@
+"""infer_schema: header detection, Glue's type rules and CSV dialects on small real files."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import pytest
+from dynamo_ingest.errors import CatalogError
+
+from crawlers.local_crawler import infer_schema, value_type, widen
+
+
+def write(tmp_path: Path, content: str | bytes, name: str = "data.csv") -> Path:
+    """A CSV file with exactly these bytes (text is written as UTF-8, newlines untouched)."""
+    path = tmp_path / name
+    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    return path
+
+
+def column_type(tmp_path: Path, values: list[str]) -> str:
+    """The type inferred for a ``value`` column holding ``values`` (beside a string key)."""
+    body = "".join(f"k{i},{v}\n" for i, v in enumerate(values))
+    schema = infer_schema(write(tmp_path, "key,value\n" + body))
+    assert schema.columns[0].type == "string"
+    return schema.columns[1].type
+
+
+def test_header_names_and_types(tmp_path: Path) -> None:
+    schema = infer_schema(write(tmp_path, "id,name,price,active\n1,ann,2.5,true\n2,bob,3,false\n"))
+    assert schema.names == ("id", "name", "price", "active")
+    assert [c.type for c in schema.columns] == ["bigint", "string", "double", "boolean"]
+    assert (schema.delimiter, schema.quote_char, schema.has_header) == (",", '"', True)
+
+
+def test_no_header_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="no header row detected") as caught:
+        infer_schema(write(tmp_path, "1,ann,2.5\n2,bob,3.5\n"))
+    message = str(caught.value)
+    assert "'1' parses as BIGINT" in message
+    assert "needs a header row" in message
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["1", "-2", "+3"], "bigint"),
+        (["1.5", "2e3", ".5", "-7."], "double"),
+        (["1", "2.5"], "double"),
+        (["true", "FALSE", "True"], "boolean"),
+        (["1", "x"], "string"),
+        (["true", "1"], "string"),
+        (["1.5", "yes"], "string"),
+        (["", "5", ""], "bigint"),
+        (["", ""], "string"),
+        ([" 5"], "string"),  # disable_value_trimming: values are typed as written
+        (["NaN", "1"], "string"),
+        (["2024-01-15"], "string"),
+        (["9223372036854775807", "-9223372036854775808"], "bigint"),
+        (["9223372036854775808"], "double"),
+    ],
+)
+def test_column_types_follow_glue(tmp_path: Path, values: list[str], expected: str) -> None:
+    assert column_type(tmp_path, values) == expected
+
+
+def test_zero_padded_ids_are_bigint_like_glue_with_a_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="crawlers.local_crawler"):
+        assert column_type(tmp_path, ["007", "012", "0"]) == "bigint"
+    assert "'007'" in caplog.text
+    assert "leading zeros" in caplog.text
+
+
+def test_forty_digit_number_is_double_with_a_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    forty = "1234567890" * 4
+    with caplog.at_level(logging.WARNING, logger="crawlers.local_crawler"):
+        assert column_type(tmp_path, [forty, "5"]) == "double"
+    assert forty in caplog.text
+
+
+def test_value_type_and_widen_rules() -> None:
+    assert [value_type(v) for v in ("0", "0.0", "false", "abc", "١٢")] == [
+        "bigint", "double", "boolean", "string", "string"]  # non-ASCII digits are text
+    assert widen(None, "bigint") == "bigint"
+    assert widen("bigint", "double") == widen("double", "bigint") == "double"
+    assert widen("boolean", "bigint") == "string"
+    assert widen("string", "double") == "string"
+
+
+@pytest.mark.parametrize("delimiter", [",", "\t", "|", ";", "\x01"])
+def test_delimiter_is_detected(tmp_path: Path, delimiter: str) -> None:
+    rows = [["id", "note", "qty"], ["1", "a b", "2"], ["2", "c", "3"]]
+    text = "".join(delimiter.join(r) + "\n" for r in rows)
+    schema = infer_schema(write(tmp_path, text))
+    assert schema.delimiter == delimiter
+    assert schema.names == ("id", "note", "qty")
+    assert [c.type for c in schema.columns] == ["bigint", "string", "bigint"]
+
+
+def test_pipe_file_with_commas_in_values_is_pipe(tmp_path: Path) -> None:
+    text = "id|note\n1|hello, world\n2|plain\n3|a, b, c\n"
+    schema = infer_schema(write(tmp_path, text))
+    assert schema.delimiter == "|"
+    assert schema.names == ("id", "note")
+
+
+def test_explicit_delimiter_wins(tmp_path: Path) -> None:
+    schema = infer_schema(write(tmp_path, "a;b,c\n1;2,3\n"), delimiter=";")
+    assert schema.names == ("a", "b,c")
+    assert schema.delimiter == ";"
+
+
+def test_bom_and_crlf(tmp_path: Path) -> None:
+    schema = infer_schema(write(tmp_path, b"\xef\xbb\xbfid,name\r\n1,ann\r\n2,bob\r\n"))
+    assert schema.names == ("id", "name")
+    assert [c.type for c in schema.columns] == ["bigint", "string"]
+
+
+def test_quoted_fields_with_delimiter_newline_and_doubled_quotes(tmp_path: Path) -> None:
+    text = ('id,"last, first",qty\r\n'
+            '1,"Doe, Jane",2\r\n'
+            '2,"line one\nline two",3\r\n'
+            '3,"say ""hi""",4\r\n')
+    schema = infer_schema(write(tmp_path, text))
+    assert schema.names == ("id", "last, first", "qty")
+    assert [c.type for c in schema.columns] == ["bigint", "string", "bigint"]
+
+
+def test_custom_quote_char(tmp_path: Path) -> None:
+    schema = infer_schema(write(tmp_path, "id,note\n1,'a,b'\n2,'c'\n"), quote_char="'")
+    assert schema.quote_char == "'"
+    assert schema.names == ("id", "note")
+
+
+def test_header_case_is_kept(tmp_path: Path) -> None:
+    schema = infer_schema(write(tmp_path, "batchId,Amount\n1,2.5\n"))
+    assert schema.names == ("batchId", "Amount")
+
+
+def test_trailing_delimiter_drops_the_empty_last_column(tmp_path: Path) -> None:
+    schema = infer_schema(write(tmp_path, "id,name,\n1,ann,\n2,bob,\n"))
+    assert schema.names == ("id", "name")
+
+
+def test_empty_header_name_with_values_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="column 3 value '' is not a valid Glue column name"):
+        infer_schema(write(tmp_path, "id,name,\n1,ann,x\n"))
+
+
+def test_long_header_value_only_allowed_in_last_column(tmp_path: Path) -> None:
+    long_name = "n" * 150
+    ok = infer_schema(write(tmp_path, f"id,{long_name}\n1,a\n", "ok.csv"))
+    assert ok.names == ("id", long_name)
+    with pytest.raises(CatalogError, match="column 1 value has 150 characters"):
+        infer_schema(write(tmp_path, f"{long_name},id\na,1\n", "bad.csv"))
+
+
+def test_control_character_in_header_is_not_a_column_name(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="not a valid Glue column name"):
+        infer_schema(write(tmp_path, 'id,"na\x07me"\n1,a\n'))
+
+
+def test_names_equal_but_for_case_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="'id' and 'ID'"):
+        infer_schema(write(tmp_path, "id,ID\n1,2\n"))
+
+
+def test_single_column_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="at least two columns"):
+        infer_schema(write(tmp_path, "id\n1\n2\n", "detect.csv"))
+    with pytest.raises(CatalogError, match="at least two"):
+        infer_schema(write(tmp_path, "id\n1\n2\n", "given.csv"), delimiter=",")
+
+
+def test_header_without_data_rows_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="no data rows"):
+        infer_schema(write(tmp_path, "id,name\n\n"))
+
+
+def test_empty_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="is empty"):
+        infer_schema(write(tmp_path, ""))
+
+
+def test_non_utf8_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="not UTF-8"):
+        infer_schema(write(tmp_path, b"id,name\n1,caf\xe9\n"))
+
+
+def test_all_string_header_needs_a_typed_column_outside_the_custom_classifier(
+        tmp_path: Path) -> None:
+    comma = infer_schema(write(tmp_path, "name,city\nann,paris\n", "comma.csv"))
+    assert comma.names == ("name", "city")  # contains_header PRESENT: taken as written
+    with pytest.raises(CatalogError, match="every column is STRING"):
+        infer_schema(write(tmp_path, "name|city\nann|paris\n", "pipe.csv"))
+    typed = infer_schema(write(tmp_path, "name|age\nann|31\n", "typed.csv"))
+    assert typed.names == ("name", "age")
+
+
+def test_only_sample_rows_are_typed(tmp_path: Path) -> None:
+    path = write(tmp_path, "key,n\n" + "".join(f"k,{i}\n" for i in range(5)) + "k,oops\n")
+    assert infer_schema(path, sample_rows=5).columns[1].type == "bigint"
+    assert infer_schema(path, sample_rows=6).columns[1].type == "string"
+
+
+class EndlessCsv(io.RawIOBase):
+    """A CSV stream that never ends; counts the bytes handed out."""
+
+    def __init__(self) -> None:
+        self.handed_out = 0
+        self._pending = b"id,name\n"
+        self._row = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while len(self._pending) < len(buffer):
+            self._pending += f"{self._row},name{self._row}\n".encode()
+            self._row += 1
+        size = len(buffer)
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        self.handed_out += size
+        return size
+
+
+def test_reads_a_bounded_prefix_of_an_endless_stream() -> None:
+    raw = EndlessCsv()
+    schema = infer_schema(io.BufferedReader(raw), sample_rows=50)
+    assert schema.names == ("id", "name")
+    assert [c.type for c in schema.columns] == ["bigint", "string"]
+    assert raw.handed_out < 256 * 1024
+
+
+def test_callers_stream_is_left_open() -> None:
+    stream = io.BytesIO(b"id,name\n1,ann\n")
+    infer_schema(stream)
+    assert not stream.closed
