@@ -47,11 +47,11 @@ STATS_FIELDS = (
     ("partition", "int32"), ("rows_read", "int64"), ("items_written", "int64"),
     ("rows_rejected", "int64"), ("duplicate_rows", "int64"), ("rows_skipped_by_resume", "int64"),
     ("wcu_consumed", "float64"), ("throttled_retries", "int64"), ("items_bounced", "int64"),
-    ("exhausted", "bool"), ("error", "string"), ("rejects_written", "int64"),
+    ("exhausted", "bool_"), ("error", "string"), ("rejects_written", "int64"),
 )
-STATS_DDL = ", ".join(
-    f"{name} {dict(int32='int', int64='long', float64='double', bool='boolean', string='string')[kind]}"
-    for name, kind in STATS_FIELDS)
+SPARK_TYPES = {"int32": "int", "int64": "long", "float64": "double", "bool_": "boolean",
+               "string": "string"}
+STATS_DDL = ", ".join(f"{name} {SPARK_TYPES[kind]}" for name, kind in STATS_FIELDS)
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -280,6 +280,9 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
             report.status = "SUCCEEDED"
         if progress is not None:
             progress(counts.items_written + counts.rows_skipped_by_resume, counts.rows_read)
+        if ledger is not None and report.status != "FAILED":
+            # A finished load leaves no checkpoints: the next run of this object starts fresh.
+            ledger.clear_checkpoints()
     except DynamoIngestError as err:
         report.status = "FAILED"
         report.error = str(err)

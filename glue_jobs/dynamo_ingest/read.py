@@ -38,10 +38,8 @@ def parse_header(head: bytes, delimiter: str, quote_char: str, source: str) -> l
     """The header names exactly as written (BOM dropped), from the first bytes of the file."""
     if not head.strip():
         raise SourceError(f"{source}: the file is empty; expected a header row")
-    try:
-        text = codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=False)
-    except UnicodeDecodeError as err:
-        raise SourceError(f"{source}: the header row is not valid UTF-8 ({err})") from err
+    # Only the header must be valid UTF-8; bad bytes further down reject their own records.
+    text = head.removeprefix(codecs.BOM_UTF8).decode("utf-8", "surrogateescape")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quote_char,
                         strict=False)
     try:
@@ -51,6 +49,12 @@ def parse_header(head: bytes, delimiter: str, quote_char: str, source: str) -> l
     if len(head) >= HEADER_PROBE_BYTES and not text.endswith(("\n", "\r")) and reader.line_num < 2:
         raise SourceError(f"{source}: the header row is longer than {HEADER_PROBE_BYTES} bytes")
     names = [name.strip("\r") for name in header]
+    for name in names:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise SourceError(f"{source}: the header row is not valid UTF-8 "
+                              f"(column {name!r})") from err
     if any(not name for name in names):
         position = [i + 1 for i, name in enumerate(names) if not name]
         raise SourceError(f"{source}: header column(s) {position} have no name; every column "
