@@ -80,6 +80,9 @@ class FaultPlan:
     # the plan was set are all throttled; storm_requests None means until another plan is set.
     fail_after_requests: int | None = None
     storm_requests: int | None = None
+    # Only writes to these tables see faults and capacity (None: every table). In AWS the
+    # ledger table has its own capacity, so tests scope a storm to the target table.
+    tables: tuple[str, ...] | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -121,7 +124,10 @@ class FaultPlan:
         if unknown:
             raise DoubleError(f"unknown FaultPlan fields {unknown}: expected some of "
                               f"{sorted(known)}")
-        return cls(**fields)
+        values = dict(fields)
+        if values.get("tables") is not None:
+            values["tables"] = tuple(values["tables"])
+        return cls(**values)
 
 
 @dataclass
@@ -384,6 +390,12 @@ class DynamoDBDouble:
 
     def _handle_write(self, operation: str, body: bytes, headers: Mapping[str, str]) -> _Reply:
         request = json.loads(body)
+        scope = self._plan.tables
+        if scope is not None:
+            tables = (set(request.get("RequestItems", {})) if operation == "BatchWriteItem"
+                      else {request.get("TableName", "")})
+            if not tables & set(scope):
+                return self._forward(body, headers)
         with self._lock:
             plan = self._plan
             index = self._plan_write_requests

@@ -81,6 +81,10 @@ class LedgerCheckpointStore:
                                          checkpoint.as_counts(), self._partitions)
         except LedgerConflictError as err:
             LOG.info("checkpoint not saved: %s", err)
+        except LedgerTableError as err:
+            # A lost checkpoint only means a resume rewrites a little more; never fail the
+            # load for it.
+            LOG.warning("checkpoint of partition %d not saved: %s", partition, err)
 
 
 def checkpoint_store(task: PartitionTask) -> LedgerCheckpointStore | None:
