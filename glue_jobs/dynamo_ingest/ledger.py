@@ -1,0 +1,564 @@
+"""The ledger: one DynamoDB control-table record per source object (bucket, key, ETag), the
+state machine of its runs, and the job's resume checkpoints. Used by the job, both Lambdas
+and the CLI; the record's shape lives only here.
+
+Key design: partition key ``object_id`` = the object's URI (``s3://bucket/key``, or the
+absolute path of a local file), sort key ``record`` = ``etag#<etag>`` for the run record and
+``etag#<etag>#checkpoint#<partition:05d>`` for each partition's checkpoint. One Query reads a
+file's history or one run's checkpoints; no index is needed.
+
+Every change is read → check → ``PutItem`` conditional on the record's ``version`` (or on
+its absence), so when two actors race exactly one write lands; the other re-reads, finds the
+state moved on, and gets :class:`LedgerConflictError`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from dynamo_ingest.errors import DynamoIngestError, LedgerConflictError
+
+
+class LedgerTableError(DynamoIngestError):
+    """The ledger table is missing, unreachable or has another key schema."""
+
+
+class LedgerStatus(StrEnum):
+    """Where a source object stands."""
+
+    RECEIVED = "RECEIVED"  # the trigger recorded the S3 event and is starting the run
+    STARTED = "STARTED"  # a run is going (``job_run_id``); ``attempts`` counts runs
+    CONCURRENCY_LIMITED = "CONCURRENCY_LIMITED"  # StartJobRun hit MaxConcurrentRuns; retried
+    START_FAILED = "START_FAILED"  # StartJobRun failed otherwise; retried, SNS was told
+    RETRYING = "RETRYING"  # the callback claimed a failed run's retry and is starting it
+    SUCCEEDED = "SUCCEEDED"
+    SUCCEEDED_WITH_REJECTS = "SUCCEEDED_WITH_REJECTS"
+    FAILED = "FAILED"
+
+
+S = LedgerStatus
+# Every status change the ledger allows (None: no record yet). Writes that keep the status
+# (a report, a file location, a new run of a STARTED record) are always allowed.
+ALLOWED_TRANSITIONS: Mapping[LedgerStatus | None, frozenset[LedgerStatus]] = {
+    None: frozenset({S.RECEIVED, S.STARTED}),  # S3 event; a manual run creating its record
+    S.RECEIVED: frozenset({S.STARTED, S.CONCURRENCY_LIMITED, S.START_FAILED}),
+    S.CONCURRENCY_LIMITED: frozenset({S.RECEIVED, S.RETRYING, S.STARTED}),
+    S.START_FAILED: frozenset({S.RECEIVED, S.RETRYING, S.STARTED}),
+    S.STARTED: frozenset({S.RETRYING, S.SUCCEEDED, S.SUCCEEDED_WITH_REJECTS, S.FAILED}),
+    S.RETRYING: frozenset({S.STARTED, S.CONCURRENCY_LIMITED, S.START_FAILED}),
+    S.SUCCEEDED: frozenset({S.STARTED}),  # a manual re-run
+    S.SUCCEEDED_WITH_REJECTS: frozenset({S.STARTED}),
+    S.FAILED: frozenset({S.STARTED}),  # `dynamo-ingest retry`
+}
+TERMINAL_STATUSES = frozenset({S.SUCCEEDED, S.SUCCEEDED_WITH_REJECTS, S.FAILED})
+NOT_STARTED_STATUSES = frozenset({S.CONCURRENCY_LIMITED, S.START_FAILED})
+
+INT_COUNTS = ("rows_read", "items_written", "rows_rejected", "duplicate_rows",
+              "rows_skipped_by_resume", "items_bounced", "throttled_retries")
+FLOAT_COUNTS = ("wcu_consumed", "elapsed_s")
+_CONFLICT_RETRIES = 5
+
+
+def utc_now() -> str:
+    """The current time as ISO 8601 UTC (``2024-05-01T12:00:00.123456Z``); microseconds keep
+    ``recent()``'s order among updates made in the same millisecond."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class SourceObject:
+    """A source file's identity: bucket (``""`` for a local file), key (or path) and ETag."""
+
+    bucket: str
+    key: str
+    etag: str
+
+    def __post_init__(self) -> None:
+        # HeadObject quotes ETags, S3 events do not: store one form.
+        object.__setattr__(self, "etag", self.etag.strip('"'))
+
+    @property
+    def uri(self) -> str:
+        """``s3://bucket/key``, or the local path."""
+        return f"s3://{self.bucket}/{self.key}" if self.bucket else self.key
+
+    @classmethod
+    def from_uri(cls, uri: str, etag: str) -> SourceObject:
+        """Build from ``s3://bucket/key`` or a local path."""
+        if uri.startswith("s3://"):
+            bucket, _, key = uri[len("s3://"):].partition("/")
+            return cls(bucket, key, etag)
+        return cls("", uri, etag)
+
+
+def _run_sort_key(etag: str) -> str:
+    return f"etag#{etag}"
+
+
+def _checkpoint_prefix(etag: str) -> str:
+    return f"etag#{etag}#checkpoint#"
+
+
+def _to_attribute(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float | Decimal):
+        return {"N": str(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, list | tuple):
+        return {"L": [_to_attribute(v) for v in value]}
+    if isinstance(value, Mapping):
+        return {"M": {str(k): _to_attribute(v) for k, v in value.items()}}
+    raise TypeError(f"cannot store {type(value).__name__} in the ledger")
+
+
+def _from_attribute(attribute: Mapping[str, Any]) -> Any:
+    (kind, value), = attribute.items()
+    if kind == "N":
+        number = Decimal(value)
+        return int(number) if number == number.to_integral_value() and "." not in value \
+            else float(number)
+    if kind == "L":
+        return [_from_attribute(v) for v in value]
+    if kind == "M":
+        return {k: _from_attribute(v) for k, v in value.items()}
+    if kind == "NULL":
+        return None
+    return value
+
+
+def _to_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _to_attribute(v) for k, v in values.items() if v is not None}
+
+
+def _from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _from_attribute(v) for k, v in item.items()}
+
+
+@dataclass(frozen=True)
+class LedgerRecord:
+    """One source object's run record (the counts are those of ``report_job_run_id``)."""
+
+    source: SourceObject
+    status: LedgerStatus
+    version: int = 0
+    attempts: int = 0
+    job_run_id: str | None = None
+    job_run_ids: tuple[str, ...] = ()
+    arguments: Mapping[str, str] = field(default_factory=dict)
+    received_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    updated_at: str | None = None
+    error: str | None = None
+    file_location: str | None = None
+    rejects_location: str | None = None
+    report_job_run_id: str | None = None
+    report_status: str | None = None
+    rows_read: int = 0
+    items_written: int = 0
+    rows_rejected: int = 0
+    duplicate_rows: int = 0
+    rows_skipped_by_resume: int = 0
+    items_bounced: int = 0
+    throttled_retries: int = 0
+    wcu_consumed: float = 0.0
+    elapsed_s: float = 0.0
+
+    @property
+    def object_id(self) -> str:
+        """The partition key: the object's URI."""
+        return self.source.uri
+
+    def to_item(self) -> dict[str, Any]:
+        """The DynamoDB item (AttributeValue form)."""
+        values: dict[str, Any] = {"object_id": self.object_id,
+                                  "record": _run_sort_key(self.source.etag), "kind": "run",
+                                  "bucket": self.source.bucket, "key": self.source.key,
+                                  "etag": self.source.etag}
+        for f in fields(self):
+            if f.name == "source":
+                continue
+            value = getattr(self, f.name)
+            if f.name == "job_run_ids":
+                value = list(value)
+            elif f.name == "arguments":
+                value = dict(value) or None
+            elif f.name in FLOAT_COUNTS:
+                value = Decimal(str(round(float(value), 3)))
+            values[f.name] = value
+        return _to_item(values)
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> LedgerRecord:
+        """Inverse of :meth:`to_item`."""
+        raw = _from_item(item)
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in raw.items() if k in known}
+        values["source"] = SourceObject(raw["bucket"], raw["key"], raw["etag"])
+        values["status"] = LedgerStatus(raw["status"])
+        values["job_run_ids"] = tuple(raw.get("job_run_ids", ()))
+        values["arguments"] = {str(k): str(v) for k, v in raw.get("arguments", {}).items()}
+        for name in FLOAT_COUNTS:
+            values[name] = float(values.get(name, 0.0))
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A flat JSON-able view (for ``dynamo-ingest status`` and error reports)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "source"}
+        data["status"] = str(self.status)
+        data["job_run_ids"] = list(self.job_run_ids)
+        data["arguments"] = dict(self.arguments)
+        return {"object_id": self.object_id, "bucket": self.source.bucket,
+                "key": self.source.key, "etag": self.source.etag, **data}
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """How far one partition of a run got: rows before ``position`` are acknowledged."""
+
+    partition: int
+    position: int
+    partitions: int
+    counts: Mapping[str, int | float]
+    updated_at: str
+
+
+def check_transition(current: LedgerStatus | None, new: LedgerStatus) -> None:
+    """Raise :class:`LedgerConflictError` unless ``current → new`` is in the table."""
+    if current == new and current is not None:
+        return
+    if new not in ALLOWED_TRANSITIONS[current]:
+        raise LedgerConflictError(
+            f"ledger status {current or 'absent'} cannot become {new}: another actor moved "
+            "this file's record on; re-read it with `dynamo-ingest status`")
+
+
+def _conflict(source: SourceObject, expected: str,
+              record: LedgerRecord | None) -> LedgerConflictError:
+    found = ("no record" if record is None else
+             f"{record.status} (run {record.job_run_id}, attempt {record.attempts})")
+    return LedgerConflictError(f"{source.uri} (ETag {source.etag}): expected {expected}, "
+                               f"found {found}")
+
+
+Change = Callable[[LedgerRecord | None], LedgerRecord | None]
+
+
+class Ledger:
+    """The control table: run records and checkpoints, read and written with one client."""
+
+    def __init__(self, dynamodb_client: Any, table_name: str) -> None:
+        self._dynamodb = dynamodb_client
+        self.table_name = table_name
+
+    def _table_error(self, action: str, err: ClientError) -> LedgerTableError:
+        error = err.response.get("Error", {})
+        code = error.get("Code", "error")
+        hint = ("create it with `dynamo-ingest init` or terraform"
+                if code == "ResourceNotFoundException" else "check the table and permissions")
+        return LedgerTableError(f"ledger table {self.table_name!r}: {action} failed with {code}: "
+                                f"{error.get('Message', '')}; {hint}")
+
+    # --- table -------------------------------------------------------------------------
+
+    def ensure_table(self, timeout_s: float = 60.0) -> None:
+        """Create the table (on-demand) unless it exists, then wait until it is ACTIVE."""
+        try:
+            self._dynamodb.create_table(
+                TableName=self.table_name, BillingMode="PAY_PER_REQUEST",
+                AttributeDefinitions=[{"AttributeName": "object_id", "AttributeType": "S"},
+                                      {"AttributeName": "record", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "object_id", "KeyType": "HASH"},
+                           {"AttributeName": "record", "KeyType": "RANGE"}])
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") != "ResourceInUseException":
+                raise self._table_error("CreateTable", err) from err
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                table = self._dynamodb.describe_table(TableName=self.table_name)["Table"]
+            except ClientError as err:
+                raise self._table_error("DescribeTable", err) from err
+            keys = {(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]}
+            if keys != {("object_id", "HASH"), ("record", "RANGE")}:
+                raise LedgerTableError(
+                    f"ledger table {self.table_name!r}: expected key schema object_id (HASH) + "
+                    f"record (RANGE), found {sorted(keys)}; pick another --ledger_table")
+            if table.get("TableStatus") == "ACTIVE":
+                return
+            if time.monotonic() > deadline:
+                raise LedgerTableError(f"ledger table {self.table_name!r} not ACTIVE after "
+                                       f"{timeout_s:.0f}s (status {table.get('TableStatus')})")
+            time.sleep(0.2)
+
+    # --- run records -------------------------------------------------------------------
+
+    def get(self, source: SourceObject) -> LedgerRecord | None:
+        """The run record of ``source`` (strongly consistent), or None."""
+        try:
+            item = self._dynamodb.get_item(
+                TableName=self.table_name, ConsistentRead=True,
+                Key={"object_id": {"S": source.uri},
+                     "record": {"S": _run_sort_key(source.etag)}}).get("Item")
+        except ClientError as err:
+            raise self._table_error("GetItem", err) from err
+        return None if item is None else LedgerRecord.from_item(item)
+
+    def _update(self, source: SourceObject, change: Change) -> LedgerRecord:
+        """Apply ``change`` to the current record with a conditional write; on a lost race,
+        re-read and re-check (the change raises when its precondition no longer holds)."""
+        for _ in range(_CONFLICT_RETRIES):
+            current = self.get(source)
+            new = change(current)
+            if new is None:  # nothing to do (idempotent repeat)
+                assert current is not None
+                return current
+            check_transition(None if current is None else current.status, new.status)
+            new = replace(new, version=(current.version if current else 0) + 1,
+                          updated_at=utc_now())
+            condition: dict[str, Any] = (
+                {"ConditionExpression": "attribute_not_exists(object_id)"} if current is None
+                else {"ConditionExpression": "#version = :version",
+                      "ExpressionAttributeNames": {"#version": "version"},
+                      "ExpressionAttributeValues": {":version": {"N": str(current.version)}}})
+            try:
+                self._dynamodb.put_item(TableName=self.table_name, Item=new.to_item(),
+                                        **condition)
+            except ClientError as err:
+                if err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                    continue
+                raise self._table_error("PutItem", err) from err
+            return new
+        raise LedgerConflictError(f"{source.uri}: the ledger record kept changing under "
+                                  f"{_CONFLICT_RETRIES} attempts to update it; try again")
+
+    def receive(self, source: SourceObject) -> LedgerRecord:
+        """Record a new S3 object (RECEIVED); :class:`LedgerConflictError` if it is known."""
+        def change(current: LedgerRecord | None) -> LedgerRecord:
+            if current is not None:
+                raise _conflict(source, "no record (a new object)", current)
+            now = utc_now()
+            return LedgerRecord(source=source, status=S.RECEIVED, received_at=now,
+                                file_location=source.uri)
+        return self._update(source, change)
+
+    def reclaim(self, source: SourceObject) -> LedgerRecord:
+        """Take back a received object whose first run could not start (→ RECEIVED), so a
+        re-delivered event starts it; :class:`LedgerConflictError` for any other state."""
+        def change(current: LedgerRecord | None) -> LedgerRecord:
+            if (current is None or current.status not in NOT_STARTED_STATUSES
+                    or current.attempts != 0):
+                raise _conflict(source, "a first run that could not start", current)
+            return replace(current, status=S.RECEIVED)
+        return self._update(source, change)
+
+    def mark_started(self, source: SourceObject, job_run_id: str,
+                     arguments: Mapping[str, str]) -> LedgerRecord:
+        """Record the run the trigger (RECEIVED) or the callback (RETRYING) just started."""
+        def change(current: LedgerRecord | None) -> LedgerRecord | None:
+            if current is not None and current.job_run_id == job_run_id:
+                return None  # the job confirmed its run first
+            if current is None or current.status not in (S.RECEIVED, S.RETRYING):
+                raise _conflict(source, "RECEIVED or RETRYING", current)
+            return _new_run(current, job_run_id, arguments=dict(arguments))
+        return self._update(source, change)
+
+    def mark_not_started(self, source: SourceObject, reason: str, *,
+                         concurrency_limited: bool) -> LedgerRecord:
+        """StartJobRun failed: CONCURRENCY_LIMITED or START_FAILED, so a re-delivery retries."""
+        status = S.CONCURRENCY_LIMITED if concurrency_limited else S.START_FAILED
+
+        def change(current: LedgerRecord | None) -> LedgerRecord:
+            if current is None or current.status not in (S.RECEIVED, S.RETRYING):
+                raise _conflict(source, "RECEIVED or RETRYING", current)
+            return replace(current, status=status, error=reason)
+        return self._update(source, change)
+
+    def job_started(self, source: SourceObject, job_run_id: str) -> LedgerRecord:
+        """Called by the job: confirm the run the trigger/callback started, or record a new
+        run (manual start, `dynamo-ingest run/retry`, a re-run after a kill)."""
+        def change(current: LedgerRecord | None) -> LedgerRecord | None:
+            if current is None:
+                now = utc_now()
+                return LedgerRecord(source=source, status=S.STARTED, attempts=1,
+                                    job_run_id=job_run_id, job_run_ids=(job_run_id,),
+                                    received_at=now, started_at=now, file_location=source.uri)
+            if current.job_run_id == job_run_id and current.status == S.STARTED:
+                return None
+            return _new_run(current, job_run_id)
+        return self._update(source, change)
+
+    def record_report(self, source: SourceObject, job_run_id: str,
+                      report: Mapping[str, Any]) -> LedgerRecord:
+        """Store the run report's status, counts, error and rejects location (the job)."""
+        def change(current: LedgerRecord | None) -> LedgerRecord:
+            if current is None or current.job_run_id != job_run_id:
+                raise _conflict(source, f"run {job_run_id} to be the current run", current)
+            counts: dict[str, Any] = {n: int(report.get(n) or 0) for n in INT_COUNTS}
+            counts.update({n: float(report.get(n) or 0.0) for n in FLOAT_COUNTS})
+            rejects = report.get("rejects_path") if counts["rows_rejected"] else None
+            return replace(current, report_job_run_id=job_run_id,
+                           report_status=report.get("status"),
+                           error=report.get("error") or current.error,
+                           rejects_location=rejects or current.rejects_location, **counts)
+        return self._update(source, change)
+
+    def mark_retrying(self, source: SourceObject, failed_job_run_id: str,
+                      error: str) -> LedgerRecord:
+        """Claim the retry of ``failed_job_run_id`` (→ RETRYING): one callback wins."""
+        def change(current: LedgerRecord | None) -> LedgerRecord:
+            if (current is None or current.job_run_id != failed_job_run_id
+                    or current.status not in (S.STARTED, *NOT_STARTED_STATUSES)):
+                raise _conflict(source, f"run {failed_job_run_id} STARTED (or waiting to be "
+                                        "retried)", current)
+            return replace(current, status=S.RETRYING, error=error)
+        return self._update(source, change)
+
+    def mark_succeeded(self, source: SourceObject, job_run_id: str, *,
+                       rejects_location: str | None = None) -> LedgerRecord:
+        """Run ``job_run_id`` succeeded: SUCCEEDED, or SUCCEEDED_WITH_REJECTS when its report
+        counted rejected rows. Claims the file's move (one actor wins)."""
+        def change(current: LedgerRecord | None) -> LedgerRecord:
+            if (current is None or current.job_run_id != job_run_id
+                    or current.status != S.STARTED):
+                raise _conflict(source, f"run {job_run_id} STARTED", current)
+            rejected = current.report_job_run_id == job_run_id and current.rows_rejected > 0
+            return replace(current, finished_at=utc_now(), error=None,
+                           status=S.SUCCEEDED_WITH_REJECTS if rejected else S.SUCCEEDED,
+                           rejects_location=rejects_location or current.rejects_location)
+        return self._update(source, change)
+
+    def mark_failed(self, source: SourceObject, job_run_id: str, error: str) -> LedgerRecord:
+        """Run ``job_run_id`` failed with no attempt left: FAILED (claims the file's move)."""
+        def change(current: LedgerRecord | None) -> LedgerRecord:
+            if (current is None or current.job_run_id != job_run_id
+                    or current.status != S.STARTED):
+                raise _conflict(source, f"run {job_run_id} STARTED", current)
+            return replace(current, status=S.FAILED, finished_at=utc_now(), error=error)
+        return self._update(source, change)
+
+    def file_moved(self, source: SourceObject, job_run_id: str, location: str) -> LedgerRecord:
+        """Record where the file now is, after the actor that finished the run moved it."""
+        def change(current: LedgerRecord | None) -> LedgerRecord:
+            if (current is None or current.job_run_id != job_run_id
+                    or current.status not in TERMINAL_STATUSES):
+                raise _conflict(source, f"run {job_run_id} finished", current)
+            return replace(current, file_location=location)
+        return self._update(source, change)
+
+    def find(self, uri: str) -> LedgerRecord | None:
+        """The latest record of the object at ``uri`` (any ETag), or of the file now moved
+        there (``complete/…``, ``error/…``); None if the ledger never saw it."""
+        records = self._query_runs(uri)
+        if not records:
+            records = [r for r in self._scan_runs() if r.file_location == uri]
+        return max(records, key=lambda r: r.updated_at or "", default=None)
+
+    def recent(self, limit: int = 20) -> list[LedgerRecord]:
+        """The ``limit`` most recently updated run records, newest first."""
+        # A Scan: the control table holds one small item per file (plus a few checkpoints
+        # while a file loads), so reading it whole is cheap; a GSI on updated_at would be
+        # the next step if it ever holds millions of files.
+        records = sorted(self._scan_runs(), key=lambda r: r.updated_at or "", reverse=True)
+        return records[:limit]
+
+    def _query_runs(self, uri: str) -> list[LedgerRecord]:
+        items = self._query(uri, "etag#")
+        return [LedgerRecord.from_item(i) for i in items if i.get("kind", {}).get("S") == "run"]
+
+    def _scan_runs(self) -> list[LedgerRecord]:
+        records: list[LedgerRecord] = []
+        kwargs: dict[str, Any] = {"TableName": self.table_name, "FilterExpression": "#kind = :run",
+                                  "ExpressionAttributeNames": {"#kind": "kind"},
+                                  "ExpressionAttributeValues": {":run": {"S": "run"}}}
+        while True:
+            try:
+                page = self._dynamodb.scan(**kwargs)
+            except ClientError as err:
+                raise self._table_error("Scan", err) from err
+            records += [LedgerRecord.from_item(i) for i in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return records
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _query(self, object_id: str, prefix: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name, "ConsistentRead": True,
+            "KeyConditionExpression": "object_id = :id AND begins_with(#record, :prefix)",
+            "ExpressionAttributeNames": {"#record": "record"},
+            "ExpressionAttributeValues": {":id": {"S": object_id}, ":prefix": {"S": prefix}}}
+        while True:
+            try:
+                page = self._dynamodb.query(**kwargs)
+            except ClientError as err:
+                raise self._table_error("Query", err) from err
+            items += page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # --- checkpoints -------------------------------------------------------------------
+
+    def save_checkpoint(self, source: SourceObject, partition: int, position: int,
+                        counts: Mapping[str, int | float], partitions: int) -> None:
+        """Record that ``partition`` acknowledged every row before ``position``; a checkpoint
+        never moves back (:class:`LedgerConflictError` when another attempt is ahead)."""
+        values = {"object_id": source.uri,
+                  "record": f"{_checkpoint_prefix(source.etag)}{partition:05d}",
+                  "kind": "checkpoint", "partition": partition, "position": position,
+                  "partitions": partitions, "updated_at": utc_now(),
+                  "counts": {k: Decimal(str(v)) if isinstance(v, float) else v
+                             for k, v in counts.items()}}
+        try:
+            self._dynamodb.put_item(
+                TableName=self.table_name, Item=_to_item(values),
+                ConditionExpression="attribute_not_exists(object_id) OR #position <= :position",
+                ExpressionAttributeNames={"#position": "position"},
+                ExpressionAttributeValues={":position": {"N": str(position)}})
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise LedgerConflictError(
+                    f"{source.uri}: partition {partition}'s checkpoint is already past row "
+                    f"{position}; another attempt of this partition is ahead") from err
+            raise self._table_error("PutItem", err) from err
+
+    def load_checkpoints(self, source: SourceObject) -> dict[int, Checkpoint]:
+        """Every partition's checkpoint of ``source``, by partition number."""
+        checkpoints: dict[int, Checkpoint] = {}
+        for item in self._query(source.uri, _checkpoint_prefix(source.etag)):
+            raw = _from_item(item)
+            checkpoints[int(raw["partition"])] = Checkpoint(
+                partition=int(raw["partition"]), position=int(raw["position"]),
+                partitions=int(raw["partitions"]), counts=dict(raw.get("counts", {})),
+                updated_at=str(raw["updated_at"]))
+        return checkpoints
+
+    def clear_checkpoints(self, source: SourceObject) -> None:
+        """Forget ``source``'s checkpoints (``--restart``, or after a finished load)."""
+        for item in self._query(source.uri, _checkpoint_prefix(source.etag)):
+            try:
+                self._dynamodb.delete_item(
+                    TableName=self.table_name,
+                    Key={"object_id": item["object_id"], "record": item["record"]})
+            except ClientError as err:
+                raise self._table_error("DeleteItem", err) from err
+
+
+def _new_run(current: LedgerRecord, job_run_id: str, *,
+             arguments: Mapping[str, str] | None = None) -> LedgerRecord:
+    """The record with one more run: ``job_run_id`` current, attempts + 1, STARTED."""
+    return replace(current, status=S.STARTED, attempts=current.attempts + 1,
+                   job_run_id=job_run_id, job_run_ids=(*current.job_run_ids, job_run_id),
+                   started_at=utc_now(), finished_at=None,
+                   arguments=current.arguments if arguments is None else arguments)

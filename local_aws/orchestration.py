@@ -1,0 +1,205 @@
+"""The event flow on one machine: what AWS would deliver, delivered by hand.
+
+After the caller uploads a CSV under ``incoming/``, :func:`run_local_flow` builds the S3
+notification exactly as S3 formats it and calls the trigger handler; reads back the run the
+trigger started (``glue:GetJobRun``: moto keeps runs and their Arguments) and runs the job
+with those arguments through the injected ``run_job``; builds the "Glue Job State Change"
+event exactly as EventBridge formats it and calls the callback handler; and repeats while the
+callback started a retry. moto's own run state is not used (its runs report SUCCEEDED as soon
+as they are read): the job's exit code decides.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote_plus
+
+from botocore.exceptions import ClientError
+from dynamo_ingest.errors import DynamoIngestError
+from dynamo_ingest.ledger import Ledger, LedgerRecord, SourceObject
+
+from callback_lambda.handler import handler as callback_handler
+from callback_lambda.settings import Settings as CallbackSettings
+from local_aws.moto_server import LOCAL_REGION, patched_environ
+from trigger_lambda.handler import handler as trigger_handler
+from trigger_lambda.settings import Settings as TriggerSettings
+
+LOCAL_ACCOUNT = "123456789012"  # moto's default account
+RunJob = Callable[[list[str]], int]
+
+
+class LocalFlowError(DynamoIngestError):
+    """The local event flow could not carry a file through (the message says where)."""
+
+
+@dataclass(frozen=True)
+class LocalLambdaContext:
+    """The few attributes of Lambda's context object a handler may read."""
+
+    function_name: str
+    aws_request_id: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int = 512
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Plenty: local invocations have no timeout."""
+        return 900_000
+
+
+@dataclass(frozen=True)
+class LocalFlowResult:
+    """Where the file ended up and what the ledger says about it."""
+
+    record: LedgerRecord
+    file_location: str | None
+    job_run_ids: tuple[str, ...]
+    exit_codes: tuple[int, ...]
+    trigger_result: Mapping[str, Any]
+    callback_results: tuple[Mapping[str, Any], ...]
+
+
+def _iso_millis(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def s3_put_event(bucket: str, key: str, etag: str, size: int, *, region: str = LOCAL_REGION,
+                 event_time: datetime | None = None, sequencer: str | None = None,
+                 version_id: str | None = None) -> dict[str, Any]:
+    """An ``ObjectCreated:Put`` notification (event version 2.1) as S3 sends it to Lambda:
+    the key URL-encoded with ``+`` for spaces, the ETag unquoted."""
+    moment = event_time or datetime.now(UTC)
+    obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "size": size,
+                           "eTag": etag.strip('"'),
+                           "sequencer": sequencer or f"{int(moment.timestamp() * 1e9):018X}"}
+    if version_id:
+        obj["versionId"] = version_id
+    request_id = uuid.uuid4().hex[:16].upper()
+    return {"Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": region,
+        "eventTime": _iso_millis(moment),
+        "eventName": "ObjectCreated:Put",
+        "userIdentity": {"principalId": "AWS:AIDALOCALDYNAMOINGEST"},
+        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        "responseElements": {"x-amz-request-id": request_id,
+                             "x-amz-id-2": uuid.uuid4().hex + uuid.uuid4().hex},
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "dynamo-ingest-incoming",
+            "bucket": {"name": bucket, "ownerIdentity": {"principalId": "A3LOCALOWNER"},
+                       "arn": f"arn:aws:s3:::{bucket}"},
+            "object": obj,
+        },
+    }]}
+
+
+def glue_state_change_event(job_name: str, job_run_id: str, state: str, message: str, *,
+                            region: str = LOCAL_REGION, account: str = LOCAL_ACCOUNT,
+                            event_time: datetime | None = None) -> dict[str, Any]:
+    """A "Glue Job State Change" event as EventBridge delivers it to a Lambda target."""
+    moment = event_time or datetime.now(UTC)
+    severity = {"SUCCEEDED": "INFO", "STOPPED": "INFO", "TIMEOUT": "WARN"}.get(state, "ERROR")
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Glue Job State Change",
+        "source": "aws.glue",
+        "account": account,
+        "time": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [],
+        "detail": {"jobName": job_name, "severity": severity, "state": state,
+                   "jobRunId": job_run_id, "message": message},
+    }
+
+
+def ensure_local_job(glue: Any, name: str, *, script_location: str | None = None,
+                     role: str = f"arn:aws:iam::{LOCAL_ACCOUNT}:role/dynamo-ingest-glue",
+                     max_concurrent_runs: int = 1,
+                     default_arguments: Mapping[str, str] | None = None) -> None:
+    """Create the Glue job in the emulator unless it exists (the local mirror of terraform)."""
+    try:
+        glue.get_job(JobName=name)
+        return
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") != "EntityNotFoundException":
+            raise LocalFlowError(f"glue:GetJob {name!r} failed: {err}") from err
+    glue.create_job(
+        Name=name, Role=role, GlueVersion="5.0",
+        Command={"Name": "glueetl", "PythonVersion": "3",
+                 "ScriptLocation": script_location or f"s3://{name}-scripts/dynamo_ingest_job.py"},
+        ExecutionProperty={"MaxConcurrentRuns": max_concurrent_runs},
+        DefaultArguments=dict(default_arguments or {}))
+
+
+def _context(function_name: str, region: str) -> LocalLambdaContext:
+    return LocalLambdaContext(
+        function_name=function_name, aws_request_id=str(uuid.uuid4()),
+        invoked_function_arn=f"arn:aws:lambda:{region}:{LOCAL_ACCOUNT}:function:{function_name}")
+
+
+def job_argv(job_name: str, job_run_id: str, arguments: Mapping[str, str]) -> list[str]:
+    """The argv Glue hands the job script: its reserved ``--JOB_*`` names, then Arguments."""
+    argv = ["--JOB_NAME", job_name, "--JOB_RUN_ID", job_run_id]
+    for name, value in arguments.items():
+        argv += [name, value]
+    return argv
+
+
+def run_local_flow(*, s3: Any, glue: Any, dynamodb: Any, bucket: str, key: str,
+                   trigger_settings: TriggerSettings, callback_settings: CallbackSettings,
+                   run_job: RunJob, aws_environ: Mapping[str, str] | None = None,
+                   region: str = LOCAL_REGION) -> LocalFlowResult:
+    """Carry the uploaded ``s3://bucket/key`` through trigger → job → callback (→ retries)."""
+    # The handlers read their settings (and, through boto3, aws_environ's endpoint) from the
+    # environment, which is patched only for the duration of each call.
+    if trigger_settings.glue_job_name != callback_settings.glue_job_name or \
+            trigger_settings.ledger_table != callback_settings.ledger_table:
+        raise LocalFlowError("the trigger and the callback must share the Glue job and the "
+                             f"ledger table, found {trigger_settings} and {callback_settings}")
+    head = s3.head_object(Bucket=bucket, Key=key)
+    source = SourceObject(bucket, key, str(head["ETag"]))
+    base_env = dict(aws_environ or {})
+    with patched_environ({**base_env, **trigger_settings.to_env()}):
+        trigger_result = trigger_handler(
+            s3_put_event(bucket, key, source.etag, int(head["ContentLength"]), region=region),
+            _context("dynamo-ingest-trigger", region))
+    ledger = Ledger(dynamodb, trigger_settings.ledger_table)
+    record = ledger.get(source)
+    if record is None or record.job_run_id is None:
+        raise LocalFlowError(f"the trigger started no run for {source.uri}: {trigger_result}")
+    job_name = trigger_settings.glue_job_name
+    run_id: str | None = record.job_run_id
+    exit_codes: list[int] = []
+    callback_results: list[Mapping[str, Any]] = []
+    while run_id is not None:
+        if len(exit_codes) > callback_settings.max_attempts:
+            raise LocalFlowError(f"{source.uri}: more runs than MAX_ATTEMPTS "
+                                 f"({callback_settings.max_attempts}); the callback keeps retrying")
+        run = glue.get_job_run(JobName=job_name, RunId=run_id)["JobRun"]
+        code = run_job(job_argv(job_name, run_id, run.get("Arguments") or {}))
+        exit_codes.append(code)
+        current = ledger.get(source)
+        if code == 0:
+            state, message = "SUCCEEDED", "Job run succeeded"
+        else:
+            state = "FAILED"
+            message = (current.error if current and current.report_job_run_id == run_id
+                       and current.error else f"the job exited with code {code}")
+        with patched_environ({**base_env, **callback_settings.to_env()}):
+            outcome = callback_handler(glue_state_change_event(job_name, run_id, state, message,
+                                                               region=region),
+                                       _context("dynamo-ingest-callback", region))
+        callback_results.append(outcome)
+        run_id = outcome.get("new_job_run_id") if outcome.get("outcome") == "retried" else None
+    final = ledger.get(source)
+    if final is None:
+        raise LocalFlowError(f"{source.uri} vanished from ledger table {ledger.table_name!r}")
+    return LocalFlowResult(record=final, file_location=final.file_location,
+                           job_run_ids=final.job_run_ids, exit_codes=tuple(exit_codes),
+                           trigger_result=trigger_result, callback_results=tuple(callback_results))

@@ -1,0 +1,77 @@
+"""The trigger Lambda's settings, read from its environment at invocation time.
+
+Terraform sets exactly these variables; a test parses :meth:`Settings.from_env` to check it,
+so variables are read only as ``environ["NAME"]`` or ``environ.get("NAME", "default")``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from trigger_lambda.errors import SettingsError
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the trigger needs to start the Glue job for a new object."""
+
+    glue_job_name: str
+    ledger_table: str
+    target_table: str
+    partition_key: str
+    sns_topic_arn: str
+    sort_key: str = ""
+    catalog_database: str = ""
+    catalog_table: str = ""
+    incoming_prefix: str = "incoming/"
+    incoming_suffix: str = ".csv"
+    error_prefix: str = "error/"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Read the settings; :class:`SettingsError` names a missing or unusable variable."""
+        try:
+            settings = cls(
+                glue_job_name=environ["GLUE_JOB_NAME"],
+                ledger_table=environ["LEDGER_TABLE"],
+                target_table=environ["TARGET_TABLE"],
+                partition_key=environ["PARTITION_KEY"],
+                sns_topic_arn=environ["SNS_TOPIC_ARN"],
+                sort_key=environ.get("SORT_KEY", ""),
+                catalog_database=environ.get("CATALOG_DATABASE", ""),
+                catalog_table=environ.get("CATALOG_TABLE", ""),
+                incoming_prefix=environ.get("INCOMING_PREFIX", "incoming/"),
+                incoming_suffix=environ.get("INCOMING_SUFFIX", ".csv"),
+                error_prefix=environ.get("ERROR_PREFIX", "error/"),
+            )
+        except KeyError as err:
+            raise SettingsError(f"environment variable {err.args[0]} is required and not set; "
+                                "set it in the function's configuration (terraform)") from err
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Reject values that would start wrong runs or make moved files re-trigger."""
+        for name in ("glue_job_name", "ledger_table", "target_table", "partition_key",
+                     "sns_topic_arn", "incoming_prefix", "error_prefix"):
+            if not getattr(self, name):
+                raise SettingsError(f"{name.upper()} must not be empty")
+        if bool(self.catalog_database) != bool(self.catalog_table):
+            raise SettingsError("CATALOG_DATABASE and CATALOG_TABLE go together: set both or "
+                                f"neither (found {self.catalog_database!r}, "
+                                f"{self.catalog_table!r})")
+        if (self.error_prefix.startswith(self.incoming_prefix)
+                or self.incoming_prefix.startswith(self.error_prefix)):
+            raise SettingsError(f"INCOMING_PREFIX {self.incoming_prefix!r} and ERROR_PREFIX "
+                                f"{self.error_prefix!r} overlap: rejects written under one "
+                                "would look like new files under the other")
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that :meth:`from_env` reads back into these settings."""
+        return {"GLUE_JOB_NAME": self.glue_job_name, "LEDGER_TABLE": self.ledger_table,
+                "TARGET_TABLE": self.target_table, "PARTITION_KEY": self.partition_key,
+                "SNS_TOPIC_ARN": self.sns_topic_arn, "SORT_KEY": self.sort_key,
+                "CATALOG_DATABASE": self.catalog_database, "CATALOG_TABLE": self.catalog_table,
+                "INCOMING_PREFIX": self.incoming_prefix, "INCOMING_SUFFIX": self.incoming_suffix,
+                "ERROR_PREFIX": self.error_prefix}
