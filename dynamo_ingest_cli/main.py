@@ -8,26 +8,28 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
 from dynamo_ingest.arguments import DEFAULT_LEDGER_TABLE, JobArguments, job_arguments_from_mapping
 from dynamo_ingest.errors import DynamoIngestError
 from dynamo_ingest.report import RunReport
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
 console = Console(stderr=True)
 out = Console()
 
-LOCAL_BUCKET = "dynamo-ingest-local"
-LOCAL_DATABASE = "dynamo_ingest"
-LOCAL_TABLE = "orders"
-LOCAL_JOB = "dynamo-ingest-load"
+from dynamo_ingest_cli.local_flow import (  # noqa: E402
+    LOCAL_BUCKET,
+    LOCAL_CATALOG_TABLE,
+    LOCAL_DATABASE,
+    LOCAL_JOB,
+    LOCAL_TABLE,
+)
 
 
 def _opt(name: str, help_text: str) -> Any:
@@ -76,27 +78,85 @@ def run_with_cli_output(args: JobArguments, runtime: Any = None, *, quiet: bool 
     return report
 
 
+# Option types, named after the command and option they serve.
+_RunSourcePath = Annotated[str, _opt("source_path", "CSV to load: s3://bucket/key or a local path")]
+_RunPartitionKey = Annotated[
+    str | None,
+    _opt("partition_key", "table's partition key (checked against DescribeTable)"),
+]
+_RunCatalogDatabase = Annotated[
+    str | None,
+    _opt("catalog_database", "Glue database of the crawled table"),
+]
+_RunCatalogTable = Annotated[
+    str | None,
+    _opt("catalog_table", "Glue table giving columns, types, delimiter, quote"),
+]
+_RunRejectsPath = Annotated[
+    str | None,
+    _opt("rejects_path", "rejects CSV (default: error/ beside the input)"),
+]
+_RunReportPath = Annotated[str | None, _opt("report_path", "write the JSON run report here")]
+_RunEmptyValue = Annotated[str, _opt("empty_value", "empty field: omit | null | empty_string")]
+_RunDelimiter = Annotated[
+    str | None,
+    _opt("delimiter", "field delimiter (default: catalog or detected)"),
+]
+_RunQuoteChar = Annotated[
+    str | None,
+    _opt("quote_char", "quote character (default: catalog or \")"),
+]
+_RunPartitions = Annotated[
+    int | None,
+    _opt("partitions", "write partitions (fixed per file for resume)"),
+]
+_RunWriteShare = Annotated[float, _opt("write_share", "share of the table's capacity when auto")]
+_RunMaxRetrySeconds = Annotated[float, _opt("max_retry_seconds", "retry budget per batch")]
+_RunLedgerTable = Annotated[str, _opt("ledger_table", "control table for runs and checkpoints")]
+_RunCheckpointEvery = Annotated[
+    int,
+    _opt("checkpoint_every", "checkpoint every K acknowledged batches"),
+]
+_RunRestart = Annotated[
+    bool,
+    typer.Option("--restart", help="ignore checkpoints and load from the start"),
+]
+_RunSourceEtag = Annotated[str | None, _opt("source_etag", "fail if the S3 object's ETag differs")]
+_InitTargetTable = Annotated[str, _opt("target_table", "DynamoDB table to create if missing")]
+_InitBucket = Annotated[str, _opt("bucket", "S3 bucket for incoming/, complete/, error/")]
+_InitCatalogDatabase = Annotated[str, _opt("catalog_database", "Glue catalog database")]
+_InitLedgerTable = Annotated[str, _opt("ledger_table", "ledger control table")]
+_CrawlCatalogTable = Annotated[str, _opt("catalog_table", "Glue table to create or update")]
+_DemoWorkdir = Annotated[Path | None, typer.Option("--workdir", help="where the CSV is written")]
+_StatusSource = Annotated[
+    str | None,
+    typer.Argument(help="s3://bucket/key (or local path) for one file's record"),
+]
+_StatusLedgerTable = Annotated[str, _opt("ledger_table", "ledger control table")]
+_RetryLedgerTable = Annotated[str, _opt("ledger_table", "ledger control table")]
+
+
 @app.command("run")
 def run_command(
-    source_path: Annotated[str, _opt("source_path", "CSV to load: s3://bucket/key or a local path")],
+    source_path: _RunSourcePath,
     target_table: Annotated[str, _opt("target_table", "existing DynamoDB table")],
-    partition_key: Annotated[str | None, _opt("partition_key", "table's partition key (checked against DescribeTable)")] = None,
+    partition_key: _RunPartitionKey = None,
     sort_key: Annotated[str | None, _opt("sort_key", "table's sort key (checked)")] = None,
-    catalog_database: Annotated[str | None, _opt("catalog_database", "Glue database of the crawled table")] = None,
-    catalog_table: Annotated[str | None, _opt("catalog_table", "Glue table giving columns, types, delimiter, quote")] = None,
-    rejects_path: Annotated[str | None, _opt("rejects_path", "rejects CSV (default: error/ beside the input)")] = None,
-    report_path: Annotated[str | None, _opt("report_path", "write the JSON run report here")] = None,
-    empty_value: Annotated[str, _opt("empty_value", "empty field: omit | null | empty_string")] = "omit",
-    delimiter: Annotated[str | None, _opt("delimiter", "field delimiter (default: catalog or detected)")] = None,
-    quote_char: Annotated[str | None, _opt("quote_char", "quote character (default: catalog or \")")] = None,
-    partitions: Annotated[int | None, _opt("partitions", "write partitions (fixed per file for resume)")] = None,
+    catalog_database: _RunCatalogDatabase = None,
+    catalog_table: _RunCatalogTable = None,
+    rejects_path: _RunRejectsPath = None,
+    report_path: _RunReportPath = None,
+    empty_value: _RunEmptyValue = "omit",
+    delimiter: _RunDelimiter = None,
+    quote_char: _RunQuoteChar = None,
+    partitions: _RunPartitions = None,
     write_rate: Annotated[str, _opt("write_rate", "WCU/s for the whole job, or auto")] = "auto",
-    write_share: Annotated[float, _opt("write_share", "share of the table's capacity when auto")] = 0.9,
-    max_retry_seconds: Annotated[float, _opt("max_retry_seconds", "retry budget per batch")] = 300.0,
-    ledger_table: Annotated[str, _opt("ledger_table", "control table for runs and checkpoints")] = DEFAULT_LEDGER_TABLE,
-    checkpoint_every: Annotated[int, _opt("checkpoint_every", "checkpoint every K acknowledged batches")] = 100,
-    restart: Annotated[bool, typer.Option("--restart", help="ignore checkpoints and load from the start")] = False,
-    source_etag: Annotated[str | None, _opt("source_etag", "fail if the S3 object's ETag differs")] = None,
+    write_share: _RunWriteShare = 0.9,
+    max_retry_seconds: _RunMaxRetrySeconds = 300.0,
+    ledger_table: _RunLedgerTable = DEFAULT_LEDGER_TABLE,
+    checkpoint_every: _RunCheckpointEvery = 100,
+    restart: _RunRestart = False,
+    source_etag: _RunSourceEtag = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
     """Load one CSV into DynamoDB (the Glue job, run locally with the same arguments)."""
@@ -112,22 +172,22 @@ def run_command(
     raise typer.Exit(0 if report.status != "FAILED" else 1)
 
 
-def _key(value: str) -> tuple[str, str]:
+def _key(value: str) -> tuple[str, Literal["S", "N"]]:
     name, _, kind = value.partition(":")
     kind = (kind or "S").upper()
     if kind not in ("S", "N") or not name:
         raise typer.BadParameter(f"expected NAME or NAME:S or NAME:N, found {value!r}")
-    return name, kind
+    return name, "N" if kind == "N" else "S"
 
 
 @app.command("init")
 def init_command(
-    target_table: Annotated[str, _opt("target_table", "DynamoDB table to create if missing")] = LOCAL_TABLE,
+    target_table: _InitTargetTable = LOCAL_TABLE,
     partition_key: Annotated[str, _opt("partition_key", "NAME[:S|N]")] = "orderId:S",
     sort_key: Annotated[str | None, _opt("sort_key", "NAME[:S|N]")] = None,
-    bucket: Annotated[str, _opt("bucket", "S3 bucket for incoming/, complete/, error/")] = LOCAL_BUCKET,
-    catalog_database: Annotated[str, _opt("catalog_database", "Glue catalog database")] = LOCAL_DATABASE,
-    ledger_table: Annotated[str, _opt("ledger_table", "ledger control table")] = DEFAULT_LEDGER_TABLE,
+    bucket: _InitBucket = LOCAL_BUCKET,
+    catalog_database: _InitCatalogDatabase = LOCAL_DATABASE,
+    ledger_table: _InitLedgerTable = DEFAULT_LEDGER_TABLE,
 ) -> None:
     """Create (idempotently) what Terraform would, on the endpoint the AWS variables name."""
     from local_aws.resources import ensure_resources
@@ -136,19 +196,24 @@ def init_command(
                                partition_key=_key(partition_key),
                                sort_key=_key(sort_key) if sort_key else None,
                                ledger_table=ledger_table)
-    out.print(summary)
+    table = Table(title=f"local resources ({summary.region})")
+    for column in ("kind", "name", "state"):
+        table.add_column(column)
+    for resource in summary.resources:
+        table.add_row(resource.kind, resource.name, "created" if resource.created else "exists")
+    out.print(table)
 
 
 @app.command("crawl")
 def crawl_command(
     source_path: Annotated[str, _opt("source_path", "CSV to infer the schema from")],
     catalog_database: Annotated[str, _opt("catalog_database", "Glue database")] = LOCAL_DATABASE,
-    catalog_table: Annotated[str, _opt("catalog_table", "Glue table to create or update")] = LOCAL_TABLE,
+    catalog_table: _CrawlCatalogTable = LOCAL_CATALOG_TABLE,
 ) -> None:
     """Infer the CSV schema like Glue's classifier and register the catalog table."""
-    from crawlers.local_crawler import crawl
-
     from dynamo_ingest.aws import AwsConfig
+
+    from crawlers.local_crawler import crawl
 
     aws = AwsConfig.from_environ()
     schema = crawl(aws.client("glue"), aws.client("s3"), source_path, catalog_database,
@@ -164,7 +229,7 @@ def crawl_command(
 @app.command("demo")
 def demo_command(
     rows: Annotated[int, typer.Option("--rows", help="rows to generate")] = 100_000,
-    workdir: Annotated[Path | None, typer.Option("--workdir", help="where the CSV is written")] = None,
+    workdir: _DemoWorkdir = None,
 ) -> None:
     """The whole flow on a local emulator: upload → trigger → Glue job → event → callback."""
     from dynamo_ingest_cli.demo import run_demo
@@ -175,8 +240,8 @@ def demo_command(
 
 @app.command("status")
 def status_command(
-    source: Annotated[str | None, typer.Argument(help="s3://bucket/key (or local path) for one file's record")] = None,
-    ledger_table: Annotated[str, _opt("ledger_table", "ledger control table")] = DEFAULT_LEDGER_TABLE,
+    source: _StatusSource = None,
+    ledger_table: _StatusLedgerTable = DEFAULT_LEDGER_TABLE,
     limit: Annotated[int, typer.Option("--limit", help="recent runs to list")] = 20,
 ) -> None:
     """Recent runs as a table, or one file's ledger record in full."""
@@ -188,13 +253,15 @@ def status_command(
 @app.command("retry")
 def retry_command(
     source: Annotated[str, typer.Argument(help="s3://bucket/key of a FAILED file")],
-    ledger_table: Annotated[str, _opt("ledger_table", "ledger control table")] = DEFAULT_LEDGER_TABLE,
+    ledger_table: _RetryLedgerTable = DEFAULT_LEDGER_TABLE,
     restart: Annotated[bool, typer.Option("--restart", help="ignore checkpoints")] = False,
+    job_name: Annotated[str, _opt("job_name", "the Glue job to start")] = LOCAL_JOB,
 ) -> None:
     """Re-run a FAILED file by hand with the arguments of its last run (resumes)."""
     from dynamo_ingest_cli.status import retry_file
 
-    raise typer.Exit(retry_file(source, ledger_table, restart, console=console, out=out))
+    raise typer.Exit(retry_file(source, ledger_table, restart, job_name, console=console,
+                                out=out))
 
 
 def main() -> None:

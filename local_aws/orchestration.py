@@ -151,6 +151,42 @@ def job_argv(job_name: str, job_run_id: str, arguments: Mapping[str, str]) -> li
     return argv
 
 
+def follow_run(*, glue: Any, ledger: Ledger, source: SourceObject, job_name: str, run_id: str,
+               callback_settings: CallbackSettings, run_job: RunJob,
+               aws_environ: Mapping[str, str], region: str = LOCAL_REGION
+               ) -> tuple[list[int], list[Mapping[str, Any]]]:
+    """Run a started Glue job run locally, deliver its state change to the callback, and
+    follow the retries the callback starts; returns the exit codes and callback results."""
+    exit_codes: list[int] = []
+    callback_results: list[Mapping[str, Any]] = []
+    current_run: str | None = run_id
+    defaults = glue.get_job(JobName=job_name)["Job"].get("DefaultArguments") or {}
+    while current_run is not None:
+        if len(exit_codes) > callback_settings.max_attempts:
+            raise LocalFlowError(f"{source.uri}: more runs than MAX_ATTEMPTS "
+                                 f"({callback_settings.max_attempts}); the callback keeps retrying")
+        run = glue.get_job_run(JobName=job_name, RunId=current_run)["JobRun"]
+        # Like Glue: the job's DefaultArguments, overridden by the run's Arguments.
+        arguments = {**defaults, **(run.get("Arguments") or {})}
+        code = run_job(job_argv(job_name, current_run, arguments))
+        exit_codes.append(code)
+        current = ledger.get(source)
+        if code == 0:
+            state, message = "SUCCEEDED", "Job run succeeded"
+        else:
+            state = "FAILED"
+            message = (current.error if current and current.report_job_run_id == current_run
+                       and current.error else f"the job exited with code {code}")
+        with patched_environ({**aws_environ, **callback_settings.to_env()}):
+            outcome = callback_handler(glue_state_change_event(job_name, current_run, state,
+                                                               message, region=region),
+                                       _context("dynamo-ingest-callback", region))
+        callback_results.append(outcome)
+        current_run = (outcome.get("new_job_run_id") if outcome.get("outcome") == "retried"
+                       else None)
+    return exit_codes, callback_results
+
+
 def run_local_flow(*, s3: Any, glue: Any, dynamodb: Any, bucket: str, key: str,
                    trigger_settings: TriggerSettings, callback_settings: CallbackSettings,
                    run_job: RunJob, aws_environ: Mapping[str, str] | None = None,
@@ -173,30 +209,10 @@ def run_local_flow(*, s3: Any, glue: Any, dynamodb: Any, bucket: str, key: str,
     record = ledger.get(source)
     if record is None or record.job_run_id is None:
         raise LocalFlowError(f"the trigger started no run for {source.uri}: {trigger_result}")
-    job_name = trigger_settings.glue_job_name
-    run_id: str | None = record.job_run_id
-    exit_codes: list[int] = []
-    callback_results: list[Mapping[str, Any]] = []
-    while run_id is not None:
-        if len(exit_codes) > callback_settings.max_attempts:
-            raise LocalFlowError(f"{source.uri}: more runs than MAX_ATTEMPTS "
-                                 f"({callback_settings.max_attempts}); the callback keeps retrying")
-        run = glue.get_job_run(JobName=job_name, RunId=run_id)["JobRun"]
-        code = run_job(job_argv(job_name, run_id, run.get("Arguments") or {}))
-        exit_codes.append(code)
-        current = ledger.get(source)
-        if code == 0:
-            state, message = "SUCCEEDED", "Job run succeeded"
-        else:
-            state = "FAILED"
-            message = (current.error if current and current.report_job_run_id == run_id
-                       and current.error else f"the job exited with code {code}")
-        with patched_environ({**base_env, **callback_settings.to_env()}):
-            outcome = callback_handler(glue_state_change_event(job_name, run_id, state, message,
-                                                               region=region),
-                                       _context("dynamo-ingest-callback", region))
-        callback_results.append(outcome)
-        run_id = outcome.get("new_job_run_id") if outcome.get("outcome") == "retried" else None
+    exit_codes, callback_results = follow_run(
+        glue=glue, ledger=ledger, source=source, job_name=trigger_settings.glue_job_name,
+        run_id=record.job_run_id, callback_settings=callback_settings, run_job=run_job,
+        aws_environ=base_env, region=region)
     final = ledger.get(source)
     if final is None:
         raise LocalFlowError(f"{source.uri} vanished from ledger table {ledger.table_name!r}")

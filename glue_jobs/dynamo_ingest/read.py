@@ -46,8 +46,13 @@ def parse_header(head: bytes, delimiter: str, quote_char: str, source: str) -> l
         header = next(reader)
     except (csv.Error, StopIteration) as err:
         raise SourceError(f"{source}: cannot parse the header row ({err})") from err
-    if len(head) >= HEADER_PROBE_BYTES and not text.endswith(("\n", "\r")) and reader.line_num < 2:
-        raise SourceError(f"{source}: the header row is longer than {HEADER_PROBE_BYTES} bytes")
+    if len(head) >= HEADER_PROBE_BYTES:
+        # A full probe must hold the header and the start of a second record.
+        try:
+            next(reader)
+        except (csv.Error, StopIteration) as err:
+            raise SourceError(f"{source}: the header row is longer than "
+                              f"{HEADER_PROBE_BYTES} bytes") from err
     names = [name.strip("\r") for name in header]
     for name in names:
         try:

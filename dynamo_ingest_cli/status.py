@@ -1,0 +1,84 @@
+"""`dynamo-ingest status` and `dynamo-ingest retry`: the ledger, read and acted on by hand."""
+
+from __future__ import annotations
+
+import json
+
+from dynamo_ingest.aws import AwsConfig
+from dynamo_ingest.ledger import Ledger, LedgerStatus
+from dynamo_ingest.s3_objects import move_object
+from rich.console import Console
+from rich.table import Table
+
+RETRYABLE = frozenset({LedgerStatus.FAILED, LedgerStatus.CONCURRENCY_LIMITED,
+                       LedgerStatus.START_FAILED})
+
+
+def show_status(source: str | None, ledger_table: str, limit: int, out: Console) -> int:
+    """Recent runs as a table, or one file's record in full (JSON); returns an exit code."""
+    ledger = Ledger(AwsConfig.from_environ().client("dynamodb"), ledger_table)
+    if source:
+        record = ledger.find(source)
+        if record is None:
+            out.print(f"{source}: not in ledger table {ledger_table!r}")
+            return 1
+        out.print_json(json.dumps(record.to_dict(), default=str))
+        return 0
+    table = Table(title=f"recent runs ({ledger_table})")
+    for column in ("file", "status", "attempts", "read", "written", "rejected", "dups", "WCU",
+                   "updated"):
+        table.add_column(column)
+    for record in ledger.recent(limit):
+        table.add_row(record.source.uri, str(record.status), str(record.attempts),
+                      f"{record.rows_read:,}", f"{record.items_written:,}",
+                      f"{record.rows_rejected:,}", f"{record.duplicate_rows:,}",
+                      f"{record.wcu_consumed:,.0f}", record.updated_at or "")
+    out.print(table)
+    return 0
+
+
+def retry_file(source: str, ledger_table: str, restart: bool, job_name: str, *,
+               console: Console, out: Console) -> int:
+    """Start a new run of a FAILED (or never started) file with its last run's arguments.
+
+    The file is moved back from ``error/`` to its original key, a Glue job run is started
+    (it resumes from the checkpoints unless ``restart``), and on a local emulator the run is
+    executed here and its state change delivered to the callback, as AWS would.
+    """
+    aws = AwsConfig.from_environ()
+    dynamodb, s3, glue = aws.client("dynamodb"), aws.client("s3"), aws.client("glue")
+    ledger = Ledger(dynamodb, ledger_table)
+    record = ledger.find(source)
+    if record is None:
+        console.print(f"[red]{source}: not in ledger table {ledger_table!r}[/red]")
+        return 1
+    if record.status not in RETRYABLE:
+        console.print(f"[red]{record.source.uri} is {record.status}: only FAILED or not "
+                      "started files are retried (use `run --restart` to reload a file)[/red]")
+        return 1
+    original = record.source
+    if record.file_location and record.file_location != original.uri:
+        move_object(s3, record.file_location, original.uri)
+        record = ledger.file_moved(original, record.job_run_id or "", original.uri)
+    arguments = {k: v for k, v in record.arguments.items() if k != "--restart"}
+    if restart:
+        arguments["--restart"] = "true"
+    run_id = str(glue.start_job_run(JobName=job_name, Arguments=arguments)["JobRunId"])
+    console.print(f"started {job_name} run {run_id} for {original.uri}")
+    if not aws.is_emulated:
+        out.print(f"watch it with: dynamo-ingest status {original.uri}")
+        return 0
+    from dynamo_ingest.runtime import local_runtime
+
+    from dynamo_ingest_cli.local_flow import JobRunner, LocalDeployment
+    from dynamo_ingest_cli.main import run_with_cli_output
+    from local_aws.orchestration import follow_run
+
+    topic = aws.client("sns").create_topic(Name="dynamo-ingest-events")["TopicArn"]
+    deployment = LocalDeployment(job_name=job_name, ledger_table=ledger_table, topic_arn=topic)
+    follow_run(glue=glue, ledger=ledger, source=original, job_name=job_name, run_id=run_id,
+               callback_settings=deployment.callback_settings(),
+               run_job=JobRunner(local_runtime(), run_with_cli_output), aws_environ={})
+    final = ledger.get(original)
+    out.print_json(json.dumps(final.to_dict() if final else {}, default=str))
+    return 0 if final and final.status != LedgerStatus.FAILED else 1
