@@ -49,7 +49,8 @@ def count_items(dynamodb: Any, table: str) -> int:
     return int(dynamodb.describe_table(TableName=table)["Table"].get("ItemCount", 0))
 
 
-def run_demo(*, rows: int, workdir: Path | None, console: Console, out: Console) -> int:
+def run_demo(*, rows: int, workdir: Path | None, console: Console, out: Console,
+             duplicate_every: int | None = 5000, bad_every: int | None = 10000) -> int:
     """Run the demo; returns the process exit code (0 when the file ended in complete/)."""
     from dynamo_ingest.runtime import local_runtime
 
@@ -72,7 +73,8 @@ def run_demo(*, rows: int, workdir: Path | None, console: Console, out: Console)
                          ledger_table=deployment.ledger_table)
         ensure_local_job(glue, deployment.job_name, max_concurrent_runs=1)
         console.print(f"generating {rows:,} rows …")
-        generated = generate_csv(workdir / "orders.csv", rows)
+        generated = generate_csv(workdir / "orders.csv", rows, duplicate_every=duplicate_every,
+                                 bad_every=bad_every)
         # The crawler reads a sample under schema/ (crawlers/README.md); the catalog table
         # it registers gives the job its column types.
         sample = workdir / "orders-sample.csv"
