@@ -70,7 +70,8 @@ class CsvSchema:
 def schema_from_glue_table(table: dict[str, Any]) -> CsvSchema:
     """Read columns, types, delimiter and quote from a ``glue:GetTable`` ``Table`` dict."""
     sd = table.get("StorageDescriptor") or {}
-    columns = tuple(Column(c["Name"], c.get("Type", "string").lower()) for c in sd.get("Columns", []))
+    columns = tuple(Column(c["Name"], c.get("Type", "string").lower())
+                    for c in sd.get("Columns", []))
     if not columns:
         raise CatalogError(f"catalog table {table.get('Name')!r} has no columns: run the crawler")
     serde = sd.get("SerdeInfo") or {}

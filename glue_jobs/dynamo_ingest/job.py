@@ -86,8 +86,9 @@ def load_schema(args: JobArguments, aws: AwsConfig, source: ResolvedSource) -> C
         if args.delimiter or args.quote_char:
             schema = replace(schema, delimiter=args.delimiter or schema.delimiter,
                              quote_char=args.quote_char or schema.quote_char)
-        head = read_head(source.spark_path, aws.client("s3") if not source.local_copy and source.bucket
-                         else None, "" if source.local_copy else source.bucket, source.key)
+        staged = bool(source.local_copy) or not source.bucket
+        head = read_head(source.spark_path, None if staged else aws.client("s3"),
+                         "" if staged else source.bucket, source.key)
         header = parse_header(head, schema.delimiter, schema.quote_char, source.uri)
         return schema.with_header_names(header)
     from crawlers.local_crawler import infer_schema
@@ -180,7 +181,7 @@ class _ProgressPoller:
         while not self._stop.wait(self._interval):
             try:
                 self._callback(self._read(), self._total)
-            except Exception:  # noqa: BLE001 - progress is cosmetic; never fail the job for it
+            except Exception:
                 LOG.debug("progress poll failed", exc_info=True)
 
     def __enter__(self) -> _ProgressPoller:
@@ -198,7 +199,8 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
     the report's ``status`` says FAILED and ``error`` says why."""
     started = time.monotonic()
     aws = AwsConfig.from_environ()
-    report = RunReport(status="FAILED", source_path=args.source_path, target_table=args.target_table)
+    report = RunReport(status="FAILED", source_path=args.source_path,
+                       target_table=args.target_table)
     run_id = job_run_id or f"local-{uuid.uuid4().hex[:12]}"
     ledger = None
     source = None

@@ -29,7 +29,7 @@ class RowCounts:
 
     @property
     def identity_holds(self) -> bool:
-        """``rows_read = items_written + rows_rejected + duplicate_rows + rows_skipped_by_resume``."""
+        """rows_read = items_written + rows_rejected + duplicate_rows + rows_skipped_by_resume."""
         return self.rows_read == (self.items_written + self.rows_rejected
                                   + self.duplicate_rows + self.rows_skipped_by_resume)
 
@@ -70,6 +70,7 @@ class RunReport:
     def from_dict(cls, data: dict[str, Any]) -> RunReport:
         """Inverse of :meth:`to_dict` (unknown keys go to ``extra``)."""
         data = dict(data)
-        counts = RowCounts(**{k: data.pop(k) for k in list(data) if k in RowCounts.__dataclass_fields__})
+        names = RowCounts.__dataclass_fields__
+        counts = RowCounts(**{k: data.pop(k) for k in list(data) if k in names})
         known = {k: data.pop(k) for k in list(data) if k in cls.__dataclass_fields__}
         return cls(counts=counts, extra=data, **known)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-
 from dynamo_ingest.arguments import JobArguments
 from dynamo_ingest.catalog import Column, CsvSchema
 from dynamo_ingest.report import RunReport
@@ -56,7 +55,7 @@ def register_catalog(columns: list[tuple[str, str]], location: str = "s3://bucke
 
 
 @pytest.fixture
-def run_job(aws: str, spark: Any) -> Iterator[Callable[..., RunReport]]:
+def run_job(aws: str, spark: Any) -> Callable[..., RunReport]:
     """Run the job on local Spark against moto with JobArguments given as keywords."""
     from dynamo_ingest.job import run
 
@@ -64,4 +63,4 @@ def run_job(aws: str, spark: Any) -> Iterator[Callable[..., RunReport]]:
         kwargs.setdefault("target_table", TABLE)
         return run(JobArguments(**kwargs), Runtime(spark=spark))
 
-    yield runner
+    return runner

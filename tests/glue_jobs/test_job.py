@@ -9,9 +9,9 @@ from typing import Any
 
 import boto3
 import pytest
-
 from dynamo_ingest.ledger import Ledger, SourceObject
 from dynamo_ingest.storage import file_md5
+
 from local_aws.dynamodb_double import DynamoDBDouble, FaultPlan
 from tests.glue_jobs.conftest import (
     CATALOG_TABLE,
@@ -97,7 +97,8 @@ def test_key_column_missing_from_file(run_job: Any, tmp_path: Path) -> None:
     source = write_rows(tmp_path / "in.csv", "id,v", ["1,a"])
     report = run_job(source_path=str(source))
     assert report.status == "FAILED"
-    assert "'orderId'" in (report.error or "") and "id, v" in (report.error or "")
+    assert "'orderId'" in (report.error or "")
+    assert "id, v" in (report.error or "")
 
 
 def test_s3_source_is_staged_and_rejects_go_to_error_prefix(run_job: Any, tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from dynamo_ingest.errors import SourceError
 from dynamo_ingest.read import HEADER_PROBE_BYTES, parse_header
 
