@@ -1,0 +1,141 @@
+data "aws_caller_identity" "current" {}
+
+data "aws_region" "current" {}
+
+data "aws_partition" "current" {}
+
+locals {
+  account_id = data.aws_caller_identity.current.account_id
+  region     = data.aws_region.current.name
+  partition  = data.aws_partition.current.partition
+  repo_root  = "${path.module}/.."
+
+  bucket_name = coalesce(var.bucket_name, "${var.name_prefix}-${local.account_id}-${local.region}")
+  bucket_arn  = "arn:${local.partition}:s3:::${local.bucket_name}"
+
+  file_prefixes = [var.incoming_prefix, var.complete_prefix, var.error_prefix]
+  # Folders of the bucket besides incoming/, complete/ and error/.
+  glue_assets_prefix = "glue/assets/"
+  glue_temp_prefix   = "glue/temp/"
+
+  glue_job_name     = "${var.name_prefix}-load"
+  glue_job_arn      = "arn:${local.partition}:glue:${local.region}:${local.account_id}:job/${local.glue_job_name}"
+  ledger_table_name = coalesce(var.ledger_table_name, "${var.name_prefix}-ledger")
+  catalog_database  = coalesce(var.catalog_database_name, replace(var.name_prefix, "-", "_"))
+  sns_topic_name    = "${var.name_prefix}-notifications"
+
+  # The crawler and classifier are data shared with the local crawl (crawlers/*.json).
+  crawler_definition    = jsondecode(file("${local.repo_root}/crawlers/crawler.json"))
+  classifier_definition = jsondecode(file("${local.repo_root}/crawlers/csv_classifier.json"))
+  crawler_path          = "s3://${local.bucket_name}/${local.crawler_definition.s3_target.path_suffix}"
+  # A crawler names the table after the crawled folder (lower case), behind its table prefix.
+  catalog_table = coalesce(
+    var.catalog_table_name,
+    lower("${local.crawler_definition.table_prefix}${basename(trimsuffix(local.crawler_definition.s3_target.path_suffix, "/"))}"),
+  )
+
+  # What each zip ships: folder inside the zip => folder of this repository. Python needs the
+  # package folder at the top of the zip (dynamo_ingest/…, trigger_lambda/…).
+  zip_packages = {
+    glue_library = {
+      dynamo_ingest = "glue_jobs/dynamo_ingest"
+      crawlers      = "crawlers"
+    }
+    trigger = {
+      trigger_lambda = "trigger_lambda"
+      dynamo_ingest  = "glue_jobs/dynamo_ingest"
+    }
+    callback = {
+      callback_lambda = "callback_lambda"
+      dynamo_ingest   = "glue_jobs/dynamo_ingest"
+    }
+  }
+  zip_files = {
+    for zip, packages in local.zip_packages : zip => merge([
+      for folder, source in packages : {
+        for file in fileset("${local.repo_root}/${source}", "**/*.py") :
+        "${folder}/${file}" => "${local.repo_root}/${source}/${file}"
+      }
+    ]...)
+  }
+
+  # Every log group the stack writes to; all are created here with retention and the key.
+  glue_log_group_prefix = "/aws-glue/jobs/${var.name_prefix}"
+  log_group_names = {
+    trigger     = "/aws/lambda/${var.name_prefix}-trigger"
+    callback    = "/aws/lambda/${var.name_prefix}-callback"
+    glue_output = "${local.glue_log_group_prefix}/output"
+    glue_error  = "${local.glue_log_group_prefix}/error"
+    # EventBridge writes to log groups only under /aws/events/.
+    failed_runs = "/aws/events/${var.name_prefix}/failed-runs"
+  }
+  log_group_arns = [
+    for name in values(local.log_group_names) :
+    "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${name}"
+  ]
+  alarm_arn_pattern = "arn:${local.partition}:cloudwatch:${local.region}:${local.account_id}:alarm:${var.name_prefix}-*"
+
+  # Both functions differ only in these settings.
+  lambdas = {
+    trigger = {
+      description          = "S3 upload to incoming/: record the file in the ledger and start the Glue load."
+      handler              = "trigger_lambda.handler.handler"
+      timeout              = var.trigger_timeout_seconds
+      memory_size          = 256
+      reserved_concurrency = var.trigger_reserved_concurrency
+    }
+    callback = {
+      description          = "Glue Job State Change: record the outcome, move the file, resume failed runs, notify."
+      handler              = "callback_lambda.handler.handler"
+      timeout              = var.callback_timeout_seconds
+      memory_size          = 512
+      reserved_concurrency = var.callback_reserved_concurrency
+    }
+  }
+
+  # Exactly the variables each package's settings.py reads (tests/terraform checks it).
+  lambda_environment = {
+    trigger = {
+      GLUE_JOB_NAME    = local.glue_job_name
+      LEDGER_TABLE     = local.ledger_table_name
+      TARGET_TABLE     = var.target_table_name
+      PARTITION_KEY    = var.partition_key
+      SORT_KEY         = var.sort_key == null ? "" : var.sort_key
+      CATALOG_DATABASE = local.catalog_database
+      CATALOG_TABLE    = local.catalog_table
+      SNS_TOPIC_ARN    = aws_sns_topic.notifications.arn
+      INCOMING_PREFIX  = var.incoming_prefix
+      INCOMING_SUFFIX  = var.incoming_suffix
+      ERROR_PREFIX     = var.error_prefix
+    }
+    callback = {
+      GLUE_JOB_NAME   = local.glue_job_name
+      LEDGER_TABLE    = local.ledger_table_name
+      SNS_TOPIC_ARN   = aws_sns_topic.notifications.arn
+      MAX_ATTEMPTS    = tostring(var.max_attempts)
+      INCOMING_PREFIX = var.incoming_prefix
+      COMPLETE_PREFIX = var.complete_prefix
+      ERROR_PREFIX    = var.error_prefix
+    }
+  }
+
+  # The Glue states a run ends in; every one of them reaches the callback.
+  glue_final_states = ["SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED"]
+  callback_event_pattern = {
+    source        = ["aws.glue"]
+    "detail-type" = ["Glue Job State Change"]
+    detail = {
+      jobName = [local.glue_job_name]
+      state   = local.glue_final_states
+    }
+  }
+  # Runs that ended badly, for the failed-runs alarm (a resumed run counts each attempt).
+  failed_run_event_pattern = {
+    source        = ["aws.glue"]
+    "detail-type" = ["Glue Job State Change"]
+    detail = {
+      jobName = [local.glue_job_name]
+      state   = ["FAILED", "TIMEOUT"]
+    }
+  }
+}
