@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import Literal, get_args
 
 from dynamo_ingest.errors import ArgumentError
 
 EmptyPolicy = Literal["omit", "null", "empty_string"]
+WriteMode = Literal["overwrite", "insert", "merge"]
 DEFAULT_LEDGER_TABLE = "dynamo-ingest-ledger"
 
 
@@ -41,7 +42,22 @@ class JobArguments:
     checkpoint_every: int = 100
     restart: bool = False
     source_etag: str | None = None
-    JOB_NAME: str | None = None  # noqa: N815 - Glue's reserved name
+    # Mapping (documented in dynamo_ingest.mapping.AttributeMapping).
+    partition_key_template: str | None = None
+    sort_key_template: str | None = None
+    rename: str | None = None
+    drop_columns: str | None = None
+    column_types: str | None = None
+    ttl_attribute: str | None = None
+    ttl_from_column: str | None = None
+    ttl_seconds: int | None = None
+    load_time: str | None = None
+    partition_key_shards: int | None = None
+    # overwrite: BatchWriteItem (a put replaces the item); insert: put only when absent;
+    # merge: UpdateItem SET of the row's attributes. --version_column guards overwrite/merge.
+    write_mode: WriteMode = "overwrite"
+    version_column: str | None = None
+    JOB_NAME: str | None = None  # Glue's reserved name
 
     def to_argv(self) -> list[str]:
         """The ``--name value`` list that reproduces these arguments (for StartJobRun, CLI)."""
@@ -57,7 +73,8 @@ class JobArguments:
             value = getattr(self, f.name)
             if value is None or (f.name == "JOB_NAME"):
                 continue
-            out[f"--{f.name}"] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            out[f"--{f.name}"] = (("true" if value else "false") if isinstance(value, bool)
+                                  else str(value))
         return out
 
 
@@ -100,7 +117,8 @@ def job_arguments_from_mapping(values: Mapping[str, str]) -> JobArguments:
             continue
         raw = values[f.name]
         try:
-            if f.name in ("partitions", "checkpoint_every"):
+            if f.name in ("partitions", "checkpoint_every", "ttl_seconds",
+                          "partition_key_shards"):
                 typed[f.name] = int(raw)
                 if typed[f.name] <= 0:  # type: ignore[operator]
                     raise ValueError
@@ -132,5 +150,16 @@ def job_arguments_from_mapping(values: Mapping[str, str]) -> JobArguments:
         if name in typed and len(str(typed[name])) != 1:
             raise ArgumentError(f"--{name} expects one character, found {typed[name]!r}")
     if bool(typed.get("catalog_database")) != bool(typed.get("catalog_table")):
-        raise ArgumentError("--catalog_database and --catalog_table go together: pass both or neither")
-    return JobArguments(**typed)  # type: ignore[arg-type]
+        raise ArgumentError(
+            "--catalog_database and --catalog_table go together: pass both or neither")
+    mode = typed.get("write_mode", "overwrite")
+    if mode not in get_args(WriteMode):
+        raise ArgumentError(f"--write_mode expects overwrite, insert or merge, found {mode!r}")
+    if mode == "insert" and typed.get("version_column"):
+        raise ArgumentError("--version_column has no effect with --write_mode insert (existing "
+                            "items are never replaced): drop it, or use overwrite or merge")
+    arguments = JobArguments(**typed)  # type: ignore[arg-type]
+    from dynamo_ingest.mapping import AttributeMapping
+
+    AttributeMapping.from_arguments(arguments)  # raises ArgumentError on a malformed option
+    return arguments

@@ -11,20 +11,30 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, get_args
 
 from dynamo_ingest.arguments import EmptyPolicy
 from dynamo_ingest.catalog import NUMERIC_GLUE_TYPES, Column
-from dynamo_ingest.errors import ArgumentError, SchemaMismatchError, TargetTableError
+from dynamo_ingest.errors import ArgumentError, SchemaMismatchError
 from dynamo_ingest.keys import KeyAttribute, KeySchema
+from dynamo_ingest.mapping import (
+    SHARD_SEPARATOR,
+    AttributeMapping,
+    ColumnType,
+    TemplatePart,
+    parse_epoch_seconds,
+    shard_of,
+)
 from dynamo_ingest.sizing import (
     MAX_EXPONENT,
     MAX_ITEM_BYTES,
     MAX_SIGNIFICANT_DIGITS,
     MIN_EXPONENT,
     NumberParts,
+    attribute_value_size,
     number_parts,
     number_parts_size,
     write_units,
@@ -33,12 +43,16 @@ from dynamo_ingest.sizing import (
 # AWS "Partition keys and sort keys": key values are 1 to 2048 (partition) or 1024 (sort) bytes.
 MAX_PARTITION_KEY_BYTES = 2048
 MAX_SORT_KEY_BYTES = 1024
+# AWS "Quotas": nested attributes (maps and lists) go at most 32 levels deep.
+MAX_NESTING_DEPTH = 32
 _SHOWN_CHARS = 40
 
 Item = dict[str, dict[str, Any]]
 # Stores one field of a row in the item and returns the bytes added (name + value), 0 when
 # the field is omitted; raises _InvalidValueError, whose message names the column.
 _Put = Callable[[Item, "str | None"], int]
+# Runs after the column puts with the whole row: computed keys, shard suffix, TTL, checks.
+_Finish = Callable[[Item, Sequence["str | None"]], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +185,10 @@ def _string_put(name: str, name_size: int, on_empty: Callable[[Item], int]) -> _
     return put
 
 
-def _number_put(name: str, name_size: int, on_empty: Callable[[Item], int]) -> _Put:
+def _number_put(name: str, name_size: int, on_empty: Callable[[Item], int],
+                label: str | None = None) -> _Put:
+    shown = label or name
+
     def put(item: Item, raw: str | None) -> int:
         text = raw.strip() if raw else None
         if not text:
@@ -179,14 +196,17 @@ def _number_put(name: str, name_size: int, on_empty: Callable[[Item], int]) -> _
         try:
             text, size = _number_attribute(text)
         except _InvalidValueError as err:
-            raise _InvalidValueError(f"column {name!r}: {err}") from None
+            raise _InvalidValueError(f"column {shown!r}: {err}") from None
         item[name] = {"N": text}
         return name_size + size
     return put
 
 
-def _boolean_put(name: str, name_size: int, on_empty: Callable[[Item], int]) -> _Put:
+def _boolean_put(name: str, name_size: int, on_empty: Callable[[Item], int],
+                 label: str | None = None) -> _Put:
     """``true``/``false`` in any letter case, surrounding whitespace ignored; nothing else."""
+    shown = label or name
+
     def put(item: Item, raw: str | None) -> int:
         if raw:
             text = raw.strip().lower()
@@ -195,21 +215,22 @@ def _boolean_put(name: str, name_size: int, on_empty: Callable[[Item], int]) -> 
                 return name_size + 1
             if text:
                 raise _InvalidValueError(
-                    f"column {name!r}: {_shown(raw)} is not a boolean (expected true or false)")
+                    f"column {shown!r}: {_shown(raw)} is not a boolean (expected true or false)")
         return on_empty(item)
     return put
 
 
-def _key_put(attribute: KeyAttribute, name_size: int, role: str) -> _Put:
+def _key_put(attribute: KeyAttribute, name_size: int, role: str, label: str | None = None) -> _Put:
     """Key column (``role`` partition or sort): the table's key type decides, not the
-    column's Glue type; never empty."""
+    column's Glue type; never empty. ``label`` names the source in messages."""
     name = attribute.name
+    shown = label or name
     max_bytes = MAX_PARTITION_KEY_BYTES if role == "partition" else MAX_SORT_KEY_BYTES
-    missing = f"missing value for key attribute {name!r}"
+    missing = f"missing value for key attribute {name!r}" + (f" ({label})" if label else "")
 
     def too_long(size: int) -> _InvalidValueError:
         return _InvalidValueError(
-            f"column {name!r}: key value is {size} bytes but a DynamoDB {role} key holds at "
+            f"column {shown!r}: key value is {size} bytes but a DynamoDB {role} key holds at "
             f"most {max_bytes}")
 
     if attribute.type == "N":
@@ -220,7 +241,7 @@ def _key_put(attribute: KeyAttribute, name_size: int, role: str) -> _Put:
             try:
                 text, size = _number_attribute(text)
             except _InvalidValueError as err:
-                raise _InvalidValueError(f"column {name!r}: {err}") from None
+                raise _InvalidValueError(f"column {shown!r}: {err}") from None
             item[name] = {"N": text}
             return name_size + size
         return number_key
@@ -232,7 +253,7 @@ def _key_put(attribute: KeyAttribute, name_size: int, role: str) -> _Put:
                 data = base64.b64decode(text, validate=True)
             except (binascii.Error, ValueError) as err:
                 raise _InvalidValueError(
-                    f"column {name!r}: {_shown(text)} is not base64 for a binary key") from err
+                    f"column {shown!r}: {_shown(text)} is not base64 for a binary key") from err
             if not data:
                 raise _InvalidValueError(missing)
             if len(data) > max_bytes:
@@ -269,13 +290,158 @@ def _key_text(attribute: KeyAttribute) -> Callable[[Item], str]:
     return lambda item: str(item[name]["S"])
 
 
+class _JsonNumber(str):
+    """A JSON number kept as the text it was written as (DynamoDB numbers are decimal)."""
+
+    __slots__ = ()
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _InvalidValueError(f"{name} is not a number DynamoDB can hold")
+
+
+def _json_value(value: Any, depth: int) -> dict[str, Any]:
+    """A parsed JSON value as a DynamoDB attribute value (M, L, S, N, BOOL, NULL)."""
+    if depth > MAX_NESTING_DEPTH:
+        raise _InvalidValueError(
+            f"nests deeper than DynamoDB's {MAX_NESTING_DEPTH} levels of maps and lists")
+    if isinstance(value, _JsonNumber):
+        return {"N": _checked_number(value)[0]}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, dict):
+        return {"M": {k: _json_value(v, depth + 1) for k, v in value.items()}}
+    assert isinstance(value, list), type(value)
+    return {"L": [_json_value(v, depth + 1) for v in value]}
+
+
+def _json_put(name: str, name_size: int, on_empty: Callable[[Item], int], label: str) -> _Put:
+    """A JSON document: objects become maps, arrays lists, numbers exact ``N``s."""
+    def put(item: Item, raw: str | None) -> int:
+        if not raw or not raw.strip():
+            return on_empty(item)
+        try:
+            parsed = json.loads(raw, parse_float=_JsonNumber, parse_int=_JsonNumber,
+                                parse_constant=_refuse_constant)
+            value = _json_value(parsed, 1)
+        except ValueError as err:  # json.JSONDecodeError is a ValueError
+            raise _InvalidValueError(
+                f"column {label!r}: {_shown(raw)} is not JSON ({err})") from None
+        except _InvalidValueError as err:
+            raise _InvalidValueError(f"column {label!r}: JSON value {err}") from None
+        item[name] = value
+        return name_size + attribute_value_size(value)
+    return put
+
+
+def _column_put(name: str, label: str, glue_type: str, override: ColumnType | None,
+                on_empty: Callable[[Item], int]) -> _Put:
+    """The put of a non-key column: ``--column_types`` first, else its Glue type."""
+    name_size = len(name.encode("utf-8"))
+    kind = override or ("N" if glue_type in NUMERIC_GLUE_TYPES or glue_type.startswith("decimal")
+                        else "BOOL" if glue_type == "boolean" else "S")
+    if kind == "N":
+        return _number_put(name, name_size, on_empty, label)
+    if kind == "BOOL":
+        return _boolean_put(name, name_size, on_empty, label)
+    if kind == "JSON":
+        return _json_put(name, name_size, on_empty, label)
+    return _string_put(name, name_size, on_empty)
+
+
+def _template_key(attribute: KeyAttribute, role: str, parts: tuple[TemplatePart, ...],
+                  names: Sequence[str], template: str) -> _Finish:
+    """A key attribute composed from several columns and literal text."""
+    put = _key_put(attribute, len(attribute.name.encode("utf-8")), role,
+                   f"--{role}_key_template {template!r}")
+
+    def finish(item: Item, values: Sequence[str | None]) -> int:
+        pieces: list[str] = []
+        for part in parts:
+            if isinstance(part, str):
+                pieces.append(part)
+                continue
+            value = values[part]
+            if not value:
+                raise _InvalidValueError(
+                    f"missing value for column {names[part]!r}, which the {role} key template "
+                    f"{template!r} uses")
+            pieces.append(value)
+        return put(item, "".join(pieces))
+    return finish
+
+
+def _shard_suffix(partition: KeyAttribute, rest_of_key: Callable[[Item], str],
+                  shards: int) -> _Finish:
+    """Append ``#<shard>`` to the partition key, the shard hashed from the rest of the key."""
+    name = partition.name
+
+    def finish(item: Item, values: Sequence[str | None]) -> int:
+        value: str = item[name]["S"]
+        suffix = SHARD_SEPARATOR + str(shard_of(rest_of_key(item), shards))
+        size = len(value.encode("utf-8")) + len(suffix)
+        if size > MAX_PARTITION_KEY_BYTES:
+            raise _InvalidValueError(
+                f"partition key {name!r} with its shard suffix is {size} bytes but a DynamoDB "
+                f"partition key holds at most {MAX_PARTITION_KEY_BYTES}")
+        item[name] = {"S": value + suffix}
+        return len(suffix)
+    return finish
+
+
+def _ttl_from_column(attribute: str, index: int, label: str) -> _Finish:
+    """The TTL attribute in epoch seconds from a column of epoch seconds or ISO 8601 times."""
+    name_size = len(attribute.encode("utf-8"))
+
+    def finish(item: Item, values: Sequence[str | None]) -> int:
+        raw = values[index]
+        if not raw or not raw.strip():
+            return 0  # no expiry for this item
+        try:
+            seconds = parse_epoch_seconds(raw, "a TTL time")
+        except ValueError as err:
+            raise _InvalidValueError(f"column {label!r} (--ttl_from_column): {err}") from None
+        text, size = _number_attribute(str(seconds))
+        item[attribute] = {"N": text}
+        return name_size + size
+    return finish
+
+
+def _fixed_ttl(attribute: str, expires: int) -> _Finish:
+    """The same TTL attribute (load time + ``--ttl_seconds``) on every item."""
+    text, value_size = _number_attribute(str(expires))
+    size = len(attribute.encode("utf-8")) + value_size
+
+    def finish(item: Item, values: Sequence[str | None]) -> int:
+        item[attribute] = {"N": text}
+        return size
+    return finish
+
+
+def _version_present(attribute: str, label: str) -> _Finish:
+    """A row without a version cannot be compared under the version guard: reject it."""
+    def finish(item: Item, values: Sequence[str | None]) -> int:
+        value = item.get(attribute)
+        if value is None or not (value.get("N") or value.get("S")):
+            raise _InvalidValueError(
+                f"missing value for the version column {label!r} (--version_column): the "
+                "version guard compares it with the stored item's")
+        return 0
+    return finish
+
+
 class ItemBuilder:
     """Turns rows of one file (one string or None per column) into items for one table."""
 
-    __slots__ = ("_key_texts", "_puts")
+    __slots__ = ("_finishers", "_key_texts", "_puts")
 
     def __init__(self, columns: Sequence[Column], key_schema: KeySchema,
-                 empty_value: EmptyPolicy = "omit") -> None:
+                 empty_value: EmptyPolicy = "omit",
+                 mapping: AttributeMapping | None = None) -> None:
         if empty_value not in get_args(EmptyPolicy):
             raise ArgumentError(
                 f"--empty_value expects omit, null or empty_string, found {empty_value!r}")
@@ -289,30 +455,49 @@ class ItemBuilder:
             raise SchemaMismatchError(
                 f"the header repeats column name(s) {', '.join(map(repr, duplicates))}; each "
                 "becomes one DynamoDB attribute, so names must be unique: rename them")
-        for attribute in key_schema.attributes:
-            if attribute.name not in names:
-                raise TargetTableError(
-                    f"the table's key attribute {attribute.name!r} is not a column of the file "
-                    f"(columns: {', '.join(names)}); key names are case-sensitive: add the "
-                    "column or fix the header spelling")
+        mapping = mapping or AttributeMapping()
+        resolved = mapping.resolve(columns, key_schema)
         keys = {a.name: a for a in key_schema.attributes}
         roles = {key_schema.partition.name: "partition"}
         if key_schema.sort is not None:
             roles[key_schema.sort.name] = "sort"
+        key_from_column = {i: name for name, i in resolved.key_columns.items()}
         puts: list[_Put] = []
-        for column in columns:
-            name = column.name
-            name_size = len(name.encode("utf-8"))
-            glue_type = column.type.strip().lower()
-            if name in keys:
-                puts.append(_key_put(keys[name], name_size, roles[name]))
-            elif glue_type in NUMERIC_GLUE_TYPES or glue_type.startswith("decimal"):
-                puts.append(_number_put(name, name_size, _empty_put(name, name_size, empty_value)))
-            elif glue_type == "boolean":
-                puts.append(_boolean_put(name, name_size, _empty_put(name, name_size, empty_value)))
-            else:
-                puts.append(_string_put(name, name_size, _empty_put(name, name_size, empty_value)))
+        for index, column in enumerate(columns):
+            name = resolved.attribute_names[index]
+            if name is None:
+                puts.append(_skip)
+                continue
+            label = column.name if name == column.name else f"{column.name} (as {name})"
+            if index in key_from_column:
+                label_or_none = None if name == column.name else label
+                puts.append(_key_put(keys[name], len(name.encode("utf-8")), roles[name],
+                                     label_or_none))
+                continue
+            on_empty = _empty_put(name, len(name.encode("utf-8")), empty_value)
+            puts.append(_column_put(name, label, column.type.strip().lower(),
+                                    resolved.column_types[index], on_empty))
+        finishers: list[_Finish] = []
+        templates = mapping.templates(key_schema)
+        for attribute in reversed(key_schema.attributes):  # the shard hashes the sort key
+            if attribute.name in resolved.key_templates:
+                finishers.append(_template_key(
+                    attribute, roles[attribute.name], resolved.key_templates[attribute.name],
+                    names, templates[attribute.name].text))
+        if mapping.partition_key_shards is not None:
+            rest = key_schema.sort or key_schema.partition
+            finishers.append(_shard_suffix(key_schema.partition, _key_text(rest),
+                                           mapping.partition_key_shards))
+        if mapping.ttl_attribute and resolved.ttl_column is not None:
+            finishers.append(_ttl_from_column(mapping.ttl_attribute, resolved.ttl_column,
+                                              names[resolved.ttl_column]))
+        elif mapping.ttl_attribute and resolved.ttl_value is not None:
+            finishers.append(_fixed_ttl(mapping.ttl_attribute, resolved.ttl_value))
+        version = mapping.version_attribute()
+        if version is not None and resolved.version_column is not None:
+            finishers.append(_version_present(version, names[resolved.version_column]))
         self._puts = tuple(puts)
+        self._finishers = tuple(finishers)
         self._key_texts = tuple(_key_text(a) for a in key_schema.attributes)
 
     def build(self, values: Sequence[str | None]) -> BuiltItem | Rejection:
@@ -322,6 +507,8 @@ class ItemBuilder:
         try:
             for put, raw in zip(self._puts, values, strict=False):
                 size += put(item, raw)
+            for finish in self._finishers:
+                size += finish(item, values)
         except _InvalidValueError as err:
             return Rejection(str(err))
         if size > MAX_ITEM_BYTES:
@@ -330,6 +517,10 @@ class ItemBuilder:
                 "limit: shorten or drop its largest columns")
         key = tuple([text(item) for text in self._key_texts])
         return BuiltItem(item, key, size, write_units(size))
+
+
+def _skip(item: Item, raw: str | None) -> int:
+    return 0
 
 
 def decode_utf8(values: Sequence[str | None],
