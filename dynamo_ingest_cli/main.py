@@ -18,18 +18,34 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False)
-console = Console(stderr=True)
-out = Console()
-
-from dynamo_ingest_cli.local_flow import (  # noqa: E402
+from dynamo_ingest_cli.estimate_command import (  # the mapping options, shared with estimate
+    _ColumnTypes,
+    _DropColumns,
+    _LoadTime,
+    _PartitionKeyShards,
+    _PartitionKeyTemplate,
+    _Rename,
+    _SortKeyTemplate,
+    _TtlAttribute,
+    _TtlFromColumn,
+    _TtlSeconds,
+    _VersionColumn,
+    _WriteMode,
+    estimate_command,
+)
+from dynamo_ingest_cli.local_flow import (
     LOCAL_BUCKET,
     LOCAL_CATALOG_TABLE,
     LOCAL_DATABASE,
     LOCAL_JOB,
     LOCAL_TABLE,
 )
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
+console = Console(stderr=True)
+out = Console()
+
 
 
 def _opt(name: str, help_text: str) -> Any:
@@ -157,6 +173,18 @@ def run_command(
     checkpoint_every: _RunCheckpointEvery = 100,
     restart: _RunRestart = False,
     source_etag: _RunSourceEtag = None,
+    partition_key_template: _PartitionKeyTemplate = None,
+    sort_key_template: _SortKeyTemplate = None,
+    rename: _Rename = None,
+    drop_columns: _DropColumns = None,
+    column_types: _ColumnTypes = None,
+    ttl_attribute: _TtlAttribute = None,
+    ttl_from_column: _TtlFromColumn = None,
+    ttl_seconds: _TtlSeconds = None,
+    load_time: _LoadTime = None,
+    partition_key_shards: _PartitionKeyShards = None,
+    write_mode: _WriteMode = "overwrite",
+    version_column: _VersionColumn = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
     """Load one CSV into DynamoDB (the Glue job, run locally with the same arguments)."""
@@ -178,6 +206,9 @@ def _key(value: str) -> tuple[str, Literal["S", "N"]]:
     if kind not in ("S", "N") or not name:
         raise typer.BadParameter(f"expected NAME or NAME:S or NAME:N, found {value!r}")
     return name, "N" if kind == "N" else "S"
+
+
+app.command("estimate")(estimate_command)
 
 
 @app.command("init")
