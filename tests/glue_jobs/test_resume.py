@@ -1,0 +1,502 @@
+"""Resume: a partition killed at any point and run again ends exactly like an uninterrupted run,
+its checkpoints add up to the file across attempts, and only rows after the last checkpoint
+are written twice. First on one partition without a JVM, then the real CLI SIGKILLed."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psutil
+import pyarrow as pa
+import pytest
+from dynamo_ingest.arguments import DEFAULT_LEDGER_TABLE
+from dynamo_ingest.aws import AwsConfig
+from dynamo_ingest.catalog import Column
+from dynamo_ingest.keys import KeyAttribute, KeySchema
+from dynamo_ingest.ledger import Ledger, SourceObject
+from dynamo_ingest.pipeline import Checkpoint, PartitionResult, PartitionTask, process_partition
+from dynamo_ingest.read import CORRUPT_COLUMN, KEY_HASH, RECORD_NO, value_column
+from dynamo_ingest.report import RowCounts
+from dynamo_ingest.storage import file_md5
+from dynamo_ingest.transport import BatchRejectedError, ThrottledError
+from dynamo_ingest.writer import BatchWriter, RetryPolicy
+
+from dynamo_ingest_cli.datagen import expected_outcome
+from local_aws.dynamodb_double import DynamoDBDouble, FaultPlan
+from tests.glue_jobs.conftest import TABLE, create_table, read_rejects, scan_table
+
+# -- one partition, no JVM ---------------------------------------------------------------------
+
+PARTITION_TABLE = "t"
+COLUMNS = (Column("id"), Column("n", "bigint"), Column("note"))
+
+
+class SimulatedKill(BaseException):
+    """The process dies: nothing after this point of the attempt runs."""
+
+
+class MemoryTable:
+    """A DynamoDB table behind a transport that can die right after DynamoDB took a batch
+    (the worst moment: written, but the writer never hears of it)."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+        self.accepted = 0
+        self.requests = 0
+        self.kill_after: int | None = None
+        self.throttle_after: int | None = None  # a storm from this request on
+        self.poison: frozenset[str] = frozenset()  # ids DynamoDB refuses (ValidationException)
+
+    def batch_write_item(self, request: dict[str, Any]) -> dict[str, Any]:
+        puts = request["RequestItems"][PARTITION_TABLE]
+        if self.throttle_after is not None and self.requests >= self.throttle_after:
+            raise ThrottledError("ProvisionedThroughputExceededException", "storm")
+        if any(put["PutRequest"]["Item"]["id"]["S"] in self.poison for put in puts):
+            self.requests += 1
+            raise BatchRejectedError("ValidationException", "an item AWS refuses")
+        for put in puts:
+            item = put["PutRequest"]["Item"]
+            self.items[item["id"]["S"]] = item
+            self.accepted += 1
+        self.requests += 1
+        if self.kill_after is not None and self.requests >= self.kill_after:
+            self.kill_after = None
+            raise SimulatedKill
+        return {"UnprocessedItems": {}}
+
+
+@dataclass
+class MemoryCheckpoints:
+    """The ledger's checkpoints of one file; like the ledger, a checkpoint never moves back."""
+
+    saved: dict[int, Checkpoint] = field(default_factory=dict)
+
+    def load(self, partition: int) -> Checkpoint | None:
+        return self.saved.get(partition)
+
+    def save(self, partition: int, checkpoint: Checkpoint) -> None:
+        current = self.saved.get(partition)
+        if current is None or current.positions_done <= checkpoint.positions_done:
+            self.saved[partition] = checkpoint
+
+
+def partition_rows(rows: int) -> list[list[str | None]]:
+    """Rows (id, n, note) with duplicates, empty keys and malformed records (as Spark hands
+    them over: values None, raw text in the corrupt column)."""
+    out: list[list[str | None]] = []
+    for record_no in range(1, rows + 1):
+        key = f"id{record_no:05d}"
+        if record_no % 7 == 0:
+            key = f"id{record_no - 3:05d}"  # a later row of an earlier key: it wins
+        if record_no % 31 == 0:
+            key = ""
+        corrupt = f'{key},{record_no},"unbalanced' if record_no % 37 == 0 else None
+        values: list[str | None] = ([None, None, None] if corrupt else
+                                    [key, str(record_no), "x" * (record_no % 13)])
+        out.append([*values, corrupt, str(record_no)])
+    return out
+
+
+def arrow_batches(rows: list[list[str | None]]) -> list[pa.RecordBatch]:
+    """The partition as Spark's mapInArrow sees it: sorted by (key hash, record number)."""
+    def key_hash(row: list[str | None]) -> int:
+        # A small hash space, so that different keys share a hash group too.
+        return zlib.crc32((row[0] or row[3] or "").encode()) % 40
+
+    ordered = sorted(rows, key=lambda r: (key_hash(r), int(r[4] or 0)))
+    names = [value_column(i) for i in range(len(COLUMNS))]
+    table = pa.table({
+        **{name: [r[i] for r in ordered] for i, name in enumerate(names)},
+        CORRUPT_COLUMN: [r[3] for r in ordered],
+        RECORD_NO: pa.array([int(r[4] or 0) for r in ordered], pa.int64()),
+        KEY_HASH: pa.array([key_hash(r) for r in ordered], pa.int64()),
+    })
+    batches: list[pa.RecordBatch] = table.to_batches(max_chunksize=64)
+    return batches
+
+
+@dataclass
+class Attempt:
+    """What one attempt of the partition left behind."""
+
+    result: PartitionResult | None
+    rejects: list[str]
+
+
+def run_attempt(batches: list[pa.RecordBatch], table: MemoryTable,
+                checkpoints: MemoryCheckpoints | None, checkpoint_every: int) -> Attempt:
+    task = PartitionTask(
+        columns=COLUMNS, key_schema=KeySchema(KeyAttribute("id", "S")),
+        target_table=PARTITION_TABLE, empty_value="omit", delimiter=",", quote_char='"',
+        aws=AwsConfig(), retry=RetryPolicy(max_retry_seconds=5), rate_per_task=None,
+        rejects_parts_prefix="unused", checkpoint_every=checkpoint_every)
+    rejects: list[str] = []
+
+    clock = [0.0]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds  # simulated time: a retry budget runs out without waiting
+
+    def writer_factory(on_acknowledged: Any) -> BatchWriter:
+        return BatchWriter(table, PARTITION_TABLE, on_acknowledged=on_acknowledged,
+                           policy=RetryPolicy(max_retry_seconds=5), sleep=sleep,
+                           clock=lambda: clock[0])
+
+    def put_rejects(path: Path, _key: str) -> None:
+        rejects.extend(path.read_text(encoding="utf-8").splitlines())
+
+    try:
+        result = process_partition(0, batches, task, writer_factory, checkpoints, put_rejects)
+    except SimulatedKill:
+        return Attempt(None, rejects)
+    return Attempt(result, rejects)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted() -> tuple[list[pa.RecordBatch], MemoryTable, Attempt]:
+    batches = arrow_batches(partition_rows(600))
+    table = MemoryTable()
+    return batches, table, run_attempt(batches, table, None, checkpoint_every=1)
+
+
+def checkpoint_counts(checkpoint: Checkpoint) -> tuple[int, int, int, int]:
+    return (checkpoint.rows_done, checkpoint.items_written, checkpoint.rows_rejected,
+            checkpoint.duplicate_rows)
+
+
+def file_counts(counts: RowCounts) -> tuple[int, int, int, int]:
+    return counts.rows_read, counts.items_written, counts.rows_rejected, counts.duplicate_rows
+
+
+def test_the_uninterrupted_partition_is_a_sound_reference(
+        uninterrupted: tuple[list[pa.RecordBatch], MemoryTable, Attempt]) -> None:
+    _, table, attempt = uninterrupted
+    assert attempt.result is not None
+    counts = attempt.result.counts
+    assert counts.identity_holds
+    assert counts.rows_skipped_by_resume == 0
+    assert counts.duplicate_rows > 0
+    assert counts.rows_rejected > 0
+    assert table.accepted == counts.items_written == len(table.items)
+    assert len(attempt.rejects) == counts.rows_rejected
+
+
+@pytest.mark.parametrize("checkpoint_every", [1, 2, 5])
+@pytest.mark.parametrize("kills", [(1,), (2,), (3,), (6,), (11,), (17,), (4, 3), (9, 1, 5)],
+                         ids=lambda k: "kill-after-" + "-".join(map(str, k)))
+def test_killed_and_resumed_partition_ends_like_an_uninterrupted_one(
+        kills: tuple[int, ...], checkpoint_every: int,
+        uninterrupted: tuple[list[pa.RecordBatch], MemoryTable, Attempt]) -> None:
+    batches, reference_table, reference = uninterrupted
+    assert reference.result is not None
+    table = MemoryTable()
+    checkpoints = MemoryCheckpoints()
+    written_twice = 0
+    for kill_after in kills:
+        table.kill_after = kill_after
+        before = checkpoints.saved.get(0)
+        accepted_before = table.accepted
+        assert run_attempt(batches, table, checkpoints, checkpoint_every).result is None
+        after = checkpoints.saved.get(0)
+        # What the attempt wrote beyond its last checkpoint is what the next one writes again.
+        covered = (after.items_written if after else 0) - (before.items_written if before else 0)
+        written_twice += table.accepted - accepted_before - covered
+        assert table.accepted - accepted_before - covered <= (checkpoint_every + 1) * 25
+
+    skipped_rows = checkpoints.saved[0].rows_done if 0 in checkpoints.saved else 0
+    final = run_attempt(batches, table, checkpoints, checkpoint_every)
+
+    assert final.result is not None
+    assert not final.result.exhausted
+    counts = final.result.counts
+    assert counts.identity_holds
+    assert counts.rows_skipped_by_resume == skipped_rows
+    assert table.items == reference_table.items
+    assert table.accepted - len(table.items) == written_twice
+    # The last checkpoint carries the earlier attempts: it adds up to the whole partition.
+    done = checkpoints.saved[0]
+    assert done.done
+    assert checkpoint_counts(done) == file_counts(reference.result.counts)
+    # The rejects file of the last attempt is complete: earlier attempts' rejects re-emitted.
+    assert sorted(final.rejects) == sorted(reference.rejects)
+
+
+def test_a_finished_partition_is_skipped_whole_and_writes_nothing(
+        uninterrupted: tuple[list[pa.RecordBatch], MemoryTable, Attempt]) -> None:
+    batches, _reference_table, reference = uninterrupted
+    assert reference.result is not None
+    table = MemoryTable()
+    checkpoints = MemoryCheckpoints()
+    run_attempt(batches, table, checkpoints, checkpoint_every=3)
+    accepted = table.accepted
+
+    again = run_attempt(batches, table, checkpoints, checkpoint_every=3)
+
+    assert again.result is not None
+    assert table.accepted == accepted
+    assert again.result.counts.rows_skipped_by_resume == reference.result.counts.rows_read
+    assert again.result.counts.identity_holds
+    assert checkpoint_counts(checkpoints.saved[0]) == file_counts(reference.result.counts)
+
+
+def test_a_run_out_of_retry_budget_checkpoints_and_the_next_attempt_completes(
+        uninterrupted: tuple[list[pa.RecordBatch], MemoryTable, Attempt]) -> None:
+    batches, reference_table, reference = uninterrupted
+    assert reference.result is not None
+    table = MemoryTable()
+    checkpoints = MemoryCheckpoints()
+    table.throttle_after = 7
+
+    failed = run_attempt(batches, table, checkpoints, checkpoint_every=2)
+
+    assert failed.result is not None
+    assert failed.result.exhausted
+    assert failed.result.counts.identity_holds
+    assert len(failed.rejects) == failed.result.counts.rows_rejected
+    assert not checkpoints.saved[0].done
+    table.throttle_after = None
+    final = run_attempt(batches, table, checkpoints, checkpoint_every=2)
+    assert final.result is not None
+    assert final.result.counts.identity_holds
+    assert table.items == reference_table.items
+    assert checkpoint_counts(checkpoints.saved[0]) == file_counts(reference.result.counts)
+    assert sorted(final.rejects) == sorted(reference.rejects)
+
+
+def test_an_item_dynamodb_refuses_is_counted_once_across_attempts(
+        uninterrupted: tuple[list[pa.RecordBatch], MemoryTable, Attempt]) -> None:
+    batches, reference_table, reference = uninterrupted
+    assert reference.result is not None
+    poison = sorted(reference_table.items)[len(reference_table.items) // 3]
+    table = MemoryTable()
+    table.poison = frozenset({poison})
+    checkpoints = MemoryCheckpoints()
+    table.kill_after = 15
+
+    assert run_attempt(batches, table, checkpoints, checkpoint_every=1).result is None
+    final = run_attempt(batches, table, checkpoints, checkpoint_every=1)
+
+    assert final.result is not None
+    counts = final.result.counts
+    assert counts.identity_holds
+    assert {k: v for k, v in reference_table.items.items() if k != poison} == table.items
+    expected = file_counts(reference.result.counts)
+    done = checkpoints.saved[0]
+    assert checkpoint_counts(done) == (expected[0], expected[1] - 1, expected[2] + 1, expected[3])
+    assert sum(poison in line for line in final.rejects) == 1
+
+
+# -- the real CLI, SIGKILLed ------------------------------------------------------------------
+
+CLI = Path(sys.executable).parent / "dynamo-ingest"
+KILL_ROWS = 10_000
+KILL_PARTITIONS = 4
+KILL_CHECKPOINT_EVERY = 2
+
+
+class CliRun:
+    """``dynamo-ingest run`` in a session of its own. :meth:`kill` SIGKILLs it and everything
+    it started, like a lost machine: that includes the PySpark daemon, which moves itself and
+    its workers to a process group of their own."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self._log = log.open("wb")
+        self.process = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        self._descendants: dict[int, psutil.Process] = {}
+
+    def running(self) -> bool:
+        """True while the CLI lives; also learns which processes it started."""
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for child in psutil.Process(self.process.pid).children(recursive=True):
+                self._descendants.setdefault(child.pid, child)
+        return self.process.poll() is None
+
+    def wait(self, timeout_s: float) -> int:
+        """Wait for the CLI to exit by itself; returns its exit status."""
+        try:
+            return self.process.wait(timeout=timeout_s)
+        finally:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the CLI's process group and every process it started (each checked to be
+        the very process seen, not a reused pid), then wait until all are gone."""
+        self.running()
+        if self.process.returncode is None:
+            # Not reaped yet, so its group id cannot belong to anyone else.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        for process in self._descendants.values():
+            with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+                if process.is_running() and os.getpgid(process.pid) == process.pid:
+                    # A group leader (the PySpark daemon): its group holds the workers it forked.
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.kill()
+        self.process.wait()
+        self._log.close()
+        _, alive = psutil.wait_procs(list(self._descendants.values()), timeout=30)
+        assert not alive, f"processes of the killed CLI still alive: {alive}"
+
+
+@pytest.fixture
+def cli_runs() -> Iterator[Callable[[list[str], dict[str, str], Path], CliRun]]:
+    """Starts CLI runs; whatever is still running at the end of the test is killed."""
+    started: list[CliRun] = []
+
+    def start(argv: list[str], env: dict[str, str], log: Path) -> CliRun:
+        run = CliRun(argv, env, log)
+        started.append(run)
+        return run
+
+    yield start
+    for run in started:
+        if run.process.returncode is None:
+            run.kill()
+
+
+def resume_file(path: Path, rows: int) -> Path:
+    """Small rows with a later duplicate every 50 and an empty key every 401."""
+    lines = ["id,n,note"]
+    for record_no in range(1, rows + 1):
+        key = f"r{record_no:06d}"
+        if record_no % 50 == 0:
+            key = f"r{record_no - 17:06d}"
+        if record_no % 401 == 0:
+            key = ""
+        lines.append(f"{key},{record_no},{'v' * (record_no % 20)}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def wait_until_quiet(double: DynamoDBDouble) -> int:
+    """Items accepted once requests already in the double's hands are answered."""
+    seen = double.stats.items_accepted
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < 0.5:
+        time.sleep(0.05)
+        now = double.stats.items_accepted
+        if now != seen:
+            seen, quiet_since = now, time.monotonic()
+    return seen
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_cli_killed_at_random_points_resumes_to_the_exact_table(
+        aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        cli_runs: Callable[[list[str], dict[str, str], Path], CliRun]) -> None:
+    create_table(TABLE, [("id", "S", "HASH")])
+    source = resume_file(tmp_path / "in.csv", KILL_ROWS)
+    oracle = expected_outcome(source, key_columns=("id",),
+                              column_types={"id": "S", "n": "N", "note": "S"})
+    distinct = len(oracle.items)
+    report_path = tmp_path / "report.json"
+    argv = [str(CLI), "run", "--source_path", str(source), "--target_table", TABLE,
+            "--partitions", str(KILL_PARTITIONS), "--checkpoint_every",
+            str(KILL_CHECKPOINT_EVERY), "--report_path", str(report_path), "--quiet"]
+    rng = random.Random(20_240_601)
+    # Three kills at seeded random progress points, spread over the load. A kill costs at most
+    # two batches per running partition (one acknowledged after the last checkpoint, one sent):
+    # 2 partitions x 50 items = 1 % of 10,000 rows.
+    kill_points = [int(distinct * (0.1 + 0.25 * k + rng.uniform(0.0, 0.15))) for k in range(3)]
+    ledger = Ledger(boto3.client("dynamodb"), DEFAULT_LEDGER_TABLE)
+    source_object = SourceObject("", str(source), file_md5(source))
+
+    rewrites: list[int] = []
+    inside_a_partition = 0
+    with DynamoDBDouble(aws, FaultPlan(tables=(TABLE,))) as double:
+        env = {**os.environ, "AWS_ENDPOINT_URL_DYNAMODB": double.url}
+        checkpointed = 0
+        for attempt, kill_at in enumerate(kill_points, start=1):
+            run = cli_runs(argv, env, tmp_path / f"attempt-{attempt}.log")
+            while double.stats.items_accepted < kill_at:
+                assert run.running(), (
+                    f"attempt {attempt} ended before its kill point {kill_at}: "
+                    + (tmp_path / f"attempt-{attempt}.log").read_text(errors="replace")[-2000:])
+                time.sleep(0.02)
+            run.kill()
+            accepted = wait_until_quiet(double)
+            checkpoints = ledger.load_checkpoints(source_object)
+            covered = sum(int(c.counts["items_written"]) for c in checkpoints.values())
+            # Items written but not covered by a checkpoint are the ones written again.
+            rewrites.append(accepted - sum(rewrites) - covered)
+            assert covered >= checkpointed, "a checkpoint never moves back"
+            checkpointed = covered
+            inside_a_partition += sum(1 for c in checkpoints.values()
+                                      if not int(c.counts["done"]) and int(c.counts["rows_done"]))
+
+        final = cli_runs(argv, env, tmp_path / "final.log")
+        status = final.wait(timeout_s=300)
+        total_accepted = double.stats.items_accepted
+
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    assert status == 0, (tmp_path / "final.log").read_text(errors="replace")[-3000:]
+    assert report["status"] == "SUCCEEDED_WITH_REJECTS"
+    assert inside_a_partition > 0, "no kill landed inside a partition after its checkpoint"
+    assert report["rows_skipped_by_resume"] > 0
+    # Counts across the attempts add up to the file (the checkpoints carry earlier attempts).
+    assert report["file_counts"] == {
+        "rows_read": KILL_ROWS, "items_written": distinct,
+        "rows_rejected": len(oracle.rejected), "duplicate_rows": oracle.duplicate_rows}
+    assert report["rows_read"] == (report["items_written"] + report["rows_rejected"]
+                                   + report["duplicate_rows"] + report["rows_skipped_by_resume"])
+    assert scan_table(TABLE) == oracle.items
+    # The last run's rejects file holds every rejected row of the file once, earlier attempts'
+    # included.
+    rejects = read_rejects(report["rejects_path"])[1:]
+    assert sorted(int(row[0]) for row in rejects) == sorted(oracle.rejected)
+    written_twice = total_accepted - distinct
+    assert written_twice == sum(rewrites)
+    shares = [r / KILL_ROWS for r in rewrites]
+    print(f"kill points {kill_points}: items written twice per kill {rewrites} "
+          f"({', '.join(f'{s:.2%}' for s in shares)} of {KILL_ROWS} rows)")
+    assert all(share <= 0.01 for share in shares)
+
+
+@pytest.mark.spark
+def test_restart_ignores_the_checkpoints_of_a_failed_run(run_job: Any, aws: str, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    create_table(TABLE, [("id", "S", "HASH")])
+    source = resume_file(tmp_path / "in.csv", 2000)
+    oracle = expected_outcome(source, key_columns=("id",),
+                              column_types={"id": "S", "n": "N", "note": "S"})
+    ledger = Ledger(boto3.client("dynamodb"), DEFAULT_LEDGER_TABLE)
+    source_object = SourceObject("", str(source), file_md5(source))
+    # A storm after 30 write requests outlasts the 1-second retry budget: the run fails with
+    # checkpoints to resume from.
+    with DynamoDBDouble(aws, FaultPlan(fail_after_requests=30, tables=(TABLE,))) as double:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", double.url)
+        failed = run_job(source_path=str(source), partitions=2, max_retry_seconds=1,
+                         checkpoint_every=2)
+        checkpoints = ledger.load_checkpoints(source_object)
+        double.set_plan(FaultPlan(tables=(TABLE,)))
+        double.reset_stats()
+        restarted = run_job(source_path=str(source), partitions=2, restart=True)
+        accepted = double.stats.items_accepted
+    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB")
+
+    assert failed.status == "FAILED"
+    assert sum(int(c.counts["items_written"]) for c in checkpoints.values()) > 0
+    assert restarted.status == "SUCCEEDED_WITH_REJECTS", restarted.error
+    assert restarted.counts.rows_skipped_by_resume == 0
+    assert restarted.counts.identity_holds
+    # Everything is written again, exactly once.
+    assert accepted == restarted.counts.items_written == len(oracle.items)
+    assert scan_table(TABLE) == oracle.items
+    assert restarted.extra["file_counts"] == {
+        "rows_read": 2000, "items_written": len(oracle.items),
+        "rows_rejected": len(oracle.rejected), "duplicate_rows": oracle.duplicate_rows}
