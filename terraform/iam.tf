@@ -259,10 +259,12 @@ data "aws_iam_policy_document" "glue_job" {
     }
   }
 
+  # BatchWriteItem for --write_mode overwrite; PutItem/UpdateItem with a condition for
+  # insert, merge and the --version_column guard.
   statement {
     sid       = "WriteTargetTable"
     effect    = "Allow"
-    actions   = ["dynamodb:BatchWriteItem", "dynamodb:DescribeTable"]
+    actions   = ["dynamodb:BatchWriteItem", "dynamodb:DescribeTable", "dynamodb:PutItem", "dynamodb:UpdateItem"]
     resources = [local.target_table_arn]
   }
 

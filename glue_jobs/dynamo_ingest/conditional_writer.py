@@ -336,7 +336,9 @@ class ConditionalWriter:
         """Send until done; the reason when DynamoDB rejects this item (None when written or
         skipped); raise :class:`_StopError` when the writer must stop."""
         operation, body = self._requests.body(request.item)
-        send = getattr(self._transport, operation)
+        # Spelled out (not getattr) so the IAM check can see both operations in the code.
+        send = (self._transport.update_item if operation == "update_item"
+                else self._transport.put_item)
         stats = outcome.stats
         started = self._clock()
         retries = 0

@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 from dynamo_ingest.arguments import EmptyPolicy, JobArguments, WriteMode
+from dynamo_ingest.capacity import table_write_capacity
 from dynamo_ingest.catalog import CsvSchema
 from dynamo_ingest.errors import ArgumentError, SourceError
 from dynamo_ingest.items import BuiltItem, ItemBuilder, Rejection, decode_utf8
-from dynamo_ingest.job import table_write_capacity
 from dynamo_ingest.keys import KeySchema
 from dynamo_ingest.mapping import AttributeMapping
 from dynamo_ingest.sizing import item_size, write_units

@@ -19,11 +19,16 @@ from typing import Any
 
 from dynamo_ingest.arguments import JobArguments
 from dynamo_ingest.aws import AwsConfig
+from dynamo_ingest.capacity import table_write_capacity
 from dynamo_ingest.catalog import CsvSchema, get_catalog_schema
-from dynamo_ingest.errors import DynamoIngestError, TargetTableError
-from dynamo_ingest.keys import KeySchema, check_key_arguments, describe_key_schema
+from dynamo_ingest.errors import DynamoIngestError
+from dynamo_ingest.estimate import Prices
+from dynamo_ingest.items import ItemBuilder
+from dynamo_ingest.keys import check_key_arguments, describe_key_schema
+from dynamo_ingest.mapping import AttributeMapping
 from dynamo_ingest.pipeline import (
     REJECTS_HEADER,
+    ItemWriter,
     PartitionResult,
     PartitionTask,
     default_partitions,
@@ -42,11 +47,11 @@ from dynamo_ingest.storage import ResolvedSource, Storage, default_rejects_path,
 from dynamo_ingest.writer import RetryPolicy
 
 LOG = logging.getLogger("dynamo_ingest")
-DEFAULT_ON_DEMAND_WCU_S = 4000.0  # a new on-demand table is warm for 4,000 writes/s
+# One row per partition back to the driver: the partition, its RowCounts, and its outcome.
 STATS_FIELDS = (
-    ("partition", "int32"), ("rows_read", "int64"), ("items_written", "int64"),
-    ("rows_rejected", "int64"), ("duplicate_rows", "int64"), ("rows_skipped_by_resume", "int64"),
-    ("wcu_consumed", "float64"), ("throttled_retries", "int64"), ("items_bounced", "int64"),
+    ("partition", "int32"),
+    *((name, "float64" if name == "wcu_consumed" else "int64")
+      for name in RowCounts.__dataclass_fields__),
     ("exhausted", "bool_"), ("error", "string"), ("rejects_written", "int64"),
 )
 SPARK_TYPES = {"int32": "int", "int64": "long", "float64": "double", "bool_": "boolean",
@@ -54,21 +59,6 @@ SPARK_TYPES = {"int32": "int", "int64": "long", "float64": "double", "bool_": "b
 STATS_DDL = ", ".join(f"{name} {SPARK_TYPES[kind]}" for name, kind in STATS_FIELDS)
 
 ProgressCallback = Callable[[int, int], None]
-
-
-def table_write_capacity(table: dict[str, Any]) -> tuple[float, str]:
-    """The table's write capacity in WCU/s and where the number came from."""
-    billing = (table.get("BillingModeSummary") or {}).get("BillingMode", "PROVISIONED")
-    provisioned = (table.get("ProvisionedThroughput") or {}).get("WriteCapacityUnits") or 0
-    if billing != "PAY_PER_REQUEST" and provisioned > 0:
-        return float(provisioned), "provisioned WriteCapacityUnits"
-    on_demand = (table.get("OnDemandThroughput") or {}).get("MaxWriteRequestUnits") or 0
-    if on_demand > 0:
-        return float(on_demand), "on-demand MaxWriteRequestUnits"
-    warm = (table.get("WarmThroughput") or {}).get("WriteUnitsPerSecond") or 0
-    if warm > 0:
-        return float(warm), "warm throughput WriteUnitsPerSecond"
-    return DEFAULT_ON_DEMAND_WCU_S, "default for a new on-demand table"
 
 
 def resolve_write_rate(args: JobArguments, table: dict[str, Any]) -> tuple[float, str]:
@@ -104,18 +94,6 @@ def load_schema(args: JobArguments, aws: AwsConfig, source: ResolvedSource) -> C
     return schema.with_header_names(header)
 
 
-def key_columns(schema: CsvSchema, keys: KeySchema) -> list[tuple[int, str]]:
-    """(column index, key type) of each key attribute, or a clear error naming the columns."""
-    out: list[tuple[int, str]] = []
-    for attribute in keys.attributes:
-        if attribute.name not in schema.names:
-            raise TargetTableError(
-                f"key attribute {attribute.name!r} of the target table is not a column of the "
-                f"file (columns: {', '.join(schema.names)})")
-        out.append((schema.names.index(attribute.name), attribute.type))
-    return out
-
-
 def _task_function(task: PartitionTask) -> Callable[[Iterable[Any]], Iterable[Any]]:
     """The function every Spark task runs over its partition's Arrow batches."""
 
@@ -138,9 +116,24 @@ def _task_function(task: PartitionTask) -> Callable[[Iterable[Any]], Iterable[An
         limiter = AdaptiveRateLimiter(task.rate_per_task)
         storage = Storage(task.aws)
 
-        def writer_factory(on_ack: Callable[[int], None]) -> BatchWriter:
-            return BatchWriter(transport, task.target_table, policy=task.retry, limiter=limiter,
-                               on_acknowledged=on_ack)
+        def writer_factory(on_ack: Callable[[int], None]) -> ItemWriter:
+            if not task.conditional:
+                return BatchWriter(transport, task.target_table, policy=task.retry,
+                                   limiter=limiter, on_acknowledged=on_ack)
+            # insert/merge/version guard need a condition: PutItem/UpdateItem, several in
+            # flight, paced by the same limiter.
+            from dynamo_ingest.conditional_writer import (
+                BotocoreConditionalTransport,
+                ConditionalWriter,
+                RequestBuilder,
+            )
+
+            version = task.mapping.version_attribute() if task.mapping else None
+            return ConditionalWriter(
+                BotocoreConditionalTransport.from_config(task.aws.endpoints.get("dynamodb"),
+                                                         task.aws.region, task.aws.credentials),
+                RequestBuilder(task.target_table, task.key_schema, task.write_mode, version),
+                policy=task.retry, limiter=limiter, on_acknowledged=on_ack)
 
         result = process_partition(partition, batches, task, writer_factory,
                                    checkpoint_store(task), storage.put_file)
@@ -157,13 +150,10 @@ def _stats_schema() -> Any:
 
 def _result_row(result: PartitionResult) -> dict[str, Any]:
     counts = result.counts
-    return {"partition": result.partition, "rows_read": counts.rows_read,
-            "items_written": counts.items_written, "rows_rejected": counts.rows_rejected,
-            "duplicate_rows": counts.duplicate_rows,
-            "rows_skipped_by_resume": counts.rows_skipped_by_resume,
-            "wcu_consumed": counts.wcu_consumed, "throttled_retries": counts.throttled_retries,
-            "items_bounced": counts.items_bounced, "exhausted": result.exhausted,
-            "error": result.error, "rejects_written": result.rejects_written}
+    return {"partition": result.partition,
+            **{name: getattr(counts, name) for name in RowCounts.__dataclass_fields__},
+            "exhausted": result.exhausted, "error": result.error,
+            "rejects_written": result.rejects_written}
 
 
 class _ProgressPoller:
@@ -217,7 +207,10 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
         keys, table = describe_key_schema(dynamodb, args.target_table)
         check_key_arguments(keys, args.partition_key, args.sort_key, args.target_table)
         schema = load_schema(args, aws, source)
-        key_cols = key_columns(schema, keys)
+        mapping = AttributeMapping.from_arguments(args)
+        # Fail on a mapping that does not fit the file before Spark starts.
+        ItemBuilder(schema.columns, keys, args.empty_value, mapping)
+        key_cols = mapping.key_source_columns(schema.columns, keys)
 
         from dynamo_ingest.checkpoints import LedgerSession
 
@@ -244,7 +237,8 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
             checkpoint_every=args.checkpoint_every,
             ledger_table=args.ledger_table if ledger is not None else None,
             source_key=(source.bucket, source.key, source.etag), partitions=partitions,
-            resume=not args.restart)
+            resume=not args.restart, mapping=None if mapping.is_identity else mapping,
+            write_mode=args.write_mode)
         LOG.info("loading %s into %s: %d partitions, %.0f WCU/s (%s)", source.uri,
                  args.target_table, partitions, total_rate, rate_origin)
         records = read_records(spark, source.spark_path, schema)
@@ -272,6 +266,9 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
             storage.delete(rejected_parts)
             report.rejects_path = rejects_path
         report.counts = counts
+        # On-demand price of what was consumed (provisioned tables pay per hour instead).
+        report.extra["write_cost_on_demand_usd"] = round(
+            Prices().on_demand_usd(counts.wcu_consumed), 6)
         report.partitions = partitions
         report.write_rate_wcu_s = round(total_rate, 1)
         if errors:

@@ -62,7 +62,8 @@ TERMINAL_STATUSES = frozenset({S.SUCCEEDED, S.SUCCEEDED_WITH_REJECTS, S.FAILED})
 NOT_STARTED_STATUSES = frozenset({S.CONCURRENCY_LIMITED, S.START_FAILED})
 
 INT_COUNTS = ("rows_read", "items_written", "rows_rejected", "duplicate_rows",
-              "rows_skipped_by_resume", "items_bounced", "throttled_retries")
+              "rows_skipped_by_resume", "items_skipped_existing", "items_skipped_stale",
+              "items_bounced", "throttled_retries")
 FLOAT_COUNTS = ("wcu_consumed", "elapsed_s")
 _CONFLICT_RETRIES = 5
 
@@ -169,6 +170,8 @@ class LedgerRecord:
     rows_rejected: int = 0
     duplicate_rows: int = 0
     rows_skipped_by_resume: int = 0
+    items_skipped_existing: int = 0
+    items_skipped_stale: int = 0
     items_bounced: int = 0
     throttled_retries: int = 0
     wcu_consumed: float = 0.0

@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from dynamo_ingest.arguments import EmptyPolicy
+from dynamo_ingest.arguments import EmptyPolicy, WriteMode
 from dynamo_ingest.aws import AwsConfig
 from dynamo_ingest.catalog import Column
 from dynamo_ingest.items import BuiltItem, ItemBuilder, Rejection, decode_utf8
 from dynamo_ingest.keys import KeySchema
+from dynamo_ingest.mapping import AttributeMapping
 from dynamo_ingest.read import CORRUPT_COLUMN, KEY_HASH, RECORD_NO, value_column
 from dynamo_ingest.report import RowCounts
-from dynamo_ingest.writer import BatchWriter, RetryPolicy, WriteRequest
+from dynamo_ingest.writer import RetryPolicy, WriteOutcome, WriteRequest
 
 REJECTS_HEADER = ("record_no", "reason")
 
@@ -41,13 +42,16 @@ class Checkpoint:
     duplicate_rows: int
     wcu_consumed: float = 0.0
     done: bool = False
+    items_skipped_existing: int = 0
+    items_skipped_stale: int = 0
 
     def as_counts(self) -> dict[str, int | float]:
         """The mapping stored in the ledger."""
         return {"rows_done": self.rows_done, "positions_done": self.positions_done,
                 "items_written": self.items_written, "rows_rejected": self.rows_rejected,
                 "duplicate_rows": self.duplicate_rows, "wcu_consumed": self.wcu_consumed,
-                "done": int(self.done)}
+                "done": int(self.done), "items_skipped_existing": self.items_skipped_existing,
+                "items_skipped_stale": self.items_skipped_stale}
 
     @classmethod
     def from_counts(cls, counts: dict[str, Any]) -> Checkpoint:
@@ -55,7 +59,16 @@ class Checkpoint:
         return cls(int(counts["rows_done"]), int(counts["positions_done"]),
                    int(counts["items_written"]), int(counts["rows_rejected"]),
                    int(counts["duplicate_rows"]), float(counts.get("wcu_consumed", 0)),
-                   bool(int(counts.get("done", 0))))
+                   bool(int(counts.get("done", 0))),
+                   int(counts.get("items_skipped_existing", 0)),
+                   int(counts.get("items_skipped_stale", 0)))
+
+
+class ItemWriter(Protocol):
+    """BatchWriter or ConditionalWriter: writes a partition's stream, reports what happened."""
+
+    def write_all(self, requests: Iterable[WriteRequest]) -> WriteOutcome:
+        """Write every request; stop consuming after a batch that cannot finish."""
 
 
 class CheckpointStore(Protocol):
@@ -87,7 +100,15 @@ class PartitionTask:
     source_key: tuple[str, str, str] | None = None  # (bucket, key, etag) for the ledger
     partitions: int = 1
     resume: bool = True
+    mapping: AttributeMapping | None = None
+    write_mode: WriteMode = "overwrite"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def conditional(self) -> bool:
+        """True when items need PutItem/UpdateItem with a condition (not BatchWriteItem)."""
+        return self.write_mode != "overwrite" or bool(
+            self.mapping is not None and self.mapping.version_attribute())
 
     def rejects_part(self, partition: int) -> str:
         """The rejects part file of one partition (merged into one file by the driver)."""
@@ -187,12 +208,12 @@ def _rows(batches: Iterable[Any],
 
 
 def process_partition(partition: int, batches: Iterable[Any], task: PartitionTask,
-                      writer_factory: Callable[[Callable[[int], None]], BatchWriter],
+                      writer_factory: Callable[[Callable[[int], None]], ItemWriter],
                       checkpoints: CheckpointStore | None,
                       put_rejects: Callable[[Path, str], None]) -> PartitionResult:
     """Process one partition; every input row ends up written, rejected or duplicate (or
     skipped because an earlier attempt already finished it)."""
-    builder = ItemBuilder(task.columns, task.key_schema, task.empty_value)
+    builder = ItemBuilder(task.columns, task.key_schema, task.empty_value, task.mapping)
     width = len(task.columns)
     names = [c.name for c in task.columns]
     counts = RowCounts()
@@ -219,6 +240,7 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
             mark = (state["position"], counts.rows_read, state["rejected"], state["duplicates"])
             # DynamoDB may have refused items: they hold positions but were not written.
             written = written_at_end
+            skipped = (counts.items_skipped_existing, counts.items_skipped_stale)
         else:
             usable = [s for s in snapshots if s[0] <= acked["positions"]]
             if not usable:
@@ -226,8 +248,9 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
             mark = usable[-1]
             del snapshots[:len(usable) - 1]
             # The acknowledged prefix stops at the first refused item, so every position
-            # before the mark was written.
-            written = mark[0] - base_positions
+            # before the mark was written (or, in a conditional mode, kept by its condition).
+            skipped = skipped_before(mark[0] - base_positions)
+            written = mark[0] - base_positions - skipped[0] - skipped[1]
         positions_end, rows_end, rejected, duplicates = mark
         prior = resume_from
         checkpoints.save(partition, Checkpoint(
@@ -236,7 +259,9 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
             items_written=written + (prior.items_written if prior else 0),
             rows_rejected=rejected + (prior.rows_rejected if prior else 0),
             duplicate_rows=duplicates + (prior.duplicate_rows if prior else 0),
-            wcu_consumed=0.0, done=written_at_end is not None))
+            wcu_consumed=0.0, done=written_at_end is not None,
+            items_skipped_existing=skipped[0] + (prior.items_skipped_existing if prior else 0),
+            items_skipped_stale=skipped[1] + (prior.items_skipped_stale if prior else 0)))
 
     def on_acknowledged(prefix: int) -> None:
         acked["positions"] = base_positions + prefix
@@ -256,6 +281,7 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
             position = state["position"]
             state["position"] += 1
             if not in_prefix:
+                counts.wcu_estimated += built.wcu
                 yield WriteRequest(position - base_positions, record_no, built.item, built.key,
                                    built.size, built.wcu)
         if not in_prefix:
@@ -295,6 +321,10 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
         yield from flush(group, group_in_prefix)
         state["rows"] = counts.rows_read
 
+    def skipped_before(position: int) -> tuple[int, int]:
+        counter = getattr(writer, "skipped_before", None)
+        return counter(position) if counter is not None else (0, 0)
+
     stream = requests()
     writer = writer_factory(on_acknowledged)
     outcome = writer.write_all(stream)
@@ -314,6 +344,8 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
     counts.wcu_consumed = stats.wcu_consumed
     counts.throttled_retries = stats.throttled_retries
     counts.items_bounced = stats.items_bounced
+    counts.items_skipped_existing = getattr(outcome, "items_skipped_existing", 0)
+    counts.items_skipped_stale = getattr(outcome, "items_skipped_stale", 0)
     counts.rows_rejected = state["rejected"]
     counts.duplicate_rows = state["duplicates"]
     if outcome.exhausted:

@@ -18,7 +18,10 @@ class RowCounts:
     rows_rejected: int = 0
     duplicate_rows: int = 0
     rows_skipped_by_resume: int = 0
+    items_skipped_existing: int = 0  # --write_mode insert: the key already held an item
+    items_skipped_stale: int = 0  # --version_column: the stored item is newer
     wcu_consumed: float = 0.0
+    wcu_estimated: int = 0  # Σ ⌈item size / 1 KB⌉ of the items this run sent
     throttled_retries: int = 0
     items_bounced: int = 0
 
@@ -29,9 +32,11 @@ class RowCounts:
 
     @property
     def identity_holds(self) -> bool:
-        """rows_read = items_written + rows_rejected + duplicate_rows + rows_skipped_by_resume."""
+        """rows_read = written + rejected + duplicates + skipped (by resume, or kept by a
+        write condition)."""
         return self.rows_read == (self.items_written + self.rows_rejected
-                                  + self.duplicate_rows + self.rows_skipped_by_resume)
+                                  + self.duplicate_rows + self.rows_skipped_by_resume
+                                  + self.items_skipped_existing + self.items_skipped_stale)
 
 
 @dataclass
@@ -47,7 +52,6 @@ class RunReport:
     error: str | None = None
     partitions: int = 0
     attempt: int = 1
-    wcu_estimated: int | None = None
     write_rate_wcu_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
