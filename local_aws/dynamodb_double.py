@@ -650,6 +650,14 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (killed mid-request) is normal here; say nothing."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
     def __init__(self, address: tuple[str, int], double: DynamoDBDouble) -> None:
         super().__init__(address, _Handler)
         self.double = double

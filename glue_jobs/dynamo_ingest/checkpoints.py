@@ -42,6 +42,12 @@ class LedgerSession:
         checkpoints = self.ledger.load_checkpoints(self.source)
         return next(iter(checkpoints.values())).partitions if checkpoints else None
 
+    def unfinished_partitions(self, partitions: int) -> int:
+        """How many of ``partitions`` an earlier attempt has not finished (all, if none)."""
+        done = sum(1 for c in self.ledger.load_checkpoints(self.source).values()
+                   if c.partitions == partitions and int(c.counts.get("done", 0)))
+        return max(1, partitions - done)
+
     def clear_checkpoints(self) -> None:
         """Forget earlier progress (``--restart`` or after a finished load)."""
         self.ledger.clear_checkpoints(self.source)

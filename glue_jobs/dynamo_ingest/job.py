@@ -225,6 +225,7 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
         parallelism = spark.sparkContext.defaultParallelism
         partitions = previous_partitions or args.partitions or default_partitions(
             parallelism, source.size)
+        unfinished = ledger.unfinished_partitions(partitions) if ledger is not None else None
         total_rate, rate_origin = resolve_write_rate(args, table)
         rejects_path = args.rejects_path or default_rejects_path(source)
         task = PartitionTask(
@@ -232,7 +233,8 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
             empty_value=args.empty_value, delimiter=schema.delimiter,
             quote_char=schema.quote_char, aws=aws,
             retry=RetryPolicy(max_retry_seconds=args.max_retry_seconds),
-            rate_per_task=rate_per_task(total_rate, partitions, parallelism),
+            # A resume splits the budget over the partitions still to write.
+            rate_per_task=rate_per_task(total_rate, unfinished or partitions, parallelism),
             rejects_parts_prefix=rejects_path + ".parts",
             checkpoint_every=args.checkpoint_every,
             ledger_table=args.ledger_table if ledger is not None else None,
@@ -293,12 +295,27 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
     except DynamoIngestError as err:
         report.status = "FAILED"
         report.error = str(err)
+    except Exception as err:
+        # e.g. a task that cannot reach the ledger: report FAILED (checkpoints are kept, so
+        # the retry resumes) instead of leaving the ledger STARTED with no counts.
+        LOG.exception("the Spark job failed")
+        report.status = "FAILED"
+        report.error = f"the Spark job failed: {_first_line(err)}"
     report.elapsed_s = time.monotonic() - started
     if ledger is not None:
         ledger.record_report(run_id, report.to_dict())
     if args.report_path:
         Storage(aws).put_bytes(report.to_json().encode("utf-8") + b"\n", args.report_path)
     return report
+
+
+def _first_line(err: BaseException) -> str:
+    """The useful line of an exception (Spark's carry a JVM stack trace)."""
+    text = str(err).strip()
+    for line in text.splitlines():
+        if "Error" in line or "Exception" in line:
+            return line.strip()[:500]
+    return text.splitlines()[0][:500] if text else type(err).__name__
 
 
 def _bytes_per_row(source: ResolvedSource) -> int:

@@ -178,3 +178,21 @@ def test_throttling_storm_fails_cleanly_then_the_next_run_resumes(run_job: Any, 
     # and the storm are written twice (at most checkpoint_every batches per partition).
     assert resumed.counts.items_written <= 2000 - resumed.counts.rows_skipped_by_resume
     assert len(scan_table(TABLE)) == 2000
+
+
+def test_a_failing_spark_task_still_ends_in_a_failed_report(run_job: Any, tmp_path: Path) -> None:
+    create_table(TABLE, [("id", "S", "HASH")])
+    source = write_rows(tmp_path / "in.csv", "id,n", [f"{i},{i}" for i in range(50)])
+    ledger = Ledger(boto3.client("dynamodb"), "dynamo-ingest-ledger")
+    ledger.ensure_table()
+    # A checkpoint the tasks cannot read: the task fails inside Spark, not on the driver.
+    ledger.save_checkpoint(SourceObject("", str(source), file_md5(source)), 0, 5, {"bogus": 1},
+                           partitions=2)
+
+    report = run_job(source_path=str(source), partitions=2)
+
+    assert report.status == "FAILED"
+    assert "the Spark job failed" in (report.error or "")
+    record = ledger.get(SourceObject("", str(source), file_md5(source)))
+    assert record is not None
+    assert record.report_status == "FAILED"
