@@ -32,7 +32,8 @@ UNPARSABLE = "(unparsable record)"
 # rate, share, retry budget …) stays with the job's DefaultArguments, which run Arguments
 # would silently override.
 TRIGGER_ARGUMENTS = ("source_path", "source_etag", "target_table", "partition_key", "sort_key",
-                     "catalog_database", "catalog_table", "rejects_path", "ledger_table")
+                     "catalog_database", "catalog_table", "rejects_path", "ledger_table",
+                     "load_time")
 
 Outcome = Literal["started", "duplicate", "ignored", "malformed", "not_started"]
 
@@ -77,7 +78,9 @@ def job_arguments(record: S3EventRecord, settings: Settings) -> dict[str, str]:
         sort_key=settings.sort_key or None, catalog_database=settings.catalog_database or None,
         catalog_table=settings.catalog_table or None,
         rejects_path=rejects_path(record.bucket, record.key, settings),
-        ledger_table=settings.ledger_table)
+        ledger_table=settings.ledger_table,
+        # The upload time fixes --ttl_seconds' "now" for every attempt of this file.
+        load_time=record.event_time)
     wanted = {f"--{name}" for name in TRIGGER_ARGUMENTS}
     return {k: v for k, v in arguments.to_glue_arguments().items() if k in wanted}
 
