@@ -521,8 +521,14 @@ def aws_calls(files: Iterable[Path], services: set[str],
                 site, receiver = node, node.value  # a bound method handed to a retry helper
             else:
                 continue
-            if isinstance(receiver, ast.Name) and receiver.id in modules[path]:
-                continue  # socket.create_connection(…) is not glue:CreateConnection
+            root = receiver
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in modules[path] and (
+                    root is receiver or not _names_a_client(receiver, services)):
+                # socket.create_connection(…) is not glue:CreateConnection, nor is
+                # botocore.session.get_session() glue:GetSession.
+                continue
             alternatives = [replace(call, function=function)
                             for call in _alternatives(site, path, services)]
             if alternatives:
