@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import datetime
 import socket
+import ssl
 import threading
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -125,6 +128,24 @@ def test_the_writer_recovers_every_unprocessed_item_through_the_double(table: st
     assert stored_items() == items
 
 
+def test_threads_share_one_transport(table: str) -> None:
+    items = [make_item(p) for p in range(200)]
+    with DynamoDBDouble(table, FaultPlan()) as double:
+        transport = LeanHttpTransport(double.url, "us-east-1", Credentials(*CREDENTIALS),
+                                      max_pool_connections=4)
+
+        def send(start: int) -> list[dict[str, Any]]:
+            return [transport.batch_write_item(body(*items[i:i + 10]))
+                    for i in range(start, 200, 40)]
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            answers = [a for part in pool.map(send, range(0, 40, 10)) for a in part]
+
+    assert len(answers) == 20
+    assert all(a["UnprocessedItems"] == {} for a in answers)
+    assert stored_items() == items
+
+
 @pytest.mark.parametrize(("plan", "expected", "codes"), [
     (FaultPlan(throttle_share=1.0), ThrottledError, {"ProvisionedThroughputExceededException"}),
     (FaultPlan(throttle_share=1.0, throttle_code="ThrottlingException"), ThrottledError,
@@ -187,12 +208,14 @@ def test_a_refused_connection_is_retryable() -> None:
 class CannedServer:
     """Answers each request (read by Content-Length) with the next canned HTTP response."""
 
-    def __init__(self, responses: list[bytes]) -> None:
+    def __init__(self, responses: list[bytes], tls: ssl.SSLContext | None = None) -> None:
         self.responses = list(responses)
         self.connections = 0
         self.requests: list[bytes] = []
+        self._tls = tls
         self._listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        scheme, host = ("https", "localhost") if tls else ("http", "127.0.0.1")
+        self.url = f"{scheme}://{host}:{self._listener.getsockname()[1]}"
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
@@ -200,8 +223,10 @@ class CannedServer:
         while self.responses:
             try:
                 conn, _ = self._listener.accept()
+                if self._tls is not None:
+                    conn = self._tls.wrap_socket(conn, server_side=True)
             except OSError:
-                return
+                continue  # a refused handshake; the next client may succeed
             self.connections += 1
             with conn:
                 while self.responses:
@@ -224,6 +249,7 @@ class CannedServer:
                         break
 
     def close(self) -> None:
+        self.responses.clear()
         self._listener.close()
         self._thread.join(timeout=5)
 
@@ -279,6 +305,54 @@ def test_damaged_answers_are_retryable_never_success(canned: list[CannedServer],
     with pytest.raises(RetryableError) as caught:
         transport.batch_write_item(body(make_item(0)))
     assert caught.value.code == code
+
+
+def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
+    """A certificate for ``localhost`` and its key (PEM files)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_https_verifies_the_endpoint_against_the_ca_bundle(
+        canned: list[CannedServer], tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path, "endpoint")
+    other, _ = self_signed(tmp_path, "other")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = CannedServer([ok(ANSWER), ok(ANSWER)], tls=context)
+    canned.append(server)
+    trusting = LeanHttpTransport(server.url, "us-east-1", Credentials(*CREDENTIALS),
+                                 ca_bundle=str(cert))
+    distrusting = LeanHttpTransport(server.url, "us-east-1", Credentials(*CREDENTIALS),
+                                    ca_bundle=str(other))
+
+    with pytest.raises(RetryableError) as caught:
+        distrusting.batch_write_item(body(make_item(0)))
+    answers = [trusting.batch_write_item(body(make_item(p))) for p in range(2)]
+
+    assert caught.value.code == "SSLCertVerificationError"
+    assert [a["UnprocessedItems"] for a in answers] == [{}, {}]
+    assert server.connections == 1  # the TLS connection is kept alive
 
 
 def test_an_unencodable_value_rejects_the_batch() -> None:
