@@ -15,7 +15,6 @@ admin endpoints ``GET /__double/stats``, ``POST /__double/plan`` and
 from __future__ import annotations
 
 import argparse
-import base64
 import dataclasses
 import http.client
 import json
@@ -251,22 +250,9 @@ class _Upstream:
 def _item_wcu(item: Mapping[str, Any]) -> int:
     # Imported lazily; dynamo_ingest.sizing holds the project's one WCU formula.
     from dynamo_ingest.sizing import item_size, write_units
+    from dynamo_ingest.transport import decode_wire_binaries
 
-    return write_units(item_size({name: _wire_blobs_decoded(v) for name, v in item.items()}))
-
-
-def _wire_blobs_decoded(value: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The attribute value with base64 binaries (as sent on the wire) decoded to bytes."""
-    ((kind, inner),) = value.items()
-    if kind == "B":
-        return {"B": base64.b64decode(inner)}
-    if kind == "BS":
-        return {"BS": [base64.b64decode(b) for b in inner]}
-    if kind == "M":
-        return {"M": {k: _wire_blobs_decoded(v) for k, v in inner.items()}}
-    if kind == "L":
-        return {"L": [_wire_blobs_decoded(v) for v in inner]}
-    return value
+    return write_units(item_size({name: decode_wire_binaries(dict(v)) for name, v in item.items()}))
 
 
 def _attribute_identity(value: Mapping[str, Any]) -> tuple[str, str]:

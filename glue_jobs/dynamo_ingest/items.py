@@ -185,6 +185,16 @@ def _string_put(name: str, name_size: int, on_empty: Callable[[Item], int]) -> _
     return put
 
 
+def _set_number(item: Item, name: str, name_size: int, shown: str, text: str) -> int:
+    """Store ``text`` as the N attribute ``name``; its size, or why DynamoDB would refuse it."""
+    try:
+        text, size = _number_attribute(text)
+    except _InvalidValueError as err:
+        raise _InvalidValueError(f"column {shown!r}: {err}") from None
+    item[name] = {"N": text}
+    return name_size + size
+
+
 def _number_put(name: str, name_size: int, on_empty: Callable[[Item], int],
                 label: str | None = None) -> _Put:
     shown = label or name
@@ -193,12 +203,7 @@ def _number_put(name: str, name_size: int, on_empty: Callable[[Item], int],
         text = raw.strip() if raw else None
         if not text:
             return on_empty(item)
-        try:
-            text, size = _number_attribute(text)
-        except _InvalidValueError as err:
-            raise _InvalidValueError(f"column {shown!r}: {err}") from None
-        item[name] = {"N": text}
-        return name_size + size
+        return _set_number(item, name, name_size, shown, text)
     return put
 
 
@@ -238,12 +243,7 @@ def _key_put(attribute: KeyAttribute, name_size: int, role: str, label: str | No
             text = raw.strip() if raw else None
             if not text:
                 raise _InvalidValueError(missing)
-            try:
-                text, size = _number_attribute(text)
-            except _InvalidValueError as err:
-                raise _InvalidValueError(f"column {shown!r}: {err}") from None
-            item[name] = {"N": text}
-            return name_size + size
+            return _set_number(item, name, name_size, shown, text)
         return number_key
 
     if attribute.type == "B":

@@ -534,20 +534,22 @@ def _decoded_request(entry: dict[str, Any]) -> dict[str, Any]:
     for kind, request in entry.items():
         field_name = "Item" if kind == "PutRequest" else "Key"
         attributes = request.get(field_name, {})
-        out[kind] = {**request, field_name: {n: _decoded_value(v) for n, v in attributes.items()}}
+        decoded = {n: decode_wire_binaries(v) for n, v in attributes.items()}
+        out[kind] = {**request, field_name: decoded}
     return out
 
 
-def _decoded_value(value: dict[str, Any]) -> dict[str, Any]:
+def decode_wire_binaries(value: dict[str, Any]) -> dict[str, Any]:
+    """An attribute value as sent on the wire (base64 binaries) with its binaries as bytes."""
     ((kind, inner),) = value.items()
     if kind == "B":
         return {"B": base64.b64decode(inner)}
     if kind == "BS":
         return {"BS": [base64.b64decode(b) for b in inner]}
     if kind == "M":
-        return {"M": {k: _decoded_value(v) for k, v in inner.items()}}
+        return {"M": {k: decode_wire_binaries(v) for k, v in inner.items()}}
     if kind == "L":
-        return {"L": [_decoded_value(v) for v in inner]}
+        return {"L": [decode_wire_binaries(v) for v in inner]}
     return value
 
 
