@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -102,7 +101,6 @@ class PartitionTask:
     resume: bool = True
     mapping: AttributeMapping | None = None
     write_mode: WriteMode = "overwrite"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def conditional(self) -> bool:
@@ -185,8 +183,8 @@ class _Group:
     """Rows sharing one key hash: the winning row per exact key, in first-seen order."""
 
     key_hash: int | None = None
-    winners: dict[tuple[str, ...], tuple[int, BuiltItem]] = field(default_factory=dict)
-    rows: int = 0
+    winners: dict[tuple[str, ...], tuple[int, BuiltItem, list[str | None]]] = field(
+        default_factory=dict)
     duplicates: int = 0
 
 
@@ -215,7 +213,6 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
     skipped because an earlier attempt already finished it)."""
     builder = ItemBuilder(task.columns, task.key_schema, task.empty_value, task.mapping)
     width = len(task.columns)
-    names = [c.name for c in task.columns]
     counts = RowCounts()
     rejects = RejectsFile()
     resume_from = checkpoints.load(partition) if (checkpoints and task.resume) else None
@@ -277,13 +274,13 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
     def flush(group: _Group, in_prefix: bool) -> Iterator[WriteRequest]:
         if not in_prefix:
             state["duplicates"] += group.duplicates
-        for record_no, built in sorted(group.winners.values(), key=lambda w: w[0]):
+        for record_no, built, raw in sorted(group.winners.values(), key=lambda w: w[0]):
             position = state["position"]
             state["position"] += 1
             if not in_prefix:
                 counts.wcu_estimated += built.wcu
                 yield WriteRequest(position - base_positions, record_no, built.item, built.key,
-                                   built.size, built.wcu)
+                                   built.size, built.wcu, raw)
         if not in_prefix:
             snapshots.append((state["position"], state["rows"], state["rejected"],
                               state["duplicates"]))
@@ -317,7 +314,7 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
             previous = group.winners.pop(built.key, None)
             if previous is not None:
                 group.duplicates += 1
-            group.winners[built.key] = (record_no, built)
+            group.winners[built.key] = (record_no, built, raw)
         yield from flush(group, group_in_prefix)
         state["rows"] = counts.rows_read
 
@@ -331,13 +328,13 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
     result = PartitionResult(partition, counts, exhausted=outcome.exhausted)
     for failed in outcome.failed:
         request = failed.request
-        reject(request.record_no, failed.reason, _item_values(request.item, names), count=True)
+        reject(request.record_no, failed.reason, request.values, count=True)
     if outcome.exhausted:
         # The rest of the partition is not attempted: report each row, it is not lost.
         reason = ("not written: an earlier batch of this partition exhausted the retry budget; "
                   "a retry resumes from the last checkpoint")
         for request in stream:
-            reject(request.record_no, reason, _item_values(request.item, names), count=True)
+            reject(request.record_no, reason, request.values, count=True)
         result.error = outcome.failed[-1].reason if outcome.failed else reason
     stats = outcome.stats
     counts.items_written = stats.items_written
@@ -359,22 +356,6 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
     return result
 
 
-def _item_values(item: dict[str, dict[str, Any]], names: Sequence[str]) -> list[str | None]:
-    """Best-effort original values of a built item, in column order, for the rejects file."""
-    out: list[str | None] = []
-    for name in names:
-        value = item.get(name)
-        if value is None:
-            out.append(None)
-        else:
-            kind, raw = next(iter(value.items()))
-            if kind == "NULL":
-                out.append(None)
-            else:
-                out.append(str(raw).lower() if kind == "BOOL" else str(raw))
-    return out
-
-
 def rate_per_task(total_wcu_s: float | None, partitions: int, slots: int) -> float | None:
     """Split a global WCU/s budget among the tasks that run at the same time."""
     if total_wcu_s is None:
@@ -386,8 +367,3 @@ def default_partitions(parallelism: int, size_bytes: int) -> int:
     """A fixed partition count: enough for every core, and ≤ ~64 MB of CSV per partition."""
     by_size = size_bytes // (64 * 1024 * 1024) + 1
     return max(2 * parallelism, by_size, 4)
-
-
-def worker_environment() -> dict[str, str]:
-    """Environment facts a task may log (kept tiny on purpose)."""
-    return {"pid": str(os.getpid())}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,7 @@ class WriteRequest:
     key: tuple[str, ...]  # canonical key: two equal keys never share a batch
     size: int  # DynamoDB item size in bytes
     wcu: int
+    values: Sequence[str | None] = ()  # the row as read, for the rejects file if not written
 
 
 @dataclass(frozen=True)

@@ -299,6 +299,23 @@ def test_an_item_dynamodb_refuses_is_counted_once_across_attempts(
     assert sum(poison in line for line in final.rejects) == 1
 
 
+def test_rows_left_unwritten_keep_their_original_bytes_in_the_rejects_file() -> None:
+    note = "café 😀"
+    # As Spark hands values over: the file's UTF-8 bytes read as ISO-8859-1.
+    as_read = note.encode("utf-8").decode("latin-1")
+    rows = [[f"id{i:03d}", str(i), as_read, None, str(i)] for i in range(1, 41)]
+    table = MemoryTable()
+    table.throttle_after = 0  # a storm from the first request: the retry budget runs out
+
+    attempt = run_attempt(arrow_batches(rows), table, None, checkpoint_every=1)
+
+    assert attempt.result is not None
+    assert attempt.result.exhausted
+    assert attempt.result.counts.rows_rejected == 40
+    assert len(attempt.rejects) == 40
+    assert all(line.endswith(f",{note}") for line in attempt.rejects), attempt.rejects[:2]
+
+
 # -- the real CLI, SIGKILLed ------------------------------------------------------------------
 
 CLI = Path(sys.executable).parent / "dynamo-ingest"
