@@ -4,9 +4,7 @@ loading a file, read with the job's parser and mapping (same ``--names`` as ``ru
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import replace
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -251,15 +249,17 @@ def run_estimate(args: JobArguments, partition: KeyAttribute | None, sort: KeyAt
         raise TargetTableError(
             f"{why}, so its key schema is unknown: pass --partition_key NAME[:S|N] (and "
             "--sort_key) to estimate for a new table")
-    staging = Path(tempfile.mkdtemp(prefix="dynamo-ingest-estimate-"))
-    source = resolve_source(args.source_path, aws, stage_s3=True, staging_dir=staging)
-    schema = load_schema(args, aws, source)
-    rate, _ = resolve_write_rate(args, description or {})
-    estimate = estimate_source(
-        source.local_copy or source.spark_path, schema=schema, key_schema=keys,
-        mapping=AttributeMapping.from_arguments(args), empty_value=args.empty_value,
-        table_description=description, prices=prices, write_rate_wcu_s=rate, workers=workers,
-        write_mode=args.write_mode)
+    source = resolve_source(args.source_path, aws, stage_s3=True)
+    try:
+        schema = load_schema(args, aws, source)
+        rate, _ = resolve_write_rate(args, description or {})
+        estimate = estimate_source(
+            source.local_copy or source.spark_path, schema=schema, key_schema=keys,
+            mapping=AttributeMapping.from_arguments(args), empty_value=args.empty_value,
+            table_description=description, prices=prices, write_rate_wcu_s=rate,
+            workers=workers, write_mode=args.write_mode)
+    finally:
+        source.discard_staged_copy()
     if description is None:
         estimate.notes.insert(0, why)
     return replace(estimate, source=args.source_path)

@@ -8,7 +8,6 @@ orchestration. Nothing is collected to the driver except one small row per parti
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
 import time
 import uuid
@@ -103,7 +102,6 @@ def _task_function(task: PartitionTask) -> Callable[[Iterable[Any]], Iterable[An
 
         from dynamo_ingest.checkpoints import checkpoint_store
         from dynamo_ingest.rate import AdaptiveRateLimiter
-        from dynamo_ingest.storage import Storage
         from dynamo_ingest.transport import transport_from_config
         from dynamo_ingest.writer import BatchWriter
 
@@ -200,9 +198,8 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
             from dynamo_ingest.runtime import local_runtime
 
             runtime = local_runtime()
-        staging = Path(tempfile.mkdtemp(prefix="dynamo-ingest-stage-"))
         source = resolve_source(args.source_path, aws, stage_s3=not runtime.is_glue,
-                                staging_dir=staging, expected_etag=args.source_etag)
+                                expected_etag=args.source_etag)
         dynamodb = aws.client("dynamodb")
         keys, table = describe_key_schema(dynamodb, args.target_table)
         check_key_arguments(keys, args.partition_key, args.sort_key, args.target_table)
@@ -215,17 +212,15 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
         from dynamo_ingest.checkpoints import LedgerSession
 
         ledger = LedgerSession.open(aws, args.ledger_table, source, create=aws.is_emulated)
-        previous_partitions = None
-        if ledger is not None:
-            report.attempt = ledger.job_started(run_id)
-            if args.restart:
-                ledger.clear_checkpoints()
-            previous_partitions = ledger.previous_partitions()
+        report.attempt = ledger.job_started(run_id)
+        if args.restart:
+            ledger.clear_checkpoints()
+        previous_partitions = ledger.previous_partitions()
         spark = runtime.spark
         parallelism = spark.sparkContext.defaultParallelism
         partitions = previous_partitions or args.partitions or default_partitions(
             parallelism, source.size)
-        unfinished = ledger.unfinished_partitions(partitions) if ledger is not None else None
+        unfinished = ledger.unfinished_partitions(partitions)
         total_rate, rate_origin = resolve_write_rate(args, table)
         rejects_path = args.rejects_path or default_rejects_path(source)
         task = PartitionTask(
@@ -234,10 +229,10 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
             quote_char=schema.quote_char, aws=aws,
             retry=RetryPolicy(max_retry_seconds=args.max_retry_seconds),
             # A resume splits the budget over the partitions still to write.
-            rate_per_task=rate_per_task(total_rate, unfinished or partitions, parallelism),
+            rate_per_task=rate_per_task(total_rate, unfinished, parallelism),
             rejects_parts_prefix=rejects_path + ".parts",
             checkpoint_every=args.checkpoint_every,
-            ledger_table=args.ledger_table if ledger is not None else None,
+            ledger_table=args.ledger_table,
             source_key=(source.bucket, source.key, source.etag), partitions=partitions,
             resume=not args.restart, mapping=None if mapping.is_identity else mapping,
             write_mode=args.write_mode)
@@ -246,7 +241,7 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
         records = read_records(spark, source.spark_path, schema)
         ordered = partitioned_for_writing(records, key_cols, partitions)
         results_frame = ordered.mapInArrow(_task_function(task), STATS_DDL)
-        if progress is not None and ledger is not None:
+        if progress is not None:
             estimate = max(1, source.size // max(1, _bytes_per_row(source)))
             with _ProgressPoller(ledger.items_written, estimate, progress):
                 rows = results_frame.collect()
@@ -284,7 +279,7 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
             report.status = "SUCCEEDED"
         if progress is not None:
             progress(counts.items_written + counts.rows_skipped_by_resume, counts.rows_read)
-        if ledger is not None and report.status != "FAILED":
+        if report.status != "FAILED":
             # (helper J) The file's counts over all attempts live in the done checkpoints:
             # report them before the checkpoints go.
             file_counts = ledger.file_counts(partitions)
@@ -301,6 +296,8 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
         LOG.exception("the Spark job failed")
         report.status = "FAILED"
         report.error = f"the Spark job failed: {_first_line(err)}"
+    if source is not None:
+        source.discard_staged_copy()
     report.elapsed_s = time.monotonic() - started
     if ledger is not None:
         ledger.record_report(run_id, report.to_dict())

@@ -44,6 +44,11 @@ class ResolvedSource:
     spark_path: str
     local_copy: str | None = None
 
+    def discard_staged_copy(self) -> None:
+        """Delete the local copy of a staged ``s3://`` object (nothing for other sources)."""
+        if self.local_copy:
+            shutil.rmtree(Path(self.local_copy).parent, ignore_errors=True)
+
     @property
     def display_name(self) -> str:
         """A short name for messages: the object key or the file path."""
@@ -59,9 +64,10 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def resolve_source(source_path: str, aws: AwsConfig, *, stage_s3: bool, staging_dir: Path | None,
+def resolve_source(source_path: str, aws: AwsConfig, *, stage_s3: bool,
                    expected_etag: str | None = None) -> ResolvedSource:
-    """Identify the source and make it readable by Spark (staging ``s3://`` locally).
+    """Identify the source and make it readable by Spark (staging ``s3://`` locally into a
+    temporary folder the caller removes with :meth:`ResolvedSource.discard_staged_copy`).
 
     Raises :class:`SourceError` when it does not exist, or when ``expected_etag`` is given
     and the object has changed since the event that started this run.
@@ -88,11 +94,8 @@ def resolve_source(source_path: str, aws: AwsConfig, *, stage_s3: bool, staging_
     size = int(head["ContentLength"])
     if not stage_s3:
         return ResolvedSource(source_path, bucket, key, etag, size, source_path)
-    target_dir = staging_dir or Path(tempfile.mkdtemp(prefix="dynamo-ingest-"))
-    target_dir.mkdir(parents=True, exist_ok=True)
-    local = target_dir / (etag + "-" + Path(key).name)
-    if not local.exists() or local.stat().st_size != size:
-        s3.download_file(bucket, key, str(local))
+    local = Path(tempfile.mkdtemp(prefix="dynamo-ingest-stage-")) / Path(key).name
+    s3.download_file(bucket, key, str(local))
     return ResolvedSource(source_path, bucket, key, etag, size, str(local), str(local))
 
 
