@@ -35,8 +35,8 @@ from dynamo_ingest.transport import (
     ThrottledError,
     TransportError,
     error_from_client_error,
+    shared_client,
 )
-from dynamo_ingest.transport import _client as shared_client
 from dynamo_ingest.writer import (
     FailedWrite,
     RetryPolicy,
@@ -54,7 +54,6 @@ DEFAULT_CONCURRENCY = 8
 # A single-item write that meets a transaction on the same item fails with this; it is
 # transient (AWS: "retry the request").
 TRANSACTION_CONFLICT = "TransactionConflictException"
-_MAX_BACKOFF_EXPONENT = 60
 Item = dict[str, dict[str, Any]]
 
 
@@ -92,13 +91,7 @@ class BotocoreConditionalTransport:
                     max_pool_connections: int = DEFAULT_CONCURRENCY + 2,
                     ) -> BotocoreConditionalTransport:
         """The transport over the per-process client the batch transport also uses."""
-        try:
-            return cls(shared_client(endpoint_url, region, credentials, max_pool_connections))
-        except BotoCoreError as err:
-            raise TransportError(type(err).__name__, (
-                f"cannot build a DynamoDB client for endpoint {endpoint_url or 'AWS default'} "
-                f"in region {region!r}: {err}; pass the region and endpoint the driver "
-                "resolved (AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB)")) from err
+        return cls(shared_client(endpoint_url, region, credentials, max_pool_connections))
 
     def put_item(self, request: dict[str, Any]) -> dict[str, Any]:
         """Send one PutItem."""
@@ -412,15 +405,10 @@ class ConditionalWriter:
     def _back_off(self, started: float, retries: int, cause: tuple[str, str]) -> None:
         """Sleep a full-jitter backoff, or raise :class:`_StopError` once the budget is spent."""
         elapsed = self._clock() - started
-        limit = self._policy.max_retry_seconds
-        if elapsed >= limit:
-            raise _StopError(
-                f"not written: DynamoDB {cause[0]} for {elapsed:.0f} s ({cause[1]}); the retry "
-                f"budget --max_retry_seconds={limit:g} is exhausted: lower --write_rate or raise "
-                "--max_retry_seconds, then resume the run")
-        ceiling = min(self._policy.max_delay_s,
-                      self._policy.base_delay_s * 2.0 ** min(retries, _MAX_BACKOFF_EXPONENT))
-        self._sleep(min(self._rng.uniform(0.0, ceiling), limit - elapsed))
+        delay = self._policy.backoff(elapsed, retries, self._rng)
+        if delay is None:
+            raise _StopError(self._policy.exhausted(cause, elapsed))
+        self._sleep(delay)
 
 
 def same_item(stored: Mapping[str, Any], item: Mapping[str, Any]) -> bool:

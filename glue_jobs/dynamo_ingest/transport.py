@@ -136,13 +136,7 @@ class BotocoreTransport:
         default chain (the Glue job's role). Clients are shared per process and settings:
         building one costs ~0.1 s, a Spark worker runs many tasks, and clients are thread-safe.
         """
-        try:
-            return cls(_client(endpoint_url, region, credentials, max_pool_connections))
-        except BotoCoreError as err:
-            raise TransportError(type(err).__name__, (
-                f"cannot build a DynamoDB client for endpoint {endpoint_url or 'AWS default'} "
-                f"in region {region!r}: {err}; pass the region and endpoint the driver "
-                "resolved (AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB)")) from err
+        return cls(shared_client(endpoint_url, region, credentials, max_pool_connections))
 
     def batch_write_item(self, request: dict[str, Any]) -> dict[str, Any]:
         """Send one BatchWriteItem; raise the matching :class:`TransportError` on failure."""
@@ -583,6 +577,20 @@ def _session(region: str | None, credentials: tuple[str, str, str | None] | None
     access_key, secret_key, token = credentials or (None, None, None)
     return boto3.session.Session(aws_access_key_id=access_key, aws_secret_access_key=secret_key,
                                  aws_session_token=token, region_name=region)
+
+
+def shared_client(endpoint_url: str | None, region: str | None,
+                  credentials: tuple[str, str, str | None] | None,
+                  max_pool_connections: int) -> DynamoDBClient:
+    """The process's botocore DynamoDB client for these settings (validation and retries off),
+    or a :class:`TransportError` saying which settings to pass."""
+    try:
+        return _client(endpoint_url, region, credentials, max_pool_connections)
+    except BotoCoreError as err:
+        raise TransportError(type(err).__name__, (
+            f"cannot build a DynamoDB client for endpoint {endpoint_url or 'AWS default'} "
+            f"in region {region!r}: {err}; pass the region and endpoint the driver "
+            "resolved (AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB)")) from err
 
 
 @lru_cache(maxsize=8)

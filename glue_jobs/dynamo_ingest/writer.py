@@ -53,6 +53,21 @@ class RetryPolicy:
     base_delay_s: float = 0.05
     max_delay_s: float = 20.0
 
+    def backoff(self, elapsed: float, retries: int, rng: random.Random) -> float | None:
+        """The full-jitter sleep before the next resend (``retries`` made so far, ``elapsed``
+        seconds since the first send), or None once the budget is spent."""
+        if elapsed >= self.max_retry_seconds:
+            return None
+        ceiling = min(self.max_delay_s,
+                      self.base_delay_s * 2.0 ** min(retries, _MAX_BACKOFF_EXPONENT))
+        return min(rng.uniform(0.0, ceiling), self.max_retry_seconds - elapsed)
+
+    def exhausted(self, cause: tuple[str, str], elapsed: float) -> str:
+        """The rejects-file reason of an item the budget ran out on (cause: what, error)."""
+        return (f"not written: DynamoDB {cause[0]} for {elapsed:.0f} s ({cause[1]}); the retry "
+                f"budget --max_retry_seconds={self.max_retry_seconds:g} is exhausted: lower "
+                "--write_rate or raise --max_retry_seconds, then resume the run")
+
 
 @dataclass
 class WriteStats:
@@ -297,16 +312,11 @@ class BatchWriter:
                   cause: tuple[str, str]) -> None:
         """Sleep a full-jitter backoff, or raise :class:`_StopError` once the budget is spent."""
         elapsed = self._clock() - budget.started
-        limit = self._policy.max_retry_seconds
-        if elapsed >= limit:
-            raise _StopError(pending, (
-                f"not written: DynamoDB {cause[0]} for {elapsed:.0f} s ({cause[1]}); the retry "
-                f"budget --max_retry_seconds={limit:g} is exhausted: lower --write_rate or raise "
-                "--max_retry_seconds, then resume the run"))
-        ceiling = min(self._policy.max_delay_s,
-                      self._policy.base_delay_s * 2.0 ** min(budget.retries, _MAX_BACKOFF_EXPONENT))
+        delay = self._policy.backoff(elapsed, budget.retries, self._rng)
+        if delay is None:
+            raise _StopError(pending, self._policy.exhausted(cause, elapsed))
         budget.retries += 1
-        self._sleep(min(self._rng.uniform(0.0, ceiling), limit - elapsed))
+        self._sleep(delay)
 
 
 def _unprocessed_requests(pending: list[WriteRequest],
