@@ -37,16 +37,16 @@ class LedgerSession:
         """Record this run as started; returns its attempt number."""
         return self.ledger.job_started(self.source, job_run_id).attempts
 
-    def previous_partitions(self) -> int | None:
-        """The partition count of an unfinished earlier run (resume must reuse it)."""
+    def resume_plan(self, fresh_partitions: int) -> tuple[int, int]:
+        """(partition count, partitions still to write): an unfinished earlier run's count,
+        which a resume must reuse, or ``fresh_partitions`` when there is nothing to resume."""
         checkpoints = self.ledger.load_checkpoints(self.source)
-        return next(iter(checkpoints.values())).partitions if checkpoints else None
-
-    def unfinished_partitions(self, partitions: int) -> int:
-        """How many of ``partitions`` an earlier attempt has not finished (all, if none)."""
-        done = sum(1 for c in self.ledger.load_checkpoints(self.source).values()
+        if not checkpoints:
+            return fresh_partitions, fresh_partitions
+        partitions = next(iter(checkpoints.values())).partitions
+        done = sum(1 for c in checkpoints.values()
                    if c.partitions == partitions and int(c.counts.get("done", 0)))
-        return max(1, partitions - done)
+        return partitions, max(1, partitions - done)
 
     def clear_checkpoints(self) -> None:
         """Forget earlier progress (``--restart`` or after a finished load)."""

@@ -215,12 +215,10 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
         report.attempt = ledger.job_started(run_id)
         if args.restart:
             ledger.clear_checkpoints()
-        previous_partitions = ledger.previous_partitions()
         spark = runtime.spark
         parallelism = spark.sparkContext.defaultParallelism
-        partitions = previous_partitions or args.partitions or default_partitions(
-            parallelism, source.size)
-        unfinished = ledger.unfinished_partitions(partitions)
+        partitions, unfinished = ledger.resume_plan(
+            args.partitions or default_partitions(parallelism, source.size))
         total_rate, rate_origin = resolve_write_rate(args, table)
         rejects_path = args.rejects_path or default_rejects_path(source)
         task = PartitionTask(
