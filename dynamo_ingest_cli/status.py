@@ -70,12 +70,12 @@ def retry_file(source: str, ledger_table: str, restart: bool, job_name: str, *,
         return 0
     from dynamo_ingest.runtime import local_runtime
 
-    from dynamo_ingest_cli.local_flow import JobRunner, LocalDeployment
+    from dynamo_ingest_cli.local_flow import JobRunner, LocalDeployment, ensure_topic
     from dynamo_ingest_cli.main import run_with_cli_output
     from local_aws.orchestration import follow_run
 
-    topic = aws.client("sns").create_topic(Name="dynamo-ingest-events")["TopicArn"]
-    deployment = LocalDeployment(job_name=job_name, ledger_table=ledger_table, topic_arn=topic)
+    deployment = LocalDeployment(job_name=job_name, ledger_table=ledger_table,
+                                 topic_arn=ensure_topic(aws.client("sns")))
     follow_run(glue=glue, ledger=ledger, source=original, job_name=job_name, run_id=run_id,
                callback_settings=deployment.callback_settings(),
                run_job=JobRunner(local_runtime(), run_with_cli_output), aws_environ={})

@@ -4,7 +4,6 @@ the merged rejects file and the run report."""
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -172,16 +171,16 @@ class Storage:
         self.put_file(Path(out.name), uri)
 
     def delete(self, uris: Iterable[str]) -> None:
-        """Delete files or objects that exist (missing ones are fine)."""
+        """Delete files or objects that exist (missing ones are fine), and local folders
+        they leave empty."""
+        folders: set[Path] = set()
         for uri in uris:
             if is_s3(uri):
                 bucket, key = split_s3(uri)
                 self._client().delete_object(Bucket=bucket, Key=key)
             else:
                 Path(uri).unlink(missing_ok=True)
-        for uri in uris:
-            if not is_s3(uri):
-                parent = Path(uri).parent
-                if parent.exists() and not any(parent.iterdir()):
-                    os.rmdir(parent)
-                break
+                folders.add(Path(uri).parent)
+        for folder in folders:
+            if folder.exists() and not any(folder.iterdir()):
+                folder.rmdir()
