@@ -200,6 +200,12 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
             runtime = local_runtime()
         source = resolve_source(args.source_path, aws, stage_s3=not runtime.is_glue,
                                 expected_etag=args.source_etag)
+        from dynamo_ingest.checkpoints import LedgerSession
+
+        # Record the run as soon as the object is known, so a run that fails on the table,
+        # the schema or the mapping still leaves its report (and reason) in the ledger.
+        ledger = LedgerSession.open(aws, args.ledger_table, source, create=aws.is_emulated)
+        report.attempt = ledger.job_started(run_id)
         dynamodb = aws.client("dynamodb")
         keys, table = describe_key_schema(dynamodb, args.target_table)
         check_key_arguments(keys, args.partition_key, args.sort_key, args.target_table)
@@ -208,11 +214,6 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
         # Fail on a mapping that does not fit the file before Spark starts.
         ItemBuilder(schema.columns, keys, args.empty_value, mapping)
         key_cols = mapping.key_source_columns(schema.columns, keys)
-
-        from dynamo_ingest.checkpoints import LedgerSession
-
-        ledger = LedgerSession.open(aws, args.ledger_table, source, create=aws.is_emulated)
-        report.attempt = ledger.job_started(run_id)
         if args.restart:
             ledger.clear_checkpoints()
         spark = runtime.spark

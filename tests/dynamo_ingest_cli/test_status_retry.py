@@ -1,0 +1,88 @@
+"""`dynamo-ingest status` and `retry` on moto: a file fails for schema drift, ends in
+error/ after every attempt, the layout is fixed, and a manual retry loads it."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import boto3
+import pytest
+from dynamo_ingest.arguments import DEFAULT_LEDGER_TABLE
+from dynamo_ingest.catalog import Column, CsvSchema
+from dynamo_ingest.job import run
+from dynamo_ingest.ledger import LedgerStatus
+from dynamo_ingest.runtime import Runtime
+from rich.console import Console
+
+from crawlers.local_crawler import register_table
+from dynamo_ingest_cli.local_flow import (
+    LOCAL_BUCKET,
+    LOCAL_JOB,
+    JobRunner,
+    LocalDeployment,
+    ensure_topic,
+)
+from dynamo_ingest_cli.status import retry_file, show_status
+from local_aws.orchestration import ensure_local_job, run_local_flow
+from local_aws.resources import ensure_resources
+from tests.glue_jobs.conftest import scan_table
+
+KEY = "incoming/orders.csv"
+
+
+def catalog(deployment: LocalDeployment, columns: list[tuple[str, str]]) -> None:
+    schema = CsvSchema(tuple(Column(n, t) for n, t in columns))
+    register_table(boto3.client("glue"), deployment.database, deployment.catalog_table, schema,
+                   f"s3://{deployment.bucket}/schema/")
+
+
+def keys_in_bucket() -> list[str]:
+    listing = boto3.client("s3").list_objects_v2(Bucket=LOCAL_BUCKET)
+    return sorted(o["Key"] for o in listing.get("Contents", []))
+
+
+@pytest.mark.spark
+def test_status_shows_a_failed_file_and_retry_loads_it_after_the_fix(aws: str,
+                                                                     spark: Any) -> None:
+    deployment = LocalDeployment(topic_arn=ensure_topic(boto3.client("sns")))
+    ensure_resources(bucket=deployment.bucket, database=deployment.database,
+                     target_table=deployment.target_table,
+                     partition_key=(deployment.partition_key, "S"), sort_key=None,
+                     ledger_table=deployment.ledger_table)
+    ensure_local_job(boto3.client("glue"), deployment.job_name, max_concurrent_runs=1)
+    catalog(deployment, [("orderId", "string"), ("amount", "double")])
+    boto3.client("s3").put_object(Bucket=LOCAL_BUCKET, Key=KEY,
+                                  Body=b"orderId,total\nA1,5\nA2,7\n")
+
+    failed = run_local_flow(
+        s3=boto3.client("s3"), glue=boto3.client("glue"), dynamodb=boto3.client("dynamodb"),
+        bucket=LOCAL_BUCKET, key=KEY, trigger_settings=deployment.trigger_settings(),
+        callback_settings=deployment.callback_settings(),
+        run_job=JobRunner(Runtime(spark=spark), run), aws_environ={})
+
+    assert failed.record.status == LedgerStatus.FAILED
+    assert failed.record.attempts == 3
+    assert "unexpected columns: total" in (failed.record.error or "")
+    assert "error/orders.csv" in keys_in_bucket()
+    screen = io.StringIO()
+    assert show_status(None, DEFAULT_LEDGER_TABLE, 20, Console(file=screen, width=200)) == 0
+    assert f"s3://{LOCAL_BUCKET}/{KEY}" in screen.getvalue()
+    assert "FAILED" in screen.getvalue()
+
+    catalog(deployment, [("orderId", "string"), ("total", "double")])
+    quiet = Console(file=io.StringIO(), width=200)
+    code = retry_file(f"s3://{LOCAL_BUCKET}/{KEY}", DEFAULT_LEDGER_TABLE, False, LOCAL_JOB,
+                      console=quiet, out=quiet)
+
+    assert code == 0
+    assert scan_table(deployment.target_table) == {
+        ("A1",): {"orderId": {"S": "A1"}, "total": {"N": "5"}},
+        ("A2",): {"orderId": {"S": "A2"}, "total": {"N": "7"}}}
+    assert "complete/orders.csv" in keys_in_bucket()
+    assert KEY not in keys_in_bucket()
+    screen = io.StringIO()
+    assert show_status(f"s3://{LOCAL_BUCKET}/{KEY}", DEFAULT_LEDGER_TABLE, 20,
+                       Console(file=screen, width=200)) == 0
+    assert '"status": "SUCCEEDED"' in screen.getvalue()
+    assert '"attempts": 4' in screen.getvalue()
