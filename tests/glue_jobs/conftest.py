@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,24 @@ from dynamo_ingest.catalog import Column, CsvSchema
 from dynamo_ingest.report import RunReport
 from dynamo_ingest.runtime import Runtime
 
+from local_aws.dynamodb_double import DynamoDBDouble, FaultPlan
+
 TABLE = "orders"
 DATABASE = "sales"
 CATALOG_TABLE = "orders_csv"
+
+
+@contextmanager
+def dynamodb_double(upstream: str, plan: FaultPlan,
+                    monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoDBDouble]:
+    """The AWS-like double in front of moto, with the job's DynamoDB endpoint pointed at it."""
+    with DynamoDBDouble(upstream, plan) as double:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", double.url)
+        try:
+            yield double
+        finally:
+            # The variable must not outlive the double: later clients would dial a dead port.
+            monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB")
 
 
 def create_table(name: str, keys: list[tuple[str, str, str]], **extra: Any) -> None:

@@ -3,8 +3,7 @@ an independent oracle says, every row is accounted for, and no item is written t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,12 +17,13 @@ from dynamo_ingest_cli.datagen import (
     generate_csv,
     schema_for_layout,
 )
-from local_aws.dynamodb_double import DoubleStats, DynamoDBDouble, FaultPlan
+from local_aws.dynamodb_double import DoubleStats, FaultPlan
 from tests.glue_jobs.conftest import (
     CATALOG_TABLE,
     DATABASE,
     TABLE,
     create_table,
+    dynamodb_double,
     register_catalog,
     scan_table,
 )
@@ -32,19 +32,6 @@ pytestmark = pytest.mark.spark
 
 ROWS = 1000
 PARTITIONS = 4
-
-
-@contextmanager
-def dynamodb_double(upstream: str, plan: FaultPlan,
-                    monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoDBDouble]:
-    """The double in front of moto, with the job's DynamoDB endpoint pointed at it."""
-    with DynamoDBDouble(upstream, plan) as double:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", double.url)
-        try:
-            yield double
-        finally:
-            # The variable must not outlive the double: later clients would dial a dead port.
-            monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB")
 
 
 def check_throttled(report: RunReport, stats: DoubleStats) -> None:

@@ -12,12 +12,13 @@ import pytest
 from dynamo_ingest.ledger import Ledger, SourceObject
 from dynamo_ingest.storage import file_md5
 
-from local_aws.dynamodb_double import DynamoDBDouble, FaultPlan
+from local_aws.dynamodb_double import FaultPlan
 from tests.glue_jobs.conftest import (
     CATALOG_TABLE,
     DATABASE,
     TABLE,
     create_table,
+    dynamodb_double,
     read_rejects,
     register_catalog,
     scan_table,
@@ -127,11 +128,9 @@ def test_aws_like_faults_still_load_every_row_exactly_once(run_job: Any, aws: st
     source = write_rows(tmp_path / "in.csv", "id,pad,n", rows)
     plan = FaultPlan(unprocessed_share=0.3, throttle_share=0.1, error_5xx_share=0.05, seed=3,
                      tables=(TABLE,))
-    with DynamoDBDouble(aws, plan) as double:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", double.url)
+    with dynamodb_double(aws, plan, monkeypatch) as double:
         report = run_job(source_path=str(source), partitions=3, max_retry_seconds=60)
         stats = double.stats
-    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB")
 
     assert report.status == "SUCCEEDED", report.error
     assert report.counts.items_written == 1200
@@ -153,8 +152,8 @@ def test_throttling_storm_fails_cleanly_then_the_next_run_resumes(run_job: Any, 
     source = write_rows(tmp_path / "in.csv", "id,n", rows)
     # The first 30 write requests pass, then every write is throttled until the plan changes:
     # the storm outlasts the 1-second retry budget.
-    with DynamoDBDouble(aws, FaultPlan(fail_after_requests=30, tables=(TABLE,))) as double:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", double.url)
+    with dynamodb_double(aws, FaultPlan(fail_after_requests=30, tables=(TABLE,)),
+                         monkeypatch) as double:
         failed = run_job(source_path=str(source), partitions=2, max_retry_seconds=1,
                          checkpoint_every=5)
         assert failed.status == "FAILED"
@@ -169,7 +168,6 @@ def test_throttling_storm_fails_cleanly_then_the_next_run_resumes(run_job: Any, 
 
         double.set_plan(FaultPlan())
         resumed = run_job(source_path=str(source), partitions=2)
-    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB")
 
     assert resumed.status == "SUCCEEDED", resumed.error
     assert resumed.counts.rows_skipped_by_resume > 0

@@ -4,8 +4,6 @@ has less capacity than the budget."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,24 +11,12 @@ import pytest
 from dynamo_ingest.rate import BURST_SECONDS
 from dynamo_ingest.report import RunReport
 
-from local_aws.dynamodb_double import DoubleStats, DynamoDBDouble, FaultPlan
-from tests.glue_jobs.conftest import TABLE, create_table
+from local_aws.dynamodb_double import DoubleStats, FaultPlan
+from tests.glue_jobs.conftest import TABLE, create_table, dynamodb_double
 
 pytestmark = pytest.mark.spark
 
 ITEMS = 2000
-
-
-@contextmanager
-def dynamodb_double(upstream: str, plan: FaultPlan,
-                    monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoDBDouble]:
-    """The double in front of moto, with the job's DynamoDB endpoint pointed at it."""
-    with DynamoDBDouble(upstream, plan) as double:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", double.url)
-        try:
-            yield double
-        finally:
-            monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB")
 
 
 def small_items_file(path: Path, rows: int) -> Path:

@@ -36,7 +36,13 @@ from dynamo_ingest.writer import BatchWriter, RetryPolicy
 
 from dynamo_ingest_cli.datagen import expected_outcome
 from local_aws.dynamodb_double import DynamoDBDouble, FaultPlan
-from tests.glue_jobs.conftest import TABLE, create_table, read_rejects, scan_table
+from tests.glue_jobs.conftest import (
+    TABLE,
+    create_table,
+    dynamodb_double,
+    read_rejects,
+    scan_table,
+)
 
 # -- one partition, no JVM ---------------------------------------------------------------------
 
@@ -495,8 +501,8 @@ def test_restart_ignores_the_checkpoints_of_a_failed_run(run_job: Any, aws: str,
     source_object = SourceObject("", str(source), file_md5(source))
     # A storm after 30 write requests outlasts the 1-second retry budget: the run fails with
     # checkpoints to resume from.
-    with DynamoDBDouble(aws, FaultPlan(fail_after_requests=30, tables=(TABLE,))) as double:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", double.url)
+    with dynamodb_double(aws, FaultPlan(fail_after_requests=30, tables=(TABLE,)),
+                         monkeypatch) as double:
         failed = run_job(source_path=str(source), partitions=2, max_retry_seconds=1,
                          checkpoint_every=2)
         checkpoints = ledger.load_checkpoints(source_object)
@@ -504,7 +510,6 @@ def test_restart_ignores_the_checkpoints_of_a_failed_run(run_job: Any, aws: str,
         double.reset_stats()
         restarted = run_job(source_path=str(source), partitions=2, restart=True)
         accepted = double.stats.items_accepted
-    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB")
 
     assert failed.status == "FAILED"
     assert sum(int(c.counts["items_written"]) for c in checkpoints.values()) > 0
