@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from dynamo_ingest.aws import AwsConfig
-from dynamo_ingest.catalog import Column, CsvSchema
 from rich.console import Console
 from rich.table import Table
 
@@ -54,8 +53,8 @@ def run_demo(*, rows: int, workdir: Path | None, console: Console, out: Console,
     """Run the demo; returns the process exit code (0 when the file ended in complete/)."""
     from dynamo_ingest.runtime import local_runtime
 
-    from crawlers.local_crawler import infer_schema, register_table
-    from dynamo_ingest_cli.datagen import generate_csv, schema_for_layout
+    from crawlers.local_crawler import crawl
+    from dynamo_ingest_cli.datagen import generate_csv
     from dynamo_ingest_cli.main import run_with_cli_output
     from local_aws.orchestration import ensure_local_job, run_local_flow
     from local_aws.resources import ensure_resources
@@ -81,11 +80,8 @@ def run_demo(*, rows: int, workdir: Path | None, console: Console, out: Console,
         with generated.path.open("rb") as full, sample.open("wb") as part:
             part.write(full.read(256 * 1024))
         s3.upload_file(str(sample), deployment.bucket, "schema/orders.csv")
-        inferred = infer_schema(sample)
-        crawled = CsvSchema(tuple(Column(name, kind) for name, kind in schema_for_layout()),
-                            inferred.delimiter, inferred.quote_char)
-        register_table(glue, deployment.database, deployment.catalog_table, crawled,
-                       f"s3://{deployment.bucket}/schema/")
+        crawl(glue, s3, f"s3://{deployment.bucket}/schema/orders.csv", deployment.database,
+              deployment.catalog_table)
         key = f"incoming/orders-{time.strftime('%Y%m%d-%H%M%S')}.csv"
         s3.upload_file(str(generated.path), deployment.bucket, key)
         console.print(f"uploaded s3://{deployment.bucket}/{key} "
