@@ -274,6 +274,11 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
     def flush(group: _Group, in_prefix: bool) -> Iterator[WriteRequest]:
         if not in_prefix:
             state["duplicates"] += group.duplicates
+            # The group's end is recorded before its last item is handed over: the writer sends
+            # a full batch as soon as it has that item, so a snapshot appended afterwards would
+            # miss the acknowledgement and every checkpoint would lag one group behind.
+            snapshots.append((state["position"] + len(group.winners), state["rows"],
+                              state["rejected"], state["duplicates"]))
         for record_no, built, raw in sorted(group.winners.values(), key=lambda w: w[0]):
             position = state["position"]
             state["position"] += 1
@@ -281,9 +286,6 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
                 counts.wcu_estimated += built.wcu
                 yield WriteRequest(position - base_positions, record_no, built.item, built.key,
                                    built.size, built.wcu, raw)
-        if not in_prefix:
-            snapshots.append((state["position"], state["rows"], state["rejected"],
-                              state["duplicates"]))
 
     def requests() -> Iterator[WriteRequest]:
         group = _Group()
