@@ -213,7 +213,7 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
         mapping = AttributeMapping.from_arguments(args)
         # Fail on a mapping that does not fit the file before Spark starts.
         ItemBuilder(schema.columns, keys, args.empty_value, mapping)
-        key_cols = mapping.key_source_columns(schema.columns, keys)
+        key_parts = mapping.key_hash_parts(schema.columns, keys)
         if args.restart:
             ledger.clear_checkpoints()
         spark = runtime.spark
@@ -238,7 +238,7 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
         LOG.info("loading %s into %s: %d partitions, %.0f WCU/s (%s)", source.uri,
                  args.target_table, partitions, total_rate, rate_origin)
         records = read_records(spark, source.spark_path, schema)
-        ordered = partitioned_for_writing(records, key_cols, partitions)
+        ordered = partitioned_for_writing(records, key_parts, partitions)
         results_frame = ordered.mapInArrow(_task_function(task), STATS_DDL)
         if progress is not None:
             estimate = max(1, source.size // max(1, _bytes_per_row(source)))

@@ -22,13 +22,16 @@ from dynamo_ingest.errors import ArgumentError, SchemaMismatchError, TargetTable
 if TYPE_CHECKING:
     from dynamo_ingest.arguments import JobArguments
     from dynamo_ingest.catalog import Column
-    from dynamo_ingest.keys import KeyAttribute, KeySchema
+    from dynamo_ingest.keys import KeySchema
 
 ColumnType = Literal["S", "N", "BOOL", "JSON"]
 SHARD_SEPARATOR = "#"
 _PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]*)?")
 # A template part is literal text (str) or the index of the column whose value goes there (int).
 TemplatePart = str | int
+# A key attribute as Spark hashes it: its template parts (one column index without a template)
+# and whether it is a number ("N") or text ("S").
+KeyHashPart = tuple[tuple[TemplatePart, ...], str]
 
 
 @dataclass(frozen=True)
@@ -358,32 +361,23 @@ class AttributeMapping:
                        else None),
             version_column=version_column)
 
-    def key_source_columns(self, columns: Sequence[Column],
-                           key_schema: KeySchema) -> list[tuple[int, str]]:
-        """(column index, "S"/"N" hashing type) of every column the key is made of.
+    def key_hash_parts(self, columns: Sequence[Column],
+                       key_schema: KeySchema) -> list[KeyHashPart]:
+        """What Spark hashes to partition the rows: one (parts, "S"/"N") per key attribute.
 
-        For Spark's key-hash partitioning: rows with equal keys must hash alike. A column used
-        as the key itself or alone in a template hashes as the key's type; a column in a
-        composite template hashes by its text (two rows whose composite keys are equal only
-        after splitting the text differently, like ``a#b``+``c`` and ``a``+``b#c``, may land in
-        different partitions and escape de-duplication).
+        ``parts`` is the attribute as it is built, literal text and column indexes in order, so
+        rows whose keys are equal hash alike even when a template splits the text differently
+        (``{a}#{b}`` from ``x#y``+``z`` and from ``x``+``y#z``), and an N key hashes by value.
         """
         resolved = self.resolve(columns, key_schema)
-        out: list[tuple[int, str]] = []
+        out: list[KeyHashPart] = []
         for attribute in key_schema.attributes:
+            kind = "N" if attribute.type == "N" else "S"
             if attribute.name in resolved.key_columns:
-                out.append((resolved.key_columns[attribute.name], _hash_type(attribute)))
-                continue
-            parts = resolved.key_templates[attribute.name]
-            indexes = [p for p in parts if isinstance(p, int)]
-            kind = _hash_type(attribute) if len(parts) == 1 else "S"
-            out.extend((i, kind) for i in indexes)
-        seen: set[tuple[int, str]] = set()
-        return [c for c in out if not (c in seen or seen.add(c))]  # type: ignore[func-returns-value]
-
-
-def _hash_type(attribute: KeyAttribute) -> str:
-    return "N" if attribute.type == "N" else "S"
+                out.append(((resolved.key_columns[attribute.name],), kind))
+            else:
+                out.append((resolved.key_templates[attribute.name], kind))
+        return out
 
 
 def _template_option(key: str, key_schema: KeySchema) -> str:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from pyspark.sql import Column as SparkColumn
     from pyspark.sql import DataFrame, SparkSession
 
+    from dynamo_ingest.mapping import KeyHashPart, TemplatePart
+
 CORRUPT_COLUMN = "_corrupt_record"
 RECORD_NO = "_record_no"
 KEY_HASH = "_key_hash"
@@ -111,26 +113,35 @@ def read_records(spark: SparkSession, path: str, schema: CsvSchema) -> DataFrame
     return frame.withColumn(RECORD_NO, F.monotonically_increasing_id() + F.lit(1))
 
 
-def key_hash(key_columns: Sequence[tuple[int, str]]) -> SparkColumn:
-    """A stable 64-bit hash of the key columns; numeric keys hash by value (1 = 1.0 = 01).
+def key_hash(key_parts: Sequence[KeyHashPart]) -> SparkColumn:
+    """A stable 64-bit hash of the key as the item will hold it; numbers hash by value
+    (1 = 1.0 = 01), and a template key hashes its whole text.
 
     Two different keys may share a hash (the writer groups by the exact key), but the same
     key always lands in the same partition and next to its duplicates.
     """
     from pyspark.sql import functions as F
 
-    parts = [F.col(value_column(index)).cast("double") if key_type == "N"
-             else F.col(value_column(index)) for index, key_type in key_columns]
-    return F.xxhash64(*parts)
+    def text(part: TemplatePart) -> SparkColumn:
+        if isinstance(part, int):
+            return F.col(value_column(part))
+        # Values arrive as their UTF-8 bytes read as ISO-8859-1; literal text must match.
+        return F.lit(part.encode("utf-8").decode("latin-1"))
+
+    columns = []
+    for parts, key_type in key_parts:
+        value = text(parts[0]) if len(parts) == 1 else F.concat(*map(text, parts))
+        columns.append(value.cast("double") if key_type == "N" else value)
+    return F.xxhash64(*columns)
 
 
-def partitioned_for_writing(records: DataFrame, key_columns: Sequence[tuple[int, str]],
+def partitioned_for_writing(records: DataFrame, key_parts: Sequence[KeyHashPart],
                             partitions: int) -> DataFrame:
     """Hash-partition into a fixed count and order each partition by (key hash, record).
 
     Deterministic for a given file and partition count, which is what resume relies on, and
     the hash order spreads writes over DynamoDB partitions instead of rolling through them.
     """
-    return (records.withColumn(KEY_HASH, key_hash(key_columns))
+    return (records.withColumn(KEY_HASH, key_hash(key_parts))
             .repartition(partitions, KEY_HASH)
             .sortWithinPartitions(KEY_HASH, RECORD_NO))

@@ -98,3 +98,41 @@ def test_sharded_partition_key_spreads_one_batch(run_job: Any, tmp_path: Path) -
     assert report.counts.items_written == 200
     shards = {key[0] for key in scan_table(TABLE)}
     assert shards == {"b1#0", "b1#1", "b1#2", "b1#3"}
+
+
+def test_template_keys_equal_only_after_the_split_are_one_item_and_one_duplicate(
+        run_job: Any, tmp_path: Path) -> None:
+    # Each pair builds the same key from differently split text ("x#y" + "z" and "x" + "y#z"),
+    # and "café" checks that literal text hashes like the file's UTF-8 values. Spread over 8
+    # partitions, a hash of the separate columns would put most pairs apart and write both.
+    create_table(TABLE, [("pk", "S", "HASH")])
+    pairs = 40
+    lines = ["a,b,v"]
+    for i in range(pairs):
+        lines.append(f"k{i}#café,z{i},first")
+    for i in range(pairs):
+        lines.append(f"k{i},café#z{i},second")
+    source = write_csv(tmp_path / "in.csv", "\n".join(lines) + "\n")
+
+    report = run_job(source_path=str(source), partition_key_template="{a}#{b}", partitions=8)
+
+    assert report.status == "SUCCEEDED", report.error
+    assert report.counts.identity_holds
+    assert report.counts.duplicate_rows == pairs
+    assert report.counts.items_written == pairs
+    table = scan_table(TABLE)
+    assert {v["v"]["S"] for v in table.values()} == {"second"}  # the later row wins
+    assert set(table) == {(f"k{i}#café#z{i}",) for i in range(pairs)}
+
+
+def test_numeric_template_keys_hash_by_value(run_job: Any, tmp_path: Path) -> None:
+    create_table(TABLE, [("n", "N", "HASH")])
+    rows = "".join(f"{i},0,first\n" for i in range(1, 31))
+    rows += "".join(f"0{i},0.0,second\n" for i in range(1, 31))
+    source = write_csv(tmp_path / "in.csv", "a,b,v\n" + rows)
+
+    report = run_job(source_path=str(source), partition_key_template="{a}{b}", partitions=8)
+
+    assert report.status == "SUCCEEDED", report.error
+    assert report.counts.duplicate_rows == 30
+    assert {v["v"]["S"] for v in scan_table(TABLE).values()} == {"second"}

@@ -260,17 +260,17 @@ def test_sharding_needs_a_string_partition_key() -> None:
 
 # --- what Spark hashes -------------------------------------------------------------------
 
-def test_key_source_columns_name_the_columns_the_key_is_made_of() -> None:
+def test_key_hash_parts_are_the_key_as_it_is_built() -> None:
     identity = AttributeMapping()
     keys = KeySchema(KeyAttribute("email", "S"), KeyAttribute("amount", "N"))
-    assert identity.key_source_columns(COLUMNS, keys) == [(1, "S"), (2, "N")]
+    assert identity.key_hash_parts(COLUMNS, keys) == [((1,), "S"), ((2,), "N")]
     composite = AttributeMapping(partition_key_template="{batchId}#{email}",
                                  sort_key_template="{amount}", partition_key_shards=4)
-    assert composite.key_source_columns(COLUMNS, PK_SK) == [(0, "S"), (1, "S"), (2, "S")]
+    assert composite.key_hash_parts(COLUMNS, PK_SK) == [((0, "#", 1), "S"), ((2,), "S")]
     numeric = KeySchema(KeyAttribute("pk", "S"), KeyAttribute("sk", "N"))
-    assert composite.key_source_columns(COLUMNS, numeric) == [(0, "S"), (1, "S"), (2, "N")]
+    assert composite.key_hash_parts(COLUMNS, numeric) == [((0, "#", 1), "S"), ((2,), "N")]
     renamed = AttributeMapping(rename=(("note", "pk"),))
-    assert renamed.key_source_columns(COLUMNS, PK) == [(3, "S")]
+    assert renamed.key_hash_parts(COLUMNS, PK) == [((3,), "S")]
 
 
 def test_the_identity_mapping_is_recognised_and_version_attribute_follows_renames() -> None:
