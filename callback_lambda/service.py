@@ -157,7 +157,7 @@ def handle_state_change(change: GlueJobStateChange, settings: Settings, *, ledge
     try:
         if change.state in SUCCESS_STATES:
             return _succeeded(change, record, settings, ledger, clients, managed_copy_threshold)
-        if record.attempts < settings.max_attempts:
+        if record.attempts < settings.max_attempts and not _permanent(change, record):
             return _retry(change, record, run, settings, ledger, clients)
         return _failed(change, record, run, settings, ledger, clients, managed_copy_threshold)
     except LedgerConflictError as err:
@@ -207,10 +207,19 @@ def _succeeded(change: GlueJobStateChange, record: LedgerRecord, settings: Setti
     return CallbackResult("succeeded", change.job_run_id, source.uri, location)
 
 
+def _permanent(change: GlueJobStateChange, record: LedgerRecord) -> bool:
+    """True when the run's own report says a retry would fail the same way (schema drift, a
+    bad argument, a missing table): retrying only bills another Glue run."""
+    return record.report_job_run_id == change.job_run_id and not record.report_retryable
+
+
 def _failure_message(change: GlueJobStateChange, record: LedgerRecord, run: dict[str, Any]) -> str:
     parts = [f"run {change.job_run_id} {change.state}: {change.message or run.get('ErrorMessage')}"]
     if record.report_job_run_id == change.job_run_id and record.error:
         parts.append(f"job report: {record.error}")
+    if _permanent(change, record):
+        parts.append("not retried: the same arguments would fail the same way; fix the cause, "
+                     "then run `dynamo-ingest retry` on the file")
     return "; ".join(parts)
 
 

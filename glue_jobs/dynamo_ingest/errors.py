@@ -3,13 +3,23 @@ what was found and what to do."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class DynamoIngestError(Exception):
-    """Base class of every error this project raises on purpose."""
+    """Base class of every error this project raises on purpose.
+
+    ``retryable`` is False for failures that another run of the same file with the same
+    arguments meets again (the callback sends such a file to ``error/`` without retrying).
+    """
+
+    retryable: ClassVar[bool] = True
 
 
 class ArgumentError(DynamoIngestError):
     """A job argument is missing or holds a value the job cannot use."""
+
+    retryable = False
 
 
 class SourceError(DynamoIngestError):
@@ -19,6 +29,8 @@ class SourceError(DynamoIngestError):
 class SchemaMismatchError(DynamoIngestError):
     """The file's header does not match the catalog table's columns."""
 
+    retryable = False
+
 
 class CatalogError(DynamoIngestError):
     """The Glue catalog table is missing or describes something the job cannot read."""
@@ -26,6 +38,8 @@ class CatalogError(DynamoIngestError):
 
 class TargetTableError(DynamoIngestError):
     """The target DynamoDB table is missing or its key schema does not fit the arguments."""
+
+    retryable = False
 
 
 class WriteFailedError(DynamoIngestError):

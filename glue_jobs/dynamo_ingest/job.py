@@ -289,6 +289,7 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
     except DynamoIngestError as err:
         report.status = "FAILED"
         report.error = str(err)
+        report.retryable = err.retryable
     except Exception as err:
         # e.g. a task that cannot reach the ledger: report FAILED (checkpoints are kept, so
         # the retry resumes) instead of leaving the ledger STARTED with no counts.

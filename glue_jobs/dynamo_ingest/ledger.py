@@ -165,6 +165,7 @@ class LedgerRecord:
     rejects_location: str | None = None
     report_job_run_id: str | None = None
     report_status: str | None = None
+    report_retryable: bool = True  # False: that run's failure would repeat on a retry
     rows_read: int = 0
     items_written: int = 0
     rows_rejected: int = 0
@@ -412,6 +413,7 @@ class Ledger:
             rejects = report.get("rejects_path") if counts["rows_rejected"] else None
             return replace(current, report_job_run_id=job_run_id,
                            report_status=report.get("status"),
+                           report_retryable=bool(report.get("retryable", True)),
                            error=report.get("error") or current.error,
                            rejects_location=rejects or current.rejects_location, **counts)
         return self._update(source, change)

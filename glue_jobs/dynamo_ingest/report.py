@@ -53,6 +53,9 @@ class RunReport:
     partitions: int = 0
     attempt: int = 1
     write_rate_wcu_s: float | None = None
+    # False when the run failed in a way another run with the same arguments meets again
+    # (schema drift, a bad argument or mapping, a missing or mismatched table).
+    retryable: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

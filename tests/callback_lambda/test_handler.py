@@ -24,6 +24,8 @@ from tests.trigger_lambda.support import (
 )
 from trigger_lambda.handler import handler as trigger_handler
 
+EXHAUSTED = ("WriteFailedError: 1 partition(s) could not finish: partition 0: throttled "
+             "beyond the retry budget")
 DRIFT = ("SchemaMismatchError: expected columns [order_id, customer], found "
          "[order_id, customer, currency]")
 
@@ -45,10 +47,10 @@ def _trigger(flow: Flow, monkeypatch: pytest.MonkeyPatch, key: str = "incoming/o
 
 
 def _job(flow: Flow, source: SourceObject, run_id: str, *, error: str | None = None,
-         rejected: int = 0) -> None:
+         rejected: int = 0, retryable: bool = True) -> None:
     """What the job does in the ledger: register its run, write its report."""
     flow.ledger.job_started(source, run_id)
-    flow.ledger.record_report(source, run_id, {
+    flow.ledger.record_report(source, run_id, {"retryable": retryable,
         "status": "FAILED" if error else ("SUCCEEDED_WITH_REJECTS" if rejected else "SUCCEEDED"),
         "rows_read": 2, "items_written": 0 if error else 2 - rejected, "rows_rejected": rejected,
         "duplicate_rows": 0, "wcu_consumed": 2.0, "throttled_retries": 0, "elapsed_s": 1.5,
@@ -158,8 +160,8 @@ def test_retries_exhaust_exactly_at_max_attempts(
     source, run_id = _trigger(flow, monkeypatch)
     outcomes = []
     for _ in range(flow.callback_settings.max_attempts):
-        _job(flow, source, run_id, error=DRIFT)
-        result = _callback(flow, monkeypatch, glue_event("glue_failed.json", run_id, DRIFT))
+        _job(flow, source, run_id, error=EXHAUSTED)
+        result = _callback(flow, monkeypatch, glue_event("glue_failed.json", run_id, EXHAUSTED))
         outcomes.append(result["outcome"])
         run_id = result.get("new_job_run_id") or run_id
     assert outcomes == ["retried", "retried", "failed"]
@@ -172,14 +174,50 @@ def test_retries_exhaust_exactly_at_max_attempts(
     assert flow.exists("error/orders.csv")
     report = json.loads(flow.s3.get_object(Bucket=BUCKET, Key="error/orders.csv.error.json")[
         "Body"].read())
-    assert DRIFT in report["error"]
+    assert EXHAUSTED in report["error"]
     assert report["attempts"] == 3
     assert report["job_run_ids"] == [r["Id"] for r in flow.runs()]
     (alert,) = flow.sns_messages()
     assert alert["subject"] == "dynamo-ingest: load failed"
-    assert DRIFT in alert["message"]["message"]
+    assert EXHAUSTED in alert["message"]["message"]
     assert alert["message"]["counts"]["rows_read"] == 2
     assert alert["message"]["error_report"] == f"s3://{BUCKET}/error/orders.csv.error.json"
+
+
+def test_a_failure_the_job_reports_as_permanent_is_not_retried(
+        flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
+    source, run_id = _trigger(flow, monkeypatch)
+    _job(flow, source, run_id, error=DRIFT, retryable=False)
+
+    result = _callback(flow, monkeypatch, glue_event("glue_failed.json", run_id, DRIFT))
+
+    assert result["outcome"] == "failed"
+    assert len(flow.runs()) == 1  # no second Glue run billed for a failure that would repeat
+    record = flow.ledger.get(source)
+    assert record is not None
+    assert (record.status, record.attempts, record.report_retryable) == (
+        LedgerStatus.FAILED, 1, False)
+    assert flow.exists("error/orders.csv")
+    (alert,) = flow.sns_messages()
+    assert DRIFT in alert["message"]["message"]
+    assert "not retried" in alert["message"]["error"]
+    assert "dynamo-ingest retry" in alert["message"]["error"]
+
+
+def test_a_retryable_report_of_an_earlier_run_does_not_block_the_retry(
+        flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only the failed run's own report decides: a run killed before writing one is retried.
+    source, run_id = _trigger(flow, monkeypatch)
+    _job(flow, source, run_id, error=DRIFT, retryable=False)
+    # A later run (say, a manual one after a fix) that died without writing a report.
+    later = flow.glue.start_job_run(JobName=JOB_NAME, Arguments={
+        "--source_path": source.uri, "--source_etag": source.etag,
+        "--target_table": "orders"})["JobRunId"]
+    flow.ledger.job_started(source, later)
+
+    result = _callback(flow, monkeypatch, glue_event("glue_failed.json", later))
+
+    assert result["outcome"] == "retried"
 
 
 @pytest.mark.parametrize("name", ["glue_timeout.json", "glue_stopped.json"])

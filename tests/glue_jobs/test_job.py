@@ -83,6 +83,7 @@ def test_header_drift_fails_naming_missing_and_unexpected_columns(run_job: Any,
     assert report.status == "FAILED"
     assert "missing columns: amount" in (report.error or "")
     assert "unexpected columns: total" in (report.error or "")
+    assert not report.retryable  # the callback sends it to error/ without another run
     assert scan_table(TABLE) == {}
 
 
@@ -91,6 +92,7 @@ def test_missing_target_table_is_a_clear_failure(run_job: Any, tmp_path: Path) -
     report = run_job(source_path=str(source), target_table="nope")
     assert report.status == "FAILED"
     assert "'nope' does not exist" in (report.error or "")
+    assert not report.retryable
 
 
 def test_key_column_missing_from_file(run_job: Any, tmp_path: Path) -> None:
@@ -100,6 +102,7 @@ def test_key_column_missing_from_file(run_job: Any, tmp_path: Path) -> None:
     assert report.status == "FAILED"
     assert "'orderId'" in (report.error or "")
     assert "id, v" in (report.error or "")
+    assert not report.retryable
 
 
 def test_s3_source_is_staged_and_rejects_go_to_error_prefix(run_job: Any, tmp_path: Path) -> None:

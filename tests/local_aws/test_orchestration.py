@@ -77,10 +77,11 @@ class StubJob:
     report into the ledger; ``failures`` runs fail (with ``error``) before one succeeds."""
 
     def __init__(self, ledger: Ledger, *, failures: int = 0, error: str = DRIFT,
-                 rejected: int = 0) -> None:
+                 rejected: int = 0, retryable: bool = False) -> None:
         self.ledger = ledger
         self.failures = failures
         self.error = error
+        self.retryable = retryable
         self.rejected = rejected
         self.argvs: list[list[str]] = []
 
@@ -96,7 +97,7 @@ class StubJob:
             "status": "FAILED" if failed else "SUCCEEDED", "rows_read": rows,
             "items_written": 0 if failed else rows - self.rejected,
             "rows_rejected": 0 if failed else self.rejected, "wcu_consumed": float(rows),
-            "error": self.error if failed else None,
+            "error": self.error if failed else None, "retryable": self.retryable,
             "rejects_path": args.rejects_path if self.rejected else None})
         return 1 if failed else 0
 
@@ -133,7 +134,7 @@ def test_the_whole_flow_loads_and_completes_a_file(flow: Flow) -> None:
 
 
 def test_a_failed_run_is_retried_and_resumes(flow: Flow) -> None:
-    job = StubJob(flow.ledger, failures=1, error="WriteFailedError: throttled")
+    job = StubJob(flow.ledger, failures=1, error="WriteFailedError: throttled", retryable=True)
     result = _run(flow, job)
     assert result.exit_codes == (1, 0)
     assert (result.record.status, result.record.attempts) == (LedgerStatus.SUCCEEDED, 2)
@@ -143,10 +144,13 @@ def test_a_failed_run_is_retried_and_resumes(flow: Flow) -> None:
     assert [r["outcome"] for r in result.callback_results] == ["retried", "succeeded"]
 
 
-def test_a_drifted_file_ends_in_error_with_an_alert(flow: Flow) -> None:
-    job = StubJob(flow.ledger, failures=99)
+@pytest.mark.parametrize("retryable", [False, True], ids=["permanent", "transient"])
+def test_a_failing_file_ends_in_error_with_an_alert(flow: Flow, retryable: bool) -> None:
+    job = StubJob(flow.ledger, failures=99, retryable=retryable)
     result = _run(flow, job)
-    assert len(result.exit_codes) == flow.callback_settings.max_attempts
+    # A failure the job calls permanent (drift) repeats on every attempt: it is not retried.
+    runs = flow.callback_settings.max_attempts if retryable else 1
+    assert len(result.exit_codes) == runs
     assert result.record.status == LedgerStatus.FAILED
     assert DRIFT in (result.record.error or "")
     assert result.file_location == f"s3://{BUCKET}/error/orders 1.csv"
