@@ -57,7 +57,7 @@ class LedgerSession:
         return sum(int(c.counts.get("items_written", 0))
                    for c in self.ledger.load_checkpoints(self.source).values())
 
-    def file_counts(self, partitions: int) -> dict[str, int] | None:
+    def file_counts(self, partitions: int) -> dict[str, int | float] | None:
         """The whole file's counts over every attempt, from the partitions' done checkpoints
         (each carries the counts of its earlier attempts); None unless all are done."""
         found = [Checkpoint.from_counts(dict(c.counts))
@@ -68,7 +68,8 @@ class LedgerSession:
         return {"rows_read": sum(c.rows_done for c in found),
                 "items_written": sum(c.items_written for c in found),
                 "rows_rejected": sum(c.rows_rejected for c in found),
-                "duplicate_rows": sum(c.duplicate_rows for c in found)}
+                "duplicate_rows": sum(c.duplicate_rows for c in found),
+                "wcu_consumed": round(sum(c.wcu_consumed for c in found), 1)}
 
     def record_report(self, job_run_id: str, report: dict[str, Any]) -> None:
         """Store the run report's counts in the ledger for the callback and `status`."""

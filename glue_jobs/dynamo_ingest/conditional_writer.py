@@ -236,10 +236,12 @@ class ConditionalWriter:
         self._final_positions = array("q")
         self._final_stale = array("q")
         self._ready: int | None = None  # a grown prefix for the consuming thread to report
+        self.stats = WriteStats()  # the running write_all's counters, read by checkpoints
 
     def write_all(self, requests: Iterable[WriteRequest]) -> ConditionalWriteOutcome:
         """Write every request; stop consuming ``requests`` after one that cannot finish."""
-        outcome = ConditionalWriteOutcome(WriteStats())
+        self.stats = WriteStats()
+        outcome = ConditionalWriteOutcome(self.stats)
         prefix = _AcknowledgedPrefix(self._acknowledged)
         slots = threading.BoundedSemaphore(self._concurrency)
         errors: list[BaseException] = []

@@ -24,7 +24,7 @@ from dynamo_ingest.keys import KeySchema
 from dynamo_ingest.mapping import AttributeMapping
 from dynamo_ingest.read import CORRUPT_COLUMN, KEY_HASH, RECORD_NO, value_column
 from dynamo_ingest.report import RowCounts
-from dynamo_ingest.writer import RetryPolicy, WriteOutcome, WriteRequest
+from dynamo_ingest.writer import RetryPolicy, WriteOutcome, WriteRequest, WriteStats
 
 REJECTS_HEADER = ("record_no", "reason")
 
@@ -65,6 +65,8 @@ class Checkpoint:
 
 class ItemWriter(Protocol):
     """BatchWriter or ConditionalWriter: writes a partition's stream, reports what happened."""
+
+    stats: WriteStats  # the running write_all's counters (WCU consumed so far)
 
     def write_all(self, requests: Iterable[WriteRequest]) -> WriteOutcome:
         """Write every request; stop consuming after a batch that cannot finish."""
@@ -256,7 +258,10 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
             items_written=written + (prior.items_written if prior else 0),
             rows_rejected=rejected + (prior.rows_rejected if prior else 0),
             duplicate_rows=duplicates + (prior.duplicate_rows if prior else 0),
-            wcu_consumed=0.0, done=written_at_end is not None,
+            # WCU this attempt consumed so far (a kill loses only what followed the last
+            # checkpoint, which the next attempt consumes again and counts).
+            wcu_consumed=writer.stats.wcu_consumed + (prior.wcu_consumed if prior else 0.0),
+            done=written_at_end is not None,
             items_skipped_existing=skipped[0] + (prior.items_skipped_existing if prior else 0),
             items_skipped_stale=skipped[1] + (prior.items_skipped_stale if prior else 0)))
 

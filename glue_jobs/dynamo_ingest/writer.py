@@ -183,10 +183,12 @@ class BatchWriter:
         self._sleep = sleep
         self._clock = clock
         self._rng = rng or random.Random()
+        self.stats = WriteStats()  # the running write_all's counters, read by checkpoints
 
     def write_all(self, requests: Iterable[WriteRequest]) -> WriteOutcome:
         """Write every request; stop consuming ``requests`` after a batch that cannot finish."""
-        outcome = WriteOutcome(WriteStats())
+        self.stats = WriteStats()
+        outcome = WriteOutcome(self.stats)
         prefix = _AcknowledgedPrefix(self._on_acknowledged)
         batch: list[WriteRequest] = []
         keys: set[tuple[str, ...]] = set()

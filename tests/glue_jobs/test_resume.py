@@ -240,6 +240,9 @@ def test_killed_and_resumed_partition_ends_like_an_uninterrupted_one(
     done = checkpoints.saved[0]
     assert done.done
     assert checkpoint_counts(done) == file_counts(reference.result.counts)
+    # WCU over the attempts: never less than one uninterrupted run's (hash groups may end
+    # after a checkpoint, so part of a rewrite is counted), never more than was sent.
+    assert reference.result.counts.wcu_consumed <= done.wcu_consumed <= table.accepted
     # The rejects file of the last attempt is complete: earlier attempts' rejects re-emitted.
     assert sorted(final.rejects) == sorted(reference.rejects)
 
@@ -500,9 +503,14 @@ def test_cli_killed_at_random_points_resumes_to_the_exact_table(
     assert inside_a_partition > 0, "no kill landed inside a partition after its checkpoint"
     assert report["rows_skipped_by_resume"] > 0
     # Counts across the attempts add up to the file (the checkpoints carry earlier attempts).
+    # WCU too: each attempt's up to its last checkpoint, which here covers exactly the items
+    # it wrote once (1 WCU each); what a kill rewrote is counted by the attempt that finished
+    # it, so the file's WCU is that of one uninterrupted load, while this run's own is less.
     assert report["file_counts"] == {
         "rows_read": KILL_ROWS, "items_written": distinct,
-        "rows_rejected": len(oracle.rejected), "duplicate_rows": oracle.duplicate_rows}
+        "rows_rejected": len(oracle.rejected), "duplicate_rows": oracle.duplicate_rows,
+        "wcu_consumed": float(distinct)}
+    assert report["wcu_consumed"] < distinct
     assert report["rows_read"] == (report["items_written"] + report["rows_rejected"]
                                    + report["duplicate_rows"] + report["rows_skipped_by_resume"])
     assert scan_table(TABLE) == oracle.items
@@ -550,4 +558,5 @@ def test_restart_ignores_the_checkpoints_of_a_failed_run(run_job: Any, aws: str,
     assert scan_table(TABLE) == oracle.items
     assert restarted.extra["file_counts"] == {
         "rows_read": 2000, "items_written": len(oracle.items),
-        "rows_rejected": len(oracle.rejected), "duplicate_rows": oracle.duplicate_rows}
+        "rows_rejected": len(oracle.rejected), "duplicate_rows": oracle.duplicate_rows,
+        "wcu_consumed": float(len(oracle.items))}  # the failed run's WCU went with --restart
