@@ -41,9 +41,9 @@ LEDGER_TABLE = "bench-ledger"
 KEY = "orderId"
 UNLIMITED_WCU_S = 10_000_000  # the null sink has no capacity: no pacing
 TOOLS = ("batch_writer", "put_item", "dynamo_ingest")
-# The JVM's own choice on a small machine (serial GC) and no C2 compiler: a short job spends
-# more CPU compiling than the compiled code saves (measured: README).
-JVM_PROPOSAL = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
+# On top of the shipped serial GC (runtime.LOCAL_JAVA_OPTIONS): no C2 compiler, as a short
+# job may spend more CPU compiling than the compiled code saves (measured: README).
+JVM_PROPOSAL = "-XX:TieredStopAtLevel=1"
 
 
 class BenchmarkError(Exception):

