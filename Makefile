@@ -4,6 +4,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+DYNALITE := local_aws/dynalite/node_modules/.installed
 
 .PHONY: setup demo test lint typecheck pytest bench clean
 
@@ -20,6 +21,12 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
+# dynalite (Node.js), a second DynamoDB implementation some tests load into.
+$(DYNALITE): local_aws/dynalite/package.json local_aws/dynalite/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  npm ci --prefix local_aws/dynalite --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the dynalite tests will be skipped (apt-get install nodejs npm)"; fi
+
 demo: setup
 	$(BIN)/dynamo-ingest demo
 
@@ -30,10 +37,10 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-pytest: setup
+pytest: setup $(DYNALITE)
 	$(BIN)/pytest
 
-test: setup
+test: setup $(DYNALITE)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
@@ -42,4 +49,4 @@ bench: setup
 	$(BIN)/python -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache demo-data
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache demo-data local_aws/dynalite/node_modules
