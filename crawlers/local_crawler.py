@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from dynamo_ingest.catalog import Column, CsvSchema, glue_table_input
-from dynamo_ingest.errors import CatalogError, SourceError
+from dynamo_ingest.errors import CatalogError, FileLayoutError, SourceError
+from dynamo_ingest.read import allow_large_csv_fields
 from dynamo_ingest.storage import is_s3, split_s3
 
 if TYPE_CHECKING:
@@ -100,33 +101,37 @@ class _ColumnStats:
 
 
 def infer_schema(source: BinaryIO | Path, *, delimiter: str | None = None, quote_char: str = '"',
-                 sample_rows: int = DEFAULT_SAMPLE_ROWS) -> CsvSchema:
+                 sample_rows: int = DEFAULT_SAMPLE_ROWS, require_rows: bool = True) -> CsvSchema:
     """Infer columns, types and dialect from the header and the first ``sample_rows`` rows.
 
-    Reads only what the sample needs. Raises :class:`CatalogError` when the file has no header
-    row the job could use, or when no candidate delimiter splits it into columns.
+    Reads only what the sample needs. Raises :class:`FileLayoutError` when the file has no
+    header row the job could use, or when no candidate delimiter splits it into columns. A
+    file with a header and no data rows is an error for the catalog (nothing to type) unless
+    ``require_rows`` is False: the job then reads its header as text columns and loads nothing.
     """
     if isinstance(source, Path):
         try:
             with source.open("rb") as handle:
                 return _infer(handle, str(source), delimiter, quote_char, sample_rows,
-                              complete=True)
+                              complete=True, require_rows=require_rows)
         except OSError as err:
             raise SourceError(f"cannot read {source}: {err}") from err
-    return _infer(source, "the source", delimiter, quote_char, sample_rows, complete=True)
+    return _infer(source, "the source", delimiter, quote_char, sample_rows, complete=True,
+                  require_rows=require_rows)
 
 
 def _infer(stream: BinaryIO, name: str, delimiter: str | None, quote_char: str, sample_rows: int,
-           *, complete: bool) -> CsvSchema:
+           *, complete: bool, require_rows: bool = True) -> CsvSchema:
     """``infer_schema`` over a byte stream; ``complete`` is False when the stream is a cut-off
     prefix of the object (its last record may be partial and is dropped)."""
     if sample_rows < 1:
         raise ValueError(f"sample_rows must be at least 1, found {sample_rows}")
+    allow_large_csv_fields()
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     try:
         prefix, at_end = _read_prefix(text)
         if not "".join(prefix).strip():
-            raise CatalogError(f"{name} is empty: expected a header row and data rows")
+            raise FileLayoutError(f"{name} is empty: expected a header row and data rows")
         if delimiter is None:
             delimiter = _detect_delimiter(name, prefix, quote_char,
                                           complete=complete and at_end)
@@ -135,19 +140,19 @@ def _infer(stream: BinaryIO, name: str, delimiter: str | None, quote_char: str, 
         header = next(reader)
         rows = [row for row in islice(reader, sample_rows + 1) if row]
     except UnicodeDecodeError as err:
-        raise CatalogError(f"{name} is not UTF-8 text ({err}): save it as UTF-8 "
-                           "(with or without BOM)") from err
+        raise FileLayoutError(f"{name} is not UTF-8 text ({err}): save it as UTF-8 "
+                              "(with or without BOM)") from err
     except csv.Error as err:
-        raise CatalogError(f"{name} is not CSV the classifier can parse ({err})") from err
+        raise FileLayoutError(f"{name} is not CSV the classifier can parse ({err})") from err
     finally:
         text.detach()  # The caller owns the stream.
     if len(rows) > sample_rows:
         rows = rows[:sample_rows]
     elif not complete and rows:
         rows = rows[:-1]
-    if not rows:
-        raise CatalogError(f"{name} has a first row but no data rows: the classifier needs data "
-                           "rows to infer column types; add representative rows")
+    if not rows and require_rows:
+        raise FileLayoutError(f"{name} has a first row but no data rows: the classifier needs data "
+                              "rows to infer column types; add representative rows")
     return _schema(name, header, rows, delimiter, quote_char)
 
 
@@ -184,7 +189,7 @@ def _detect_delimiter(name: str, lines: Sequence[str], quote_char: str, *,
         if best is None or score > best[0]:  # ties keep the classifier's order
             best = (score, candidate)
     if best is None:
-        raise CatalogError(
+        raise FileLayoutError(
             f"{name}: no delimiter splits the first row {lines[0].rstrip()[:80]!r} into two or "
             "more columns (tried comma, pipe, tab, semicolon, Ctrl-A); the classifier needs at "
             "least two columns: pass the delimiter if the file uses another one")
@@ -204,9 +209,12 @@ def _schema(name: str, header: list[str], rows: list[list[str]], delimiter: str,
             if value != "":
                 column.add(value)
     types = [s.type or "string" for s in stats]
-    problems = _header_problems(names, types, built_in=delimiter != classifier_delimiter())
+    # With no data rows (a header-only file the job loads as nothing) there are no types to
+    # tell the header from the data by.
+    problems = _header_problems(names, types,
+                                built_in=delimiter != classifier_delimiter() and bool(rows))
     if problems:
-        raise CatalogError(
+        raise FileLayoutError(
             f"{name}: no header row detected ({'; '.join(problems)}). The job needs a header "
             "row because it maps header names to DynamoDB attribute names: add one")
     _refuse_duplicates(name, names)
@@ -243,7 +251,7 @@ def _refuse_duplicates(name: str, names: Sequence[str]) -> None:
     seen: dict[str, str] = {}
     for column in names:
         if column.lower() in seen:
-            raise CatalogError(
+            raise FileLayoutError(
                 f"{name}: header names {seen[column.lower()]!r} and {column!r} are the same "
                 "column to the catalog (it lower-cases names): rename one")
         seen[column.lower()] = column
@@ -330,8 +338,8 @@ def _s3_sample(s3: S3Client, bucket: str, key: str) -> tuple[bytes, bool]:
         return body, True
     cut = body.rfind(b"\n")
     if cut < 0:
-        raise CatalogError(f"s3://{bucket}/{key}: no line ends in the first {len(body)} bytes; "
-                           "expected a header row shorter than that")
+        raise FileLayoutError(f"s3://{bucket}/{key}: no line ends in the first {len(body)} bytes; "
+                              "expected a header row shorter than that")
     return body[: cut + 1], False
 
 

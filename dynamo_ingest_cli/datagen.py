@@ -282,6 +282,8 @@ def expected_outcome(path: Path, *, key_columns: Sequence[str],
     items: dict[tuple[str, ...], Item] = {}
     rejected: dict[int, str] = {}
     valid = rows_read = 0
+    # A DynamoDB item holds 400 KB; the csv module refuses fields over 128 KiB by default.
+    csv.field_size_limit(max(csv.field_size_limit(), 64 * 1024 * 1024))
     with path.open(encoding="utf-8-sig", newline="") as source:
         reader = csv.reader(source)
         header = next(reader, None)

@@ -36,6 +36,13 @@ class CatalogError(DynamoIngestError):
     """The Glue catalog table is missing or describes something the job cannot read."""
 
 
+class FileLayoutError(SourceError, CatalogError):
+    """The file's own content gives no usable layout (empty, not UTF-8, no header); an S3
+    object never changes under its ETag, so every run of it fails alike."""
+
+    retryable = False
+
+
 class TargetTableError(DynamoIngestError):
     """The target DynamoDB table is missing or its key schema does not fit the arguments."""
 

@@ -87,7 +87,9 @@ def load_schema(args: JobArguments, aws: AwsConfig, source: ResolvedSource) -> C
         raise DynamoIngestError(
             f"{source.uri}: no catalog table named; pass --catalog_database/--catalog_table "
             "(the crawler's table) when the file is read from S3 by Glue")
-    schema = infer_schema(local, delimiter=args.delimiter, quote_char=args.quote_char or '"')
+    # A header with no data rows (an export with nothing new) loads nothing and succeeds.
+    schema = infer_schema(local, delimiter=args.delimiter, quote_char=args.quote_char or '"',
+                          require_rows=False)
     head = read_head(str(local), None, "", "")
     header = parse_header(head, schema.delimiter, schema.quote_char, source.uri)
     return schema.with_header_names(header)

@@ -22,7 +22,13 @@ from dynamo_ingest.catalog import Column
 from dynamo_ingest.items import BuiltItem, ItemBuilder, Rejection, decode_utf8
 from dynamo_ingest.keys import KeySchema
 from dynamo_ingest.mapping import AttributeMapping
-from dynamo_ingest.read import CORRUPT_COLUMN, KEY_HASH, RECORD_NO, value_column
+from dynamo_ingest.read import (
+    CORRUPT_COLUMN,
+    KEY_HASH,
+    RECORD_NO,
+    allow_large_csv_fields,
+    value_column,
+)
 from dynamo_ingest.report import RowCounts
 from dynamo_ingest.writer import RetryPolicy, WriteOutcome, WriteRequest, WriteStats
 
@@ -169,6 +175,7 @@ def malformed_reason(raw: str, expected: int, delimiter: str,
                      quote_char: str) -> tuple[str, list[str | None]]:
     """Why Spark could not parse a record, and its fields as far as Python can split them."""
     text = original_values([raw])[0] or ""
+    allow_large_csv_fields()
     try:
         fields = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
                                  quotechar=quote_char), [])

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from dynamo_ingest.catalog import CsvSchema
-from dynamo_ingest.errors import SourceError
+from dynamo_ingest.errors import FileLayoutError, SourceError
 
 if TYPE_CHECKING:
     from pyspark.sql import Column as SparkColumn
@@ -36,10 +36,21 @@ def value_column(index: int) -> str:
     return f"c{index}"
 
 
+# Python's csv module refuses fields over 128 KiB by default, but one DynamoDB item holds up to
+# 400 KB: a big value must load, or be rejected as too big, never fail the file.
+CSV_FIELD_LIMIT = 64 * 1024 * 1024
+
+
+def allow_large_csv_fields() -> None:
+    """Raise the csv module's (process-wide) field size limit to :data:`CSV_FIELD_LIMIT`."""
+    if csv.field_size_limit() < CSV_FIELD_LIMIT:
+        csv.field_size_limit(CSV_FIELD_LIMIT)
+
+
 def parse_header(head: bytes, delimiter: str, quote_char: str, source: str) -> list[str]:
     """The header names exactly as written (BOM dropped), from the first bytes of the file."""
     if not head.strip():
-        raise SourceError(f"{source}: the file is empty; expected a header row")
+        raise FileLayoutError(f"{source}: the file is empty; expected a header row")
     # Only the header must be valid UTF-8; bad bytes further down reject their own records.
     text = head.removeprefix(codecs.BOM_UTF8).decode("utf-8", "surrogateescape")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quote_char,

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from dynamo_ingest.errors import CatalogError
+from dynamo_ingest.errors import CatalogError, FileLayoutError
 
 from crawlers.local_crawler import infer_schema, value_type, widen
 
@@ -176,13 +176,29 @@ def test_single_column_is_refused(tmp_path: Path) -> None:
 
 
 def test_header_without_data_rows_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(CatalogError, match="no data rows"):
+    with pytest.raises(CatalogError, match="no data rows") as caught:
         infer_schema(write(tmp_path, "id,name\n\n"))
+    assert not caught.value.retryable  # the same object fails alike on every run
+
+
+def test_the_job_reads_a_header_without_data_rows_as_text_columns(tmp_path: Path) -> None:
+    schema = infer_schema(write(tmp_path, "id;Name\r\n"), require_rows=False)
+    assert schema.names == ("id", "Name")
+    assert [c.type for c in schema.columns] == ["string", "string"]
+    assert schema.delimiter == ";"
 
 
 def test_empty_file_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(CatalogError, match="is empty"):
+    with pytest.raises(FileLayoutError, match="is empty"):
         infer_schema(write(tmp_path, ""))
+
+
+def test_a_value_over_the_csv_modules_default_field_limit_is_read(tmp_path: Path) -> None:
+    # Python's csv refuses fields over 128 KiB by default; DynamoDB items hold 400 KB.
+    big = "x" * 300_000
+    schema = infer_schema(write(tmp_path, f"id,blob,n\na,{big},1\nb,\"{big}\",2\n"))
+    assert schema.names == ("id", "blob", "n")
+    assert [c.type for c in schema.columns] == ["string", "string", "bigint"]
 
 
 def test_non_utf8_is_an_error(tmp_path: Path) -> None:

@@ -87,6 +87,50 @@ def test_header_drift_fails_naming_missing_and_unexpected_columns(run_job: Any,
     assert scan_table(TABLE) == {}
 
 
+def test_a_header_without_rows_loads_nothing_and_succeeds(run_job: Any, tmp_path: Path) -> None:
+    # A daily export with nothing new: not an error, the file is simply done.
+    create_table(TABLE, [("id", "S", "HASH")])
+    source = tmp_path / "in.csv"
+    source.write_text("id,v\n", encoding="utf-8")
+
+    report = run_job(source_path=str(source))
+
+    assert report.status == "SUCCEEDED", report.error
+    assert report.counts.rows_read == report.counts.items_written == 0
+    assert scan_table(TABLE) == {}
+
+
+def test_an_empty_file_fails_and_is_not_retried(run_job: Any, tmp_path: Path) -> None:
+    create_table(TABLE, [("id", "S", "HASH")])
+    source = tmp_path / "in.csv"
+    source.write_bytes(b"")
+
+    report = run_job(source_path=str(source))
+
+    assert report.status == "FAILED"
+    assert "is empty" in (report.error or "")
+    assert not report.retryable
+
+
+def test_values_over_128_kib_load_and_items_over_400_kb_are_rejected(run_job: Any,
+                                                                    tmp_path: Path) -> None:
+    # 128 KiB is Python csv's default field limit; DynamoDB's item limit is 400 KB.
+    create_table(TABLE, [("id", "S", "HASH")])
+    fits, too_big = "y" * 300_000, "z" * 410_000
+    source = write_rows(tmp_path / "in.csv", "id,blob", [f"a,{fits}", f'b,"{too_big}"', "c,"])
+
+    report = run_job(source_path=str(source))
+
+    assert report.status == "SUCCEEDED_WITH_REJECTS", report.error
+    assert report.counts.identity_holds
+    assert scan_table(TABLE)[("a",)]["blob"] == {"S": fits}
+    assert set(scan_table(TABLE)) == {("a",), ("c",)}
+    (rejected,) = read_rejects(report.rejects_path or "")[1:]
+    assert rejected[0] == "2"
+    assert "400 KB" in rejected[1]
+    assert rejected[3] == too_big  # the original value, whole
+
+
 def test_missing_target_table_is_a_clear_failure(run_job: Any, tmp_path: Path) -> None:
     source = write_rows(tmp_path / "in.csv", "id,v", ["1,a"])
     report = run_job(source_path=str(source), target_table="nope")
