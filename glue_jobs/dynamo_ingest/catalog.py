@@ -44,11 +44,17 @@ class CsvSchema:
     def with_header_names(self, header: Sequence[str]) -> CsvSchema:
         """Take the file header's spelling of each name (the catalog lower-cases them).
 
-        Raises :class:`SchemaMismatchError` naming missing and unexpected columns when the
-        header and the catalog disagree (compared case-insensitively, as Glue does).
+        Columns are matched by name, so a file with the catalog's columns in another order
+        loads (attributes are named by the header anyway). Raises :class:`SchemaMismatchError`
+        naming missing and unexpected columns when the header and the catalog disagree
+        (compared case-insensitively, as Glue does).
         """
         catalog = [c.name.lower() for c in self.columns]
         found = [h.lower() for h in header]
+        if catalog != found and sorted(catalog) == sorted(found) and len(set(found)) == len(found):
+            by_name = {c.name.lower(): c.type for c in self.columns}
+            return CsvSchema(tuple(Column(h, by_name[h.lower()]) for h in header),
+                             self.delimiter, self.quote_char, self.has_header, self.parameters)
         if catalog != found:
             missing = [c for c in catalog if c not in found]
             unexpected = [h for h, low in zip(header, found, strict=True) if low not in catalog]

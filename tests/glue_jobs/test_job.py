@@ -87,6 +87,20 @@ def test_header_drift_fails_naming_missing_and_unexpected_columns(run_job: Any,
     assert scan_table(TABLE) == {}
 
 
+def test_catalog_columns_in_another_order_are_matched_by_name(run_job: Any,
+                                                              tmp_path: Path) -> None:
+    create_table(TABLE, [("id", "S", "HASH")])
+    register_catalog([("id", "string"), ("amount", "double"), ("name", "string")])
+    source = write_rows(tmp_path / "in.csv", "Name,amount,id", ["ann,1.50,7"])
+
+    report = run_job(source_path=str(source), catalog_database=DATABASE,
+                     catalog_table=CATALOG_TABLE)
+
+    assert report.status == "SUCCEEDED", report.error
+    assert scan_table(TABLE) == {
+        ("7",): {"id": {"S": "7"}, "amount": {"N": "1.50"}, "Name": {"S": "ann"}}}
+
+
 def test_a_header_without_rows_loads_nothing_and_succeeds(run_job: Any, tmp_path: Path) -> None:
     # A daily export with nothing new: not an error, the file is simply done.
     create_table(TABLE, [("id", "S", "HASH")])
