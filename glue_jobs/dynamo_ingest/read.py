@@ -142,8 +142,20 @@ def key_hash(key_parts: Sequence[KeyHashPart]) -> SparkColumn:
     columns = []
     for parts, key_type in key_parts:
         value = text(parts[0]) if len(parts) == 1 else F.concat(*map(text, parts))
-        columns.append(value.cast("double") if key_type == "N" else value)
+        if key_type == "N":
+            # The builder strips what Python's str.strip() does (Unicode spaces too, like a
+            # no-break space) from the decoded text; Spark's cast trims only ASCII. Strip the
+            # same characters from the UTF-8 text, or " 1" and "1" land apart.
+            decoded = F.decode(F.encode(value, "ISO-8859-1"), "UTF-8")
+            value = F.regexp_replace(decoded, _EDGE_SPACE, "").cast("double")
+        columns.append(value)
     return F.xxhash64(*columns)
+
+
+# Java regex for the characters Python's str.isspace() accepts, at either end of a value.
+_SPACE_CLASS = ("[\\x{09}-\\x{0D}\\x{1C}-\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}"
+                "\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}]")
+_EDGE_SPACE = f"^{_SPACE_CLASS}+|{_SPACE_CLASS}+$"
 
 
 def partitioned_for_writing(records: DataFrame, key_parts: Sequence[KeyHashPart],

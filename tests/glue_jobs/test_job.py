@@ -87,6 +87,20 @@ def test_header_drift_fails_naming_missing_and_unexpected_columns(run_job: Any,
     assert scan_table(TABLE) == {}
 
 
+def test_number_keys_with_unicode_spaces_are_one_key_and_the_last_row_wins(
+        run_job: Any, tmp_path: Path) -> None:
+    create_table(TABLE, [("id", "N", "HASH")])
+    rows = [row for k in range(1, 21)
+            for row in (f"{k},first", f"\u00a0{k}\u2003,last")]  # no-break and em spaces
+    source = write_rows(tmp_path / "in.csv", "id,v", rows)
+
+    report = run_job(source_path=str(source), partitions=8)
+
+    assert report.status == "SUCCEEDED", report.error
+    assert (report.counts.items_written, report.counts.duplicate_rows) == (20, 20)
+    assert {item["v"]["S"] for item in scan_table(TABLE).values()} == {"last"}
+
+
 def test_catalog_columns_in_another_order_are_matched_by_name(run_job: Any,
                                                               tmp_path: Path) -> None:
     create_table(TABLE, [("id", "S", "HASH")])

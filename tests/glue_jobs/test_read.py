@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from dynamo_ingest.errors import SourceError
-from dynamo_ingest.read import HEADER_PROBE_BYTES, parse_header
+from dynamo_ingest.read import HEADER_PROBE_BYTES, key_hash, parse_header, value_column
 
 
 def test_header_keeps_case_and_drops_bom() -> None:
@@ -36,3 +38,20 @@ def test_bad_headers_name_the_problem(head: bytes, reason: str) -> None:
 
 def test_bad_bytes_after_the_header_do_not_matter() -> None:
     assert parse_header(b"id,v\n1,\xff\xfe\n", ",", '"', "f.csv") == ["id", "v"]
+
+
+@pytest.mark.spark
+def test_number_keys_hash_alike_around_every_space_python_strips(spark: Any) -> None:
+    # The item builder strips str.isspace() characters from an N key; Spark must put the
+    # stripped and unstripped forms in one hash group or the duplicate escapes de-duplication.
+    spaces = [chr(c) for c in range(0x110000) if chr(c).isspace()]
+    values = ["1", "1.0", "01", "1e0", *(f"{s}1{s}" for s in spaces), "2", "\u200b1"]
+    # As Spark hands them over: the file's UTF-8 bytes read as ISO-8859-1.
+    rows = [(v.encode("utf-8").decode("latin-1"),) for v in values]
+    frame = spark.createDataFrame(rows, [value_column(0)])
+
+    hashes = [r[0] for r in frame.select(key_hash([((0,), "N")])).collect()]
+
+    assert set(hashes[:-2]) == {hashes[0]}  # every spelling of 1, every space stripped
+    assert hashes[-2] != hashes[0]  # 2 is another key
+    assert hashes[-1] != hashes[0]  # a zero-width space is not whitespace to Python either
