@@ -8,6 +8,8 @@ Glue passes every argument as a string, plus reserved ones of its own (``--JOB_I
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Literal, get_args
@@ -59,6 +61,13 @@ class JobArguments:
     version_column: str | None = None
     JOB_NAME: str | None = None  # Glue's reserved name
 
+    def load_fingerprint(self) -> str:
+        """A digest of the arguments that decide what is written where: checkpoints of one
+        file resume only a run with the same fingerprint (another table, key or mapping must
+        not skip the rows an earlier run wrote elsewhere or differently)."""
+        shaping = {name: getattr(self, name) for name in _SHAPING_ARGUMENTS}
+        return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
+
     def to_argv(self) -> list[str]:
         """The ``--name value`` list that reproduces these arguments (for StartJobRun, CLI)."""
         argv: list[str] = []
@@ -76,6 +85,15 @@ class JobArguments:
             out[f"--{f.name}"] = (("true" if value else "false") if isinstance(value, bool)
                                   else str(value))
         return out
+
+
+# What the items and their destination depend on. Not: where reports and rejects go, pacing,
+# retry budgets, the partition count (checkpoints keep their own) or the ledger itself.
+_SHAPING_ARGUMENTS = (
+    "target_table", "partition_key", "sort_key", "catalog_database", "catalog_table",
+    "empty_value", "delimiter", "quote_char", "partition_key_template", "sort_key_template",
+    "rename", "drop_columns", "column_types", "ttl_attribute", "ttl_from_column", "ttl_seconds",
+    "load_time", "partition_key_shards", "write_mode", "version_column")
 
 
 def argument_names() -> tuple[str, ...]:

@@ -37,10 +37,24 @@ class LedgerSession:
         """Record this run as started; returns its attempt number."""
         return self.ledger.job_started(self.source, job_run_id).attempts
 
-    def resume_plan(self, fresh_partitions: int) -> tuple[int, int]:
+    def resume_plan(self, fresh_partitions: int, job_run_id: str,
+                    fingerprint: str) -> tuple[int, int]:
         """(partition count, partitions still to write): an unfinished earlier run's count,
-        which a resume must reuse, or ``fresh_partitions`` when there is nothing to resume."""
+        which a resume must reuse, or ``fresh_partitions`` when there is nothing to resume.
+
+        Checkpoints written under other arguments (another target table, key or mapping) are
+        dropped: resuming them would skip rows that were never written the way this run writes.
+        """
+        record = self.ledger.get(self.source)
         checkpoints = self.ledger.load_checkpoints(self.source)
+        earlier = record.load_fingerprint if record is not None else None
+        if checkpoints and earlier != fingerprint:
+            LOG.warning("%s: the checkpoints of an unfinished earlier run were written with "
+                        "other arguments (target table, key or mapping): starting over",
+                        self.source.uri)
+            self.ledger.clear_checkpoints(self.source)
+            checkpoints = {}
+        self.ledger.set_load_fingerprint(self.source, job_run_id, fingerprint)
         if not checkpoints:
             return fresh_partitions, fresh_partitions
         partitions = next(iter(checkpoints.values())).partitions

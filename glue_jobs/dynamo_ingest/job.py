@@ -221,7 +221,8 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
         spark = runtime.spark
         parallelism = spark.sparkContext.defaultParallelism
         partitions, unfinished = ledger.resume_plan(
-            args.partitions or default_partitions(parallelism, source.size))
+            args.partitions or default_partitions(parallelism, source.size), run_id,
+            args.load_fingerprint())
         total_rate, rate_origin = resolve_write_rate(args, table)
         rejects_path = args.rejects_path or default_rejects_path(source)
         task = PartitionTask(

@@ -166,6 +166,7 @@ class LedgerRecord:
     report_job_run_id: str | None = None
     report_status: str | None = None
     report_retryable: bool = True  # False: that run's failure would repeat on a retry
+    load_fingerprint: str | None = None  # the arguments the checkpoints were written under
     rows_read: int = 0
     items_written: int = 0
     rows_rejected: int = 0
@@ -400,6 +401,17 @@ class Ledger:
             if current.job_run_id == job_run_id and current.status == S.STARTED:
                 return None
             return _new_run(current, job_run_id)
+        return self._update(source, change)
+
+    def set_load_fingerprint(self, source: SourceObject, job_run_id: str,
+                             fingerprint: str) -> LedgerRecord:
+        """Record the arguments the current run writes its checkpoints under (the job)."""
+        def change(current: LedgerRecord | None) -> LedgerRecord | None:
+            if current is None or current.job_run_id != job_run_id:
+                raise _conflict(source, f"run {job_run_id} to be the current run", current)
+            if current.load_fingerprint == fingerprint:
+                return None
+            return replace(current, load_fingerprint=fingerprint)
         return self._update(source, change)
 
     def record_report(self, source: SourceObject, job_run_id: str,

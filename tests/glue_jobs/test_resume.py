@@ -560,3 +560,36 @@ def test_restart_ignores_the_checkpoints_of_a_failed_run(run_job: Any, aws: str,
         "rows_read": 2000, "items_written": len(oracle.items),
         "rows_rejected": len(oracle.rejected), "duplicate_rows": oracle.duplicate_rows,
         "wcu_consumed": float(len(oracle.items))}  # the failed run's WCU went with --restart
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("change", ["another_table", "another_mapping"])
+def test_checkpoints_resume_only_a_run_with_the_same_arguments(
+        run_job: Any, aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        change: str) -> None:
+    # A failed run leaves checkpoints; the next run of the same file writes elsewhere (or
+    # other attributes). Resuming would skip rows it never wrote that way: it must start over.
+    create_table(TABLE, [("id", "S", "HASH")])
+    create_table("other", [("id", "S", "HASH")])
+    source = resume_file(tmp_path / "in.csv", 2000)
+    oracle = expected_outcome(source, key_columns=("id",),
+                              column_types={"id": "S", "n": "N", "note": "S"})
+    with dynamodb_double(aws, FaultPlan(fail_after_requests=30, tables=(TABLE,)), monkeypatch):
+        failed = run_job(source_path=str(source), partitions=2, max_retry_seconds=1,
+                         checkpoint_every=2)
+    assert failed.status == "FAILED"
+    assert Ledger(boto3.client("dynamodb"), DEFAULT_LEDGER_TABLE).load_checkpoints(
+        SourceObject("", str(source), file_md5(source)))
+
+    again = (run_job(source_path=str(source), partitions=2, target_table="other")
+             if change == "another_table" else
+             run_job(source_path=str(source), partitions=2, rename="note:remark"))
+
+    assert again.status == "SUCCEEDED_WITH_REJECTS", again.error
+    assert again.counts.rows_skipped_by_resume == 0
+    assert again.counts.items_written == len(oracle.items)
+    if change == "another_table":
+        assert scan_table("other") == oracle.items
+    else:
+        assert all("remark" in item or "note" not in oracle.items[key]
+                   for key, item in scan_table(TABLE).items())
