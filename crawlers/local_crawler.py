@@ -57,6 +57,9 @@ _BIGINT = re.compile(r"[+-]?[0-9]+")
 _DOUBLE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _GLUE_NAME = re.compile("[\t\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]+")
 _BOOLEANS = frozenset({"true", "false"})
+# ``surrogateescape`` decodes each byte that is not UTF-8 to U+DC80-U+DCFF; valid UTF-8 never
+# decodes to a lone surrogate, so one of these marks undecodable bytes.
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 
 def value_type(value: str) -> str:
@@ -127,11 +130,15 @@ def _infer(stream: BinaryIO, name: str, delimiter: str | None, quote_char: str, 
     if sample_rows < 1:
         raise ValueError(f"sample_rows must be at least 1, found {sample_rows}")
     allow_large_csv_fields()
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    # Lenient decoding: one record with invalid UTF-8 is the job's to reject, not a reason to
+    # fail the whole file; undecodable bytes come through as lone surrogates we can spot.
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     try:
         prefix, at_end = _read_prefix(text)
         if not "".join(prefix).strip():
             raise FileLayoutError(f"{name} is empty: expected a header row and data rows")
+        # Checked before detection so a bad header is reported as such, not as a delimiter issue.
+        _refuse_undecodable_header(name, prefix[0])
         if delimiter is None:
             delimiter = _detect_delimiter(name, prefix, quote_char,
                                           complete=complete and at_end)
@@ -139,21 +146,42 @@ def _infer(stream: BinaryIO, name: str, delimiter: str | None, quote_char: str, 
         reader = csv.reader(lines, delimiter=delimiter, quotechar=quote_char, strict=False)
         header = next(reader)
         rows = [row for row in islice(reader, sample_rows + 1) if row]
-    except UnicodeDecodeError as err:
-        raise FileLayoutError(f"{name} is not UTF-8 text ({err}): save it as UTF-8 "
-                              "(with or without BOM)") from err
     except csv.Error as err:
         raise FileLayoutError(f"{name} is not CSV the classifier can parse ({err})") from err
     finally:
         text.detach()  # The caller owns the stream.
+    # A quoted header name may span lines beyond the first.
+    _refuse_undecodable_header(name, delimiter.join(header))
     if len(rows) > sample_rows:
         rows = rows[:sample_rows]
     elif not complete and rows:
         rows = rows[:-1]
-    if not rows and require_rows:
-        raise FileLayoutError(f"{name} has a first row but no data rows: the classifier needs data "
-                              "rows to infer column types; add representative rows")
-    return _schema(name, header, rows, delimiter, quote_char)
+    decodable = [row for row in rows if not any(_UNDECODABLE.search(value) for value in row)]
+    left_out = len(rows) - len(decodable)
+    if left_out:
+        logger.warning("%s: %d of %d sample data row(s) hold bytes that are not UTF-8; they are "
+                       "left out of type inference (the job rejects such records)",
+                       name, left_out, len(rows))
+    if not decodable and require_rows:
+        why = (f" ({left_out} data row(s) in the sample hold bytes that are not UTF-8, which the "
+               "job rejects: save the file as UTF-8)" if left_out else "")
+        raise FileLayoutError(f"{name} has a first row but no data rows{why}: the classifier "
+                              "needs data rows to infer column types; add representative rows")
+    return _schema(name, header, decodable, delimiter, quote_char)
+
+
+def _refuse_undecodable_header(name: str, header: str) -> None:
+    """Fail when the header holds bytes that are not UTF-8 (it names every column, so unlike a
+    data row it cannot be left out)."""
+    bad = [ord(char) - 0xDC00 for char in _UNDECODABLE.findall(header)]
+    if not bad:
+        return
+    shown = header.encode("utf-8", "surrogateescape").decode("utf-8", "replace").rstrip()[:80]
+    listed = " ".join(f"0x{byte:02X}" for byte in bad[:8]) + (" ..." if len(bad) > 8 else "")
+    raise FileLayoutError(
+        f"{name} is not UTF-8 text: its header row {shown!r} holds byte(s) {listed} that do not "
+        "decode as UTF-8; the header names the columns, so it cannot be left out like a data "
+        "row: save the file as UTF-8 (with or without BOM)")
 
 
 def _read_prefix(text: io.TextIOBase) -> tuple[list[str], bool]:

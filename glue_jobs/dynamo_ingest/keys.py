@@ -63,17 +63,34 @@ def key_schema_from_description(table: dict[str, Any]) -> KeySchema:
 
 def check_key_arguments(schema: KeySchema, partition_key: str | None, sort_key: str | None,
                         table_name: str) -> None:
-    """Fail clearly when ``--partition_key``/``--sort_key`` disagree with the table."""
-    if partition_key and partition_key != schema.partition.name:
+    """Fail clearly when ``--partition_key``/``--sort_key`` (``NAME`` or ``NAME:TYPE``)
+    disagree with the table."""
+    if partition_key:
+        _check_key_argument("partition_key", "partition key", partition_key, schema.partition,
+                            table_name)
+    if sort_key and schema.sort is not None:
+        _check_key_argument("sort_key", "sort key", sort_key, schema.sort, table_name)
+    elif sort_key:
+        raise TargetTableError(f"--sort_key is {sort_key!r} but table {table_name!r} has no sort "
+                               "key: fix or drop --sort_key")
+
+
+def _check_key_argument(option: str, role: str, given: str, actual: KeyAttribute,
+                        table_name: str) -> None:
+    """One key option against the table's key attribute: the name, and the type if given."""
+    if given == actual.name:  # checked first: an attribute name may itself hold a ':'
+        return
+    name, _, kind = given.rpartition(":")
+    if name == actual.name and kind.upper() in ("S", "N", "B"):
+        if kind.upper() == actual.type:
+            return
         raise TargetTableError(
-            f"--partition_key is {partition_key!r} but table {table_name!r} has partition key "
-            f"{schema.partition.name!r}: pass --partition_key {schema.partition.name}")
-    actual_sort = schema.sort.name if schema.sort else None
-    if sort_key and sort_key != actual_sort:
-        raise TargetTableError(
-            f"--sort_key is {sort_key!r} but table {table_name!r} has "
-            + (f"sort key {actual_sort!r}" if actual_sort else "no sort key")
-            + ": fix or drop --sort_key")
+            f"--{option} is {given!r} but table {table_name!r} has {role} {actual.name!r} of "
+            f"type {actual.type}, not {kind.upper()}: pass --{option} {actual.name} (or "
+            f"{actual.name}:{actual.type})")
+    raise TargetTableError(
+        f"--{option} is {given!r} but table {table_name!r} has {role} {actual.name!r}: pass "
+        f"--{option} {actual.name}")
 
 
 def describe_key_schema(dynamodb: DynamoDBClient, table_name: str) -> tuple[KeySchema,

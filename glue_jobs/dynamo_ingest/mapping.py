@@ -133,7 +133,7 @@ def parse_epoch_seconds(text: str, what: str) -> int:
 
 def shard_of(rest_of_key: str, shards: int) -> int:
     """The stable shard (0 … shards-1) of an item, from the canonical text of the rest of its
-    key (the sort key, or the partition key itself when the table has none)."""
+    key (its sort key: sharding is refused for a table without one)."""
     return zlib.crc32(rest_of_key.encode("utf-8", "surrogatepass")) % shards
 
 
@@ -173,8 +173,8 @@ class AttributeMapping:
       resumed run computes the same expiry; default: when the job starts.
     - ``partition_key_shards`` (``--partition_key_shards N``): append ``#<shard>`` (0 … N-1) to
       the partition key (S keys only); the shard is a stable hash (CRC-32) of the sort key, so
-      one hot partition key value spreads over N values. With no sort key it hashes the
-      partition key itself, which spreads nothing. Read back by querying each of the N keys.
+      one hot partition key value spreads over N values. A table without a sort key is
+      refused: there is nothing to spread by. Read back by querying each of the N keys.
     - ``version_column`` (``--version_column col``): the column the version guard compares;
       a row without a value is rejected.
     """
@@ -348,6 +348,15 @@ class AttributeMapping:
                 f"--partition_key_shards appends '#<shard>' to the partition key, but "
                 f"{key_schema.partition.name!r} is of type {key_schema.partition.type}: sharding "
                 "needs a string (S) partition key")
+        if self.partition_key_shards is not None and key_schema.sort is None:
+            # The shard hashes the sort key; without one every row of a partition-key value
+            # would hash alike and land in one shard, so the option would spread nothing.
+            raise TargetTableError(
+                f"--partition_key_shards {self.partition_key_shards} spreads the rows of one "
+                "partition-key value over shards by a hash of their sort key, which tells those "
+                f"rows apart, but the table's key is {key_schema.partition.name!r} alone (no "
+                "sort key), so each value would stay in one shard: drop --partition_key_shards, "
+                "or load into a table with a sort key")
         if version_column is not None and attributes[version_column] is None:
             raise ArgumentError(
                 f"--version_column {self.version_column!r} is not stored (--drop_columns or "

@@ -201,9 +201,46 @@ def test_a_value_over_the_csv_modules_default_field_limit_is_read(tmp_path: Path
     assert [c.type for c in schema.columns] == ["string", "string", "bigint"]
 
 
-def test_non_utf8_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(CatalogError, match="not UTF-8"):
-        infer_schema(write(tmp_path, b"id,name\n1,caf\xe9\n"))
+def test_a_sample_whose_only_data_row_is_not_utf8_has_no_data_rows(tmp_path: Path) -> None:
+    path = write(tmp_path, b"id,name\n1,caf\xe9\n")  # Latin-1: the job rejects the row
+    with pytest.raises(FileLayoutError, match="no data rows") as caught:
+        infer_schema(path)
+    assert "not UTF-8" in str(caught.value)  # says why the one row did not count
+    schema = infer_schema(path, require_rows=False)
+    assert schema.names == ("id", "name")
+    assert [c.type for c in schema.columns] == ["string", "string"]
+
+
+def test_rows_with_invalid_utf8_are_left_out_of_type_inference(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Were the bad row typed, its "bad..." value would not matter (b is text anyway), but its
+    # "x9" in column a would widen the bigint column to string.
+    path = write(tmp_path, b"id,a,b\r\nr1,1,x\r\nr2,2,y\r\nr3,x9,bad\xff\xfeutf\r\nr4,4,z\r\n")
+    with caplog.at_level(logging.WARNING):
+        schema = infer_schema(path)
+    assert schema.names == ("id", "a", "b")
+    assert [c.type for c in schema.columns] == ["string", "bigint", "string"]
+    assert schema.delimiter == ","
+    assert "1 of 4 sample data row(s) hold bytes that are not UTF-8" in caplog.text
+
+
+def test_a_bad_row_does_not_sway_delimiter_detection(tmp_path: Path) -> None:
+    schema = infer_schema(write(tmp_path, b"id|n\n1|2\n\xff|3\n4|5\n"))
+    assert schema.delimiter == "|"
+    assert [c.type for c in schema.columns] == ["bigint", "bigint"]
+
+
+@pytest.mark.parametrize("content", [
+    b"id,caf\xe9\n1,a\n2,b\n",                     # a Latin-1 header name
+    b"\xef\xbb\xbfid,\xff\xfe\n1,a\n",               # after a BOM
+    b"id,\"two\nline\xff\"\n1,a\n",                  # on a quoted name's second line
+    b"caf\xe9\n1\n",                                # one column: not a delimiter problem
+])
+def test_a_header_that_is_not_utf8_is_an_error(tmp_path: Path, content: bytes) -> None:
+    with pytest.raises(FileLayoutError, match="not UTF-8 text: its header row") as caught:
+        infer_schema(write(tmp_path, content))
+    assert "save the file as UTF-8" in str(caught.value)
+    assert not caught.value.retryable
 
 
 def test_all_string_header_needs_a_typed_column_outside_the_custom_classifier(

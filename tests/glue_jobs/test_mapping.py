@@ -258,6 +258,17 @@ def test_sharding_needs_a_string_partition_key() -> None:
                     mapping=AttributeMapping(partition_key_shards=4))
 
 
+def test_sharding_needs_a_sort_key_to_spread_by() -> None:
+    # The shard hashes the sort key; with none, each partition-key value would keep one shard.
+    sharded = AttributeMapping(partition_key_shards=4)
+    with pytest.raises(TargetTableError, match="no sort key") as caught:
+        ItemBuilder([Column("pk"), Column("v")], PK, mapping=sharded)
+    assert "'pk'" in str(caught.value)
+    assert "drop --partition_key_shards" in str(caught.value)
+    with pytest.raises(TargetTableError, match="no sort key"):
+        sharded.key_hash_parts([Column("pk"), Column("v")], PK)
+
+
 # --- what Spark hashes -------------------------------------------------------------------
 
 def test_key_hash_parts_are_the_key_as_it_is_built() -> None:
