@@ -1,5 +1,6 @@
 """One partition's work inside a Spark task: decode, type and validate each record, keep the
-last row per key, write in batches, checkpoint, and account for every row.
+last row per key (under a version guard, its newest version), write in batches, checkpoint,
+and account for every row.
 
 Plain Python (pyarrow batches in, counts out) so it is unit-testable without a JVM and can
 serve a Lambda-sized load later. Rows arrive sorted by (key hash, record number), so the
@@ -13,6 +14,7 @@ import io
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -197,6 +199,18 @@ class _Group:
     duplicates: int = 0
 
 
+def _older_version(row: BuiltItem, winner: BuiltItem, attribute: str) -> bool:
+    """True when ``row``'s version is below ``winner``'s, so ``winner`` stays the key's row."""
+    new, old = row.item.get(attribute, {}), winner.item.get(attribute, {})
+    # The order DynamoDB's ``#v <= :v`` applies: numbers by value, strings by UTF-8 bytes.
+    if "N" in new and "N" in old:
+        return Decimal(new["N"]) < Decimal(old["N"])
+    if "S" in new and "S" in old:
+        return str(new["S"]).encode("utf-8") < str(old["S"]).encode("utf-8")
+    # Versions of different types never compare in DynamoDB: keep the later row, as without one.
+    return False
+
+
 def _rows(batches: Iterable[Any],
           width: int) -> Iterator[tuple[list[str | None], str | None, int, int]]:
     """(values, corrupt raw text, record number, key hash) for every row of the batches."""
@@ -221,6 +235,7 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
     """Process one partition; every input row ends up written, rejected or duplicate (or
     skipped because an earlier attempt already finished it)."""
     builder = ItemBuilder(task.columns, task.key_schema, task.empty_value, task.mapping)
+    version = task.mapping.version_attribute() if task.mapping is not None else None
     width = len(task.columns)
     counts = RowCounts()
     rejects = RejectsFile()
@@ -328,6 +343,11 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
             previous = group.winners.pop(built.key, None)
             if previous is not None:
                 group.duplicates += 1
+                if version is not None and _older_version(built, previous[1], version):
+                    # The guard would refuse this row after the newer one, and sending only
+                    # this one would lose the file's newest version: keep the earlier row.
+                    group.winners[built.key] = previous
+                    continue
             group.winners[built.key] = (record_no, built, raw)
         yield from flush(group, group_in_prefix)
         state["rows"] = counts.rows_read

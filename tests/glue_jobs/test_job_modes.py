@@ -136,3 +136,22 @@ def test_numeric_template_keys_hash_by_value(run_job: Any, tmp_path: Path) -> No
     assert report.status == "SUCCEEDED", report.error
     assert report.counts.duplicate_rows == 30
     assert {v["v"]["S"] for v in scan_table(TABLE).values()} == {"second"}
+
+
+@pytest.mark.parametrize("write_mode", ["overwrite", "merge"])
+def test_version_guard_sends_the_newest_version_of_a_key_repeated_in_one_file(
+        run_job: Any, tmp_path: Path, write_mode: str) -> None:
+    # The newer row comes first: keeping the last row would send ver 0, which the stored ver 1
+    # refuses, and the file's ver 2 would never reach the table.
+    create_table(TABLE, [("id", "S", "HASH")])
+    put({"id": {"S": "b"}, "ver": {"N": "1"}})
+    source = write_csv(tmp_path / "in.csv", "id,x,z,ver\nb,newb,,2\nb,newb0,,0\n")
+
+    report = run_job(source_path=str(source), write_mode=write_mode, version_column="ver")
+
+    assert report.status == "SUCCEEDED", report.error
+    assert scan_table(TABLE)[("b",)] == {"id": {"S": "b"}, "x": {"S": "newb"}, "ver": {"N": "2"}}
+    assert report.counts.duplicate_rows == 1
+    assert report.counts.items_skipped_stale == 0
+    assert report.counts.items_written == 1
+    assert report.counts.identity_holds
