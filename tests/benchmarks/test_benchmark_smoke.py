@@ -43,7 +43,8 @@ def test_the_meter_counts_the_whole_tree_with_orphans_and_unreaped_children(
     assert usage.cpu_s >= 0.6 + 0.4 + 0.9 - 0.1  # the sampled child may lose its last tick
     assert usage.cpu_unreaped_s >= 0.3
     assert usage.processes >= 3
-    assert usage.cpu_by_component["driver"] >= 0.9
+    # Clock ticks are 10 ms and summed as floats: 0.9 s of burning may read 0.8999….
+    assert usage.cpu_by_component["driver"] >= 0.9 - 0.02
     assert usage.peak_rss_bytes > 0
 
 

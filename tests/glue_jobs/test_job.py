@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from dynamo_ingest.arguments import JobArguments
 from dynamo_ingest.ledger import Ledger, SourceObject
 from dynamo_ingest.storage import file_md5
 
@@ -258,9 +259,13 @@ def test_a_failing_spark_task_still_ends_in_a_failed_report(run_job: Any, tmp_pa
     source = write_rows(tmp_path / "in.csv", "id,n", [f"{i},{i}" for i in range(50)])
     ledger = Ledger(boto3.client("dynamodb"), "dynamo-ingest-ledger")
     ledger.ensure_table()
-    # A checkpoint the tasks cannot read: the task fails inside Spark, not on the driver.
-    ledger.save_checkpoint(SourceObject("", str(source), file_md5(source)), 0, 5, {"bogus": 1},
-                           partitions=2)
+    # A checkpoint the tasks cannot read, left by an earlier run with the same arguments (or
+    # the job would start over): the task fails inside Spark, not on the driver.
+    earlier = SourceObject("", str(source), file_md5(source))
+    ledger.job_started(earlier, "earlier-run")
+    ledger.set_load_fingerprint(earlier, "earlier-run", JobArguments(
+        source_path=str(source), target_table=TABLE, partitions=2).load_fingerprint())
+    ledger.save_checkpoint(earlier, 0, 5, {"bogus": 1}, partitions=2)
 
     report = run_job(source_path=str(source), partitions=2)
 
