@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import boto3
 import pytest
 from dynamo_ingest.arguments import JobArguments
 from dynamo_ingest.catalog import Column, CsvSchema
+from dynamo_ingest.pipeline import Checkpoint
 from dynamo_ingest.report import RunReport
 from dynamo_ingest.runtime import Runtime
 
@@ -33,6 +35,21 @@ def dynamodb_double(upstream: str, plan: FaultPlan,
         finally:
             # The variable must not outlive the double: later clients would dial a dead port.
             monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB")
+
+
+@dataclass
+class MemoryCheckpoints:
+    """The ledger's checkpoints of one file; like the ledger, a checkpoint never moves back."""
+
+    saved: dict[int, Checkpoint] = field(default_factory=dict)
+
+    def load(self, partition: int) -> Checkpoint | None:
+        return self.saved.get(partition)
+
+    def save(self, partition: int, checkpoint: Checkpoint) -> None:
+        current = self.saved.get(partition)
+        if current is None or current.positions_done <= checkpoint.positions_done:
+            self.saved[partition] = checkpoint
 
 
 def create_table(name: str, keys: list[tuple[str, str, str]], **extra: Any) -> None:

@@ -5,7 +5,6 @@ partition, no JVM."""
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,11 @@ from dynamo_ingest.aws import AwsConfig
 from dynamo_ingest.catalog import Column
 from dynamo_ingest.keys import KeyAttribute, KeySchema
 from dynamo_ingest.mapping import AttributeMapping
-from dynamo_ingest.pipeline import Checkpoint, PartitionResult, PartitionTask, process_partition
+from dynamo_ingest.pipeline import PartitionResult, PartitionTask, process_partition
 from dynamo_ingest.read import CORRUPT_COLUMN, KEY_HASH, RECORD_NO, value_column
 from dynamo_ingest.writer import BatchWriter, RetryPolicy
+
+from tests.glue_jobs.conftest import MemoryCheckpoints
 
 TABLE = "t"
 COLUMNS = (Column("id"), Column("ver", "bigint"), Column("note"))
@@ -53,21 +54,6 @@ class RecordingTable:
     def sent_notes(self) -> list[str]:
         """The note of every item sent, in the order sent."""
         return [item["note"]["S"] for item in self.sent]
-
-
-@dataclass
-class MemoryCheckpoints:
-    """The ledger's checkpoints of one file; like the ledger, a checkpoint never moves back."""
-
-    saved: dict[int, Checkpoint] = field(default_factory=dict)
-
-    def load(self, partition: int) -> Checkpoint | None:
-        return self.saved.get(partition)
-
-    def save(self, partition: int, checkpoint: Checkpoint) -> None:
-        current = self.saved.get(partition)
-        if current is None or current.positions_done <= checkpoint.positions_done:
-            self.saved[partition] = checkpoint
 
 
 def arrow_batches(rows: list[Row], groups: int = 1) -> list[pa.RecordBatch]:

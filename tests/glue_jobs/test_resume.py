@@ -14,7 +14,7 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from dynamo_ingest_cli.datagen import expected_outcome
 from local_aws.dynamodb_double import DynamoDBDouble, FaultPlan
 from tests.glue_jobs.conftest import (
     TABLE,
+    MemoryCheckpoints,
     create_table,
     dynamodb_double,
     read_rejects,
@@ -82,21 +83,6 @@ class MemoryTable:
             self.kill_after = None
             raise SimulatedKill
         return {"UnprocessedItems": {}}
-
-
-@dataclass
-class MemoryCheckpoints:
-    """The ledger's checkpoints of one file; like the ledger, a checkpoint never moves back."""
-
-    saved: dict[int, Checkpoint] = field(default_factory=dict)
-
-    def load(self, partition: int) -> Checkpoint | None:
-        return self.saved.get(partition)
-
-    def save(self, partition: int, checkpoint: Checkpoint) -> None:
-        current = self.saved.get(partition)
-        if current is None or current.positions_done <= checkpoint.positions_done:
-            self.saved[partition] = checkpoint
 
 
 def partition_rows(rows: int) -> list[list[str | None]]:
