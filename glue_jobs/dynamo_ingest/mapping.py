@@ -115,17 +115,31 @@ def parse_column_types(text: str | None) -> tuple[tuple[str, ColumnType], ...]:
     return tuple(out)
 
 
+# Epoch seconds from here on are after the year 5000; epoch milliseconds since 1973 are bigger.
+MILLISECONDS_FROM = 10**11
+
+
 def parse_epoch_seconds(text: str, what: str) -> int:
     """Epoch seconds (``1735689600``, decimals truncated) or ISO 8601 (``2025-01-01T00:00Z``;
     no offset means UTC) → whole epoch seconds; raises ValueError naming ``what``."""
     stripped = text.strip()
+    seconds: int | None = None
     try:
         if _PLAIN_NUMBER.fullmatch(stripped):
-            return int(Decimal(stripped))
-        moment = datetime.fromisoformat(stripped)
+            seconds = int(Decimal(stripped))
+        else:
+            moment = datetime.fromisoformat(stripped)
     except (InvalidOperation, ValueError, OverflowError) as err:
         raise ValueError(f"{text!r} is not {what} (expected epoch seconds such as 1735689600 "
                          "or an ISO 8601 time such as 2025-01-01T00:00:00Z)") from err
+    if seconds is not None:
+        if abs(seconds) >= MILLISECONDS_FROM:
+            # Taken as seconds this is past the year 5000: an item that never expires,
+            # silently. Epoch milliseconds (JavaScript, Java) are the usual cause.
+            raise ValueError(f"{text!r} is not {what}: as epoch seconds it is after the year "
+                             "5000; it looks like epoch milliseconds, which DynamoDB's TTL does "
+                             "not take: divide by 1000")
+        return seconds
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() // 1)

@@ -192,6 +192,13 @@ def test_ttl_column_converted_in_place_empty_means_no_expiry_and_garbage_rejects
     assert "not a TTL time" in rejected(mapping, ["k", "next tuesday"], columns)
 
 
+def test_a_ttl_in_milliseconds_is_rejected_not_stored_as_a_date_that_never_comes() -> None:
+    columns = [Column("pk"), Column("expires")]
+    mapping = AttributeMapping(ttl_attribute="ttl", ttl_from_column="expires")
+    assert "milliseconds" in rejected(mapping, ["k", "1893456000000"], columns)
+    assert build(mapping, ["k", "99999999999"], columns).item["ttl"] == {"N": "99999999999"}
+
+
 def test_a_fixed_lifetime_counts_from_one_load_time_per_run() -> None:
     clock = iter([1_700_000_000.9, 1_800_000_000.0])
     mapping = AttributeMapping.from_values({"ttl_attribute": "ttl", "ttl_seconds": "86400"},
