@@ -197,10 +197,7 @@ class LeanHttpTransport:
         try:
             return _lean_transport(endpoint_url, region, credentials, max_pool_connections)
         except BotoCoreError as err:
-            raise TransportError(type(err).__name__, (
-                f"cannot set up DynamoDB requests for endpoint {endpoint_url or 'AWS default'} "
-                f"in region {region!r}: {err}; pass the region and endpoint the driver "
-                "resolved (AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB)")) from err
+            raise _settings_error(err, "set up DynamoDB requests", endpoint_url, region) from err
 
     def batch_write_item(self, request: dict[str, Any]) -> dict[str, Any]:
         """Send one BatchWriteItem; raise the matching :class:`TransportError` on failure."""
@@ -587,10 +584,16 @@ def shared_client(endpoint_url: str | None, region: str | None,
     try:
         return _client(endpoint_url, region, credentials, max_pool_connections)
     except BotoCoreError as err:
-        raise TransportError(type(err).__name__, (
-            f"cannot build a DynamoDB client for endpoint {endpoint_url or 'AWS default'} "
-            f"in region {region!r}: {err}; pass the region and endpoint the driver "
-            "resolved (AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB)")) from err
+        raise _settings_error(err, "build a DynamoDB client", endpoint_url, region) from err
+
+
+def _settings_error(err: BotoCoreError, what: str, endpoint_url: str | None,
+                    region: str | None) -> TransportError:
+    """botocore could not resolve the settings a task was given: say which ones to pass."""
+    return TransportError(type(err).__name__, (
+        f"cannot {what} for endpoint {endpoint_url or 'AWS default'} in region {region!r}: "
+        f"{err}; pass the region and endpoint the driver resolved (AWS_REGION, "
+        "AWS_ENDPOINT_URL_DYNAMODB)"))
 
 
 @lru_cache(maxsize=8)
