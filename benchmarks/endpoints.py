@@ -13,7 +13,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from local_aws.moto_server import ENDPOINT_VARIABLES, MotoServer, local_environment
+from local_aws.moto_server import (
+    ENDPOINT_VARIABLES,
+    MotoServer,
+    local_environment,
+    stop_process,
+)
 
 _START_TIMEOUT_S = 30.0
 
@@ -57,13 +62,8 @@ class LocalEndpoints:
     def stop(self) -> None:
         """Stop both children (idempotent)."""
         double, self._double = self._double, None
-        if double is not None and double.poll() is None:
-            double.terminate()
-            try:
-                double.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                double.kill()
-                double.wait(timeout=10)
+        if double is not None:
+            stop_process(double)
         self._moto.stop()
 
     def __enter__(self) -> LocalEndpoints:

@@ -17,7 +17,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from dynamo_ingest_cli.datagen import generate_csv
-from local_aws.moto_server import free_port
+from local_aws.moto_server import free_port, stop_process
 from tests.glue_jobs.conftest import TABLE, create_table, scan_table
 
 pytestmark = pytest.mark.spark
@@ -59,8 +59,7 @@ def dynalite(aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         yield url
     finally:
         monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB")
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process)
 
 
 def test_a_file_loads_exactly_into_dynalite(dynalite: str, run_job: Any,

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError, ConnectionClosedError
 from dynamo_ingest.sizing import item_size, write_units
 
 from local_aws.dynamodb_double import DoubleError, DynamoDBDouble, FaultPlan
+from local_aws.moto_server import stop_process
 
 TABLE = "orders"
 SORTED_TABLE = "events"
@@ -376,8 +377,7 @@ def test_cli_serves_with_admin_endpoints(tables: str) -> None:
             admin(url, "/__double/plan", {"no_such_field": 1})
         after = admin(url, "/__double/stats")
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process)
 
     assert url.startswith("http://127.0.0.1:")
     assert before["items_accepted"] == 1
