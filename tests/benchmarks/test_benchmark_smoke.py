@@ -37,14 +37,16 @@ def test_the_meter_counts_the_whole_tree_with_orphans_and_unreaped_children(
     # The forked child ends before its parent, which ignores SIGCHLD: the kernel drops it.
     script.write_text(BURN.format(orphan=0.6, unreaped=0.4, own=0.9))
 
-    usage = measure([sys.executable, str(script)], interval_s=0.05)
+    interval = 0.05
+    usage = measure([sys.executable, str(script)], interval_s=interval)
 
     assert usage.returncode == 0
     assert usage.cpu_s >= 0.6 + 0.4 + 0.9 - 0.1  # the sampled child may lose its last tick
     assert usage.cpu_unreaped_s >= 0.3
     assert usage.processes >= 3
-    # Clock ticks are 10 ms and summed as floats: 0.9 s of burning may read 0.8999….
-    assert usage.cpu_by_component["driver"] >= 0.9 - 0.02
+    # By measure()'s contract the per-component figures come from samples and miss each
+    # process's last sampling interval (a fresh-clone run read 0.88 for this 0.9 s burn).
+    assert usage.cpu_by_component["driver"] >= 0.9 - interval
     assert usage.peak_rss_bytes > 0
 
 
