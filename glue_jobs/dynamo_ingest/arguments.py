@@ -1,71 +1,337 @@
-"""The job's arguments: Glue's ``--name value`` convention, parsed into a frozen dataclass.
+"""The job's arguments, each declared once: a field of :class:`JobArguments` whose metadata
+says what it accepts, its help, whether it shapes the load fingerprint, whether the trigger
+passes it and which CLI commands offer it.
 
 Glue passes every argument as a string, plus reserved ones of its own (``--JOB_ID``,
 ``--JOB_RUN_ID``, ``--job-bookmark-option``, ``--TempDir`` …) that we ignore, exactly as
-``awsglue.utils.getResolvedOptions`` does. ``dynamo-ingest run`` builds the same argv.
+``awsglue.utils.getResolvedOptions`` does. Everything else reads :func:`job_argument_specs`:
+the Glue-style parser here, the options of ``dynamo-ingest run`` and ``estimate``
+(``dynamo_ingest_cli/job_options.py``), the trigger's StartJobRun arguments, the load
+fingerprint, and the tests that hold the README's argument table and Terraform's default
+arguments to it.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
-from typing import Literal, get_args
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Literal, Protocol, get_args
 
 from dynamo_ingest.errors import ArgumentError
 
 EmptyPolicy = Literal["omit", "null", "empty_string"]
 WriteMode = Literal["overwrite", "insert", "merge"]
+Command = Literal["run", "estimate"]
 DEFAULT_LEDGER_TABLE = "dynamo-ingest-ledger"
+# The words a boolean argument takes (Glue passes "true"/"false"; an empty value is false).
+TRUE_WORDS = ("true", "1", "yes")
+FALSE_WORDS = ("false", "0", "no")
+
+
+class ValueRule(Protocol):
+    """What one argument accepts: parses Glue's string or raises :class:`ArgumentError`."""
+
+    @property
+    def metavar(self) -> str:
+        """The value's placeholder in ``--help``."""
+
+    def parse(self, name: str, raw: str) -> object:
+        """The typed value of ``--name raw``."""
+
+
+def _expects(name: str, accepted: str, raw: str) -> ArgumentError:
+    return ArgumentError(f"--{name} expects {accepted}, found {raw!r}")
+
+
+def _number_text(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:g}"
+
+
+@dataclass(frozen=True)
+class Text:
+    """Any text: names and paths, or a mapping option that its own parser checks."""
+
+    @property
+    def metavar(self) -> str:
+        """The value's placeholder in ``--help``."""
+        return "<str>"
+
+    def parse(self, name: str, raw: str) -> str:
+        """The text as given."""
+        return raw
+
+
+@dataclass(frozen=True)
+class OneCharacter:
+    """A single character (a CSV delimiter or quote)."""
+
+    @property
+    def metavar(self) -> str:
+        """The value's placeholder in ``--help``."""
+        return "<char>"
+
+    def parse(self, name: str, raw: str) -> str:
+        """The character, or :class:`ArgumentError`."""
+        if len(raw) != 1:
+            raise _expects(name, "one character", raw)
+        return raw
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a fixed set of words."""
+
+    options: tuple[str, ...]
+
+    @property
+    def metavar(self) -> str:
+        """The value's placeholder in ``--help``."""
+        return "|".join(self.options)
+
+    def parse(self, name: str, raw: str) -> str:
+        """The word, or :class:`ArgumentError` listing the accepted ones."""
+        if raw not in self.options:
+            raise _expects(name, ", ".join(self.options[:-1]) + f" or {self.options[-1]}", raw)
+        return raw
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A boolean, in Glue's form (``true``/``false``; the CLI also takes the bare flag)."""
+
+    @property
+    def metavar(self) -> str:
+        """The value's placeholder in ``--help``."""
+        return "true|false"
+
+    def parse(self, name: str, raw: str) -> bool:
+        """True or False, or :class:`ArgumentError`."""
+        lowered = raw.strip().lower()
+        if lowered in TRUE_WORDS:
+            return True
+        if lowered in (*FALSE_WORDS, ""):
+            return False
+        raise _expects(name, "true or false", raw)
+
+
+@dataclass(frozen=True)
+class WholeNumber:
+    """A whole number in ``[minimum, maximum]``."""
+
+    what: str
+    minimum: int
+    maximum: int
+
+    @property
+    def metavar(self) -> str:
+        """The value's placeholder in ``--help``."""
+        return "<int>"
+
+    @property
+    def accepted(self) -> str:
+        """The accepted values, as an error message names them."""
+        return f"{self.what}: a whole number from {self.minimum:,} to {self.maximum:,}"
+
+    def parse(self, name: str, raw: str) -> int:
+        """The number, or :class:`ArgumentError` naming the range."""
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise _expects(name, self.accepted, raw) from None
+        if not self.minimum <= value <= self.maximum:
+            raise _expects(name, self.accepted, raw)
+        return value
+
+
+@dataclass(frozen=True)
+class Number:
+    """A finite number in ``(minimum, maximum]`` or ``[minimum, maximum]``: never NaN or
+    infinite, which would pass a ``> 0`` check and fail far away (inside Spark, or as
+    ``Infinity`` in a JSON report)."""
+
+    what: str
+    minimum: float
+    maximum: float
+    minimum_included: bool = True
+
+    @property
+    def metavar(self) -> str:
+        """The value's placeholder in ``--help``."""
+        return "<number>"
+
+    @property
+    def accepted(self) -> str:
+        """The accepted values, as an error message names them."""
+        low = ">=" if self.minimum_included else ">"
+        return (f"{self.what}: a number {low} {_number_text(self.minimum)} and <= "
+                f"{_number_text(self.maximum)}")
+
+    def parse(self, name: str, raw: str) -> float:
+        """The number, or :class:`ArgumentError` naming the range."""
+        try:
+            value = float(raw)
+        except ValueError:
+            raise _expects(name, self.accepted, raw) from None
+        low_ok = value >= self.minimum if self.minimum_included else value > self.minimum
+        if not (math.isfinite(value) and low_ok and value <= self.maximum):
+            raise _expects(name, self.accepted, raw)
+        return value
+
+
+@dataclass(frozen=True)
+class WriteRate:
+    """``auto``, or a budget in WCU/s (kept as the text given; the job reads it as a float)."""
+
+    budget: Number = Number("a write budget in WCU/s (1 is DynamoDB's smallest unit)",
+                            1, 10_000_000)
+
+    @property
+    def metavar(self) -> str:
+        """The value's placeholder in ``--help``."""
+        return "auto|<WCU/s>"
+
+    def parse(self, name: str, raw: str) -> str:
+        """``auto`` or the budget's text, or :class:`ArgumentError`."""
+        if raw.strip() == "auto":
+            return "auto"
+        try:
+            self.budget.parse(name, raw)
+        except ArgumentError:
+            raise _expects(name, f"auto or {self.budget.accepted}", raw) from None
+        return raw
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What a :class:`JobArguments` field's metadata says about its argument."""
+
+    rule: ValueRule
+    help: str
+    shapes_load: bool
+    passed_by_trigger: bool
+    commands: frozenset[Command]
+
+
+_DECLARED = "dynamo_ingest.argument"
+RUN: frozenset[Command] = frozenset({"run"})
+RUN_AND_ESTIMATE: frozenset[Command] = frozenset({"run", "estimate"})
+
+
+def _about(rule: ValueRule, help_text: str, *, shapes_load: bool = False,
+           passed_by_trigger: bool = False,
+           commands: frozenset[Command] = RUN) -> dict[str, Declared]:
+    """A field's metadata: the one declaration of its argument."""
+    return {_DECLARED: Declared(rule, help_text, shapes_load, passed_by_trigger, commands)}
+
+
+_TEXT = Text()
 
 
 @dataclass(frozen=True)
 class JobArguments:
     """Every argument the job reads; the names are the ``--names`` of the Glue job."""
 
-    source_path: str
-    target_table: str
-    partition_key: str | None = None
-    sort_key: str | None = None
-    catalog_database: str | None = None
-    catalog_table: str | None = None
-    rejects_path: str | None = None
-    report_path: str | None = None
-    empty_value: EmptyPolicy = "omit"
-    delimiter: str | None = None
-    quote_char: str | None = None
-    partitions: int | None = None
-    write_rate: str = "auto"
-    write_share: float = 0.9
-    max_retry_seconds: float = 300.0
-    ledger_table: str = DEFAULT_LEDGER_TABLE
-    checkpoint_every: int = 100
-    restart: bool = False
-    source_etag: str | None = None
+    source_path: str = field(metadata=_about(
+        _TEXT, "CSV to load: s3://bucket/key or a local path", passed_by_trigger=True))
+    target_table: str = field(metadata=_about(
+        _TEXT, "existing DynamoDB table", shapes_load=True, passed_by_trigger=True))
+    partition_key: str | None = field(default=None, metadata=_about(
+        _TEXT, "the table's partition key (checked against DescribeTable)", shapes_load=True,
+        passed_by_trigger=True))
+    sort_key: str | None = field(default=None, metadata=_about(
+        _TEXT, "the table's sort key (checked against DescribeTable)", shapes_load=True,
+        passed_by_trigger=True))
+    catalog_database: str | None = field(default=None, metadata=_about(
+        _TEXT, "Glue database of the crawled table", shapes_load=True, passed_by_trigger=True,
+        commands=RUN_AND_ESTIMATE))
+    catalog_table: str | None = field(default=None, metadata=_about(
+        _TEXT, "Glue table giving columns, types, delimiter, quote", shapes_load=True,
+        passed_by_trigger=True, commands=RUN_AND_ESTIMATE))
+    rejects_path: str | None = field(default=None, metadata=_about(
+        _TEXT, "rejects CSV (default: error/ beside the input)", passed_by_trigger=True))
+    report_path: str | None = field(default=None, metadata=_about(
+        _TEXT, "also write the JSON run report here (local path or s3://)"))
+    empty_value: EmptyPolicy = field(default="omit", metadata=_about(
+        Choice(get_args(EmptyPolicy)), "an empty field: omit the attribute, store NULL, or "
+        "store an empty string", shapes_load=True, commands=RUN_AND_ESTIMATE))
+    delimiter: str | None = field(default=None, metadata=_about(
+        OneCharacter(), "field delimiter (default: catalog or detected)", shapes_load=True,
+        commands=RUN_AND_ESTIMATE))
+    quote_char: str | None = field(default=None, metadata=_about(
+        OneCharacter(), "quote character (default: catalog or \")", shapes_load=True,
+        commands=RUN_AND_ESTIMATE))
+    partitions: int | None = field(default=None, metadata=_about(
+        WholeNumber("a count of write partitions", 1, 100_000),
+        "write partitions (fixed per file for resume; default from cores and file size)"))
+    write_rate: str = field(default="auto", metadata=_about(
+        WriteRate(), "WCU/s for the whole job, or auto (a share of the table's capacity)",
+        commands=RUN_AND_ESTIMATE))
+    write_share: float = field(default=0.9, metadata=_about(
+        Number("a share of the table's capacity", 0, 1, minimum_included=False),
+        "share of the table's capacity that write_rate auto uses", commands=RUN_AND_ESTIMATE))
+    max_retry_seconds: float = field(default=300.0, metadata=_about(
+        Number("seconds", 0, 86_400, minimum_included=False),
+        "retry budget of one batch (throttling, unprocessed items, 5xx, connection errors)"))
+    ledger_table: str = field(default=DEFAULT_LEDGER_TABLE, metadata=_about(
+        _TEXT, "control table for runs and checkpoints", passed_by_trigger=True))
+    checkpoint_every: int = field(default=100, metadata=_about(
+        WholeNumber("a count of batches", 1, 1_000_000),
+        "checkpoint every K acknowledged batches per partition"))
+    restart: bool = field(default=False, metadata=_about(
+        Flag(), "ignore the checkpoints of an unfinished earlier run and load from the start"))
+    source_etag: str | None = field(default=None, metadata=_about(
+        _TEXT, "fail if the S3 object's ETag differs (the trigger passes it)",
+        passed_by_trigger=True))
     # Mapping (documented in dynamo_ingest.mapping.AttributeMapping).
-    partition_key_template: str | None = None
-    sort_key_template: str | None = None
-    rename: str | None = None
-    drop_columns: str | None = None
-    column_types: str | None = None
-    ttl_attribute: str | None = None
-    ttl_from_column: str | None = None
-    ttl_seconds: int | None = None
-    load_time: str | None = None
-    partition_key_shards: int | None = None
-    # overwrite: BatchWriteItem (a put replaces the item); insert: put only when absent;
-    # merge: UpdateItem SET of the row's attributes. --version_column guards overwrite/merge.
-    write_mode: WriteMode = "overwrite"
-    version_column: str | None = None
-    JOB_NAME: str | None = None  # Glue's reserved name
+    partition_key_template: str | None = field(default=None, metadata=_about(
+        _TEXT, "partition key from columns, e.g. {batchId}#{email}", shapes_load=True,
+        commands=RUN_AND_ESTIMATE))
+    sort_key_template: str | None = field(default=None, metadata=_about(
+        _TEXT, "sort key from columns, e.g. {date}#{orderId}", shapes_load=True,
+        commands=RUN_AND_ESTIMATE))
+    rename: str | None = field(default=None, metadata=_about(
+        _TEXT, "store columns under other names: old:new,old2:new2", shapes_load=True,
+        commands=RUN_AND_ESTIMATE))
+    drop_columns: str | None = field(default=None, metadata=_about(
+        _TEXT, "columns not stored: a,b", shapes_load=True, commands=RUN_AND_ESTIMATE))
+    column_types: str | None = field(default=None, metadata=_about(
+        _TEXT, "type overrides: col:S,col2:N,col3:BOOL,col4:JSON", shapes_load=True,
+        commands=RUN_AND_ESTIMATE))
+    ttl_attribute: str | None = field(default=None, metadata=_about(
+        _TEXT, "TTL attribute (epoch seconds)", shapes_load=True, commands=RUN_AND_ESTIMATE))
+    ttl_from_column: str | None = field(default=None, metadata=_about(
+        _TEXT, "column holding the expiry (epoch seconds or ISO 8601)", shapes_load=True,
+        commands=RUN_AND_ESTIMATE))
+    ttl_seconds: int | None = field(default=None, metadata=_about(
+        WholeNumber("a lifetime in seconds (at most 100 years)", 1, 100 * 365 * 86_400),
+        "expire this many seconds after the load time", shapes_load=True,
+        commands=RUN_AND_ESTIMATE))
+    load_time: str | None = field(default=None, metadata=_about(
+        _TEXT, "the 'now' of ttl_seconds: epoch seconds or ISO 8601 (default: now)",
+        shapes_load=True, passed_by_trigger=True, commands=RUN_AND_ESTIMATE))
+    partition_key_shards: int | None = field(default=None, metadata=_about(
+        WholeNumber("a count of shards", 1, 10_000),
+        "append #0…#N-1 (sort key hash) to the partition key", shapes_load=True,
+        commands=RUN_AND_ESTIMATE))
+    write_mode: WriteMode = field(default="overwrite", metadata=_about(
+        Choice(get_args(WriteMode)), "overwrite: BatchWriteItem, a put replaces the item; "
+        "insert: put only when absent; merge: UpdateItem SET of the row's attributes",
+        shapes_load=True, commands=RUN_AND_ESTIMATE))
+    version_column: str | None = field(default=None, metadata=_about(
+        _TEXT, "with overwrite or merge: write only when not older than the stored version",
+        shapes_load=True, commands=RUN_AND_ESTIMATE))
+    JOB_NAME: str | None = None  # Glue's reserved name, not one of ours
 
     def load_fingerprint(self) -> str:
         """A digest of the arguments that decide what is written where: checkpoints of one
         file resume only a run with the same fingerprint (another table, key or mapping must
         not skip the rows an earlier run wrote elsewhere or differently)."""
-        shaping = {name: getattr(self, name) for name in _SHAPING_ARGUMENTS}
+        shaping = {s.name: getattr(self, s.name) for s in job_argument_specs() if s.shapes_load}
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_argv(self) -> list[str]:
@@ -78,36 +344,69 @@ class JobArguments:
     def to_glue_arguments(self) -> dict[str, str]:
         """The ``Arguments`` map of ``glue:StartJobRun`` (only values that are set)."""
         out: dict[str, str] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None or (f.name == "JOB_NAME"):
-                continue
-            out[f"--{f.name}"] = (("true" if value else "false") if isinstance(value, bool)
-                                  else str(value))
+        for spec in job_argument_specs():
+            value = getattr(self, spec.name)
+            if value is not None:
+                out[spec.option] = glue_text(value)
         return out
 
+    def trigger_arguments(self) -> dict[str, str]:
+        """The part of :meth:`to_glue_arguments` the trigger passes: what it decides per file.
+        The rest stays with the job's DefaultArguments, which run Arguments would override."""
+        passed = {s.option for s in job_argument_specs() if s.passed_by_trigger}
+        return {k: v for k, v in self.to_glue_arguments().items() if k in passed}
 
-# What the items and their destination depend on. Not: where reports and rejects go, pacing,
-# retry budgets, the partition count (checkpoints keep their own) or the ledger itself.
-_SHAPING_ARGUMENTS = (
-    "target_table", "partition_key", "sort_key", "catalog_database", "catalog_table",
-    "empty_value", "delimiter", "quote_char", "partition_key_template", "sort_key_template",
-    "rename", "drop_columns", "column_types", "ttl_attribute", "ttl_from_column", "ttl_seconds",
-    "load_time", "partition_key_shards", "write_mode", "version_column")
+
+@dataclass(frozen=True)
+class ArgumentSpec:
+    """One job argument as the registry holds it (declared on its :class:`JobArguments` field)."""
+
+    name: str
+    default: object  # None: not set unless given (required ones have none either)
+    required: bool
+    rule: ValueRule
+    help: str
+    shapes_load: bool
+    passed_by_trigger: bool
+    commands: frozenset[Command]
+
+    @property
+    def option(self) -> str:
+        """The ``--name`` Glue and the CLI use."""
+        return f"--{self.name}"
+
+    def parse(self, raw: str) -> object:
+        """The typed value of Glue's string, or :class:`ArgumentError` naming the argument."""
+        return self.rule.parse(self.name, raw)
+
+
+@functools.cache
+def job_argument_specs() -> tuple[ArgumentSpec, ...]:
+    """The registry: every argument of ours in declaration order (not Glue's reserved ones)."""
+    specs: list[ArgumentSpec] = []
+    for f in fields(JobArguments):
+        declared = f.metadata.get(_DECLARED)
+        if declared is None:
+            continue
+        assert isinstance(declared, Declared)
+        required = f.default is MISSING
+        specs.append(ArgumentSpec(
+            name=f.name, default=None if required else f.default, required=required,
+            rule=declared.rule, help=declared.help, shapes_load=declared.shapes_load,
+            passed_by_trigger=declared.passed_by_trigger, commands=declared.commands))
+    return tuple(specs)
 
 
 def argument_names() -> tuple[str, ...]:
-    """The job's own argument names (without Glue's reserved ones), for Terraform checks."""
-    return tuple(f.name for f in fields(JobArguments) if f.name != "JOB_NAME")
+    """The job's own argument names (without Glue's reserved ones)."""
+    return tuple(spec.name for spec in job_argument_specs())
 
 
-def _parse_bool(name: str, raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no", ""):
-        return False
-    raise ArgumentError(f"--{name} expects true or false, found {raw!r}")
+def glue_text(value: object) -> str:
+    """A typed value as Glue passes it: a string, booleans as ``true``/``false``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def parse_job_arguments(argv: Sequence[str]) -> JobArguments:
@@ -125,59 +424,27 @@ def parse_job_arguments(argv: Sequence[str]) -> JobArguments:
 
 def job_arguments_from_mapping(values: Mapping[str, str]) -> JobArguments:
     """Type-check string values (as Glue hands them over) into :class:`JobArguments`."""
-    missing = [n for n in ("source_path", "target_table") if not values.get(n)]
+    specs = job_argument_specs()
+    missing = [s.option for s in specs if s.required and not values.get(s.name)]
     if missing:
-        raise ArgumentError(
-            "missing required job argument(s): " + ", ".join(f"--{n}" for n in missing))
-    typed: dict[str, object] = {}
-    for f in fields(JobArguments):
-        if f.name not in values:
-            continue
-        raw = values[f.name]
-        try:
-            if f.name in ("partitions", "checkpoint_every", "ttl_seconds",
-                          "partition_key_shards"):
-                typed[f.name] = int(raw)
-                if typed[f.name] <= 0:  # type: ignore[operator]
-                    raise ValueError
-            elif f.name in ("write_share", "max_retry_seconds"):
-                typed[f.name] = float(raw)
-                if not typed[f.name] > 0:  # type: ignore[operator]
-                    raise ValueError
-            elif f.name == "restart":
-                typed[f.name] = _parse_bool(f.name, raw)
-            else:
-                typed[f.name] = raw
-        except ValueError as err:
-            raise ArgumentError(f"--{f.name} expects a positive number, found {raw!r}") from err
-    if typed.get("empty_value", "omit") not in ("omit", "null", "empty_string"):
-        raise ArgumentError(
-            f"--empty_value expects omit, null or empty_string, found {typed['empty_value']!r}")
-    share = typed.get("write_share", 0.9)
-    if not 0 < share <= 1:  # type: ignore[operator]
-        raise ArgumentError(f"--write_share expects a share in (0, 1], found {share!r}")
-    rate = str(typed.get("write_rate", "auto"))
-    if rate != "auto":
-        try:
-            if float(rate) <= 0:
-                raise ValueError
-        except ValueError as err:
-            raise ArgumentError(
-                f"--write_rate expects 'auto' or a WCU/s budget > 0, found {rate!r}") from err
-    for name in ("delimiter", "quote_char"):
-        if name in typed and len(str(typed[name])) != 1:
-            raise ArgumentError(f"--{name} expects one character, found {typed[name]!r}")
-    if bool(typed.get("catalog_database")) != bool(typed.get("catalog_table")):
-        raise ArgumentError(
-            "--catalog_database and --catalog_table go together: pass both or neither")
-    mode = typed.get("write_mode", "overwrite")
-    if mode not in get_args(WriteMode):
-        raise ArgumentError(f"--write_mode expects overwrite, insert or merge, found {mode!r}")
-    if mode == "insert" and typed.get("version_column"):
-        raise ArgumentError("--version_column has no effect with --write_mode insert (existing "
-                            "items are never replaced): drop it, or use overwrite or merge")
+        raise ArgumentError("missing required job argument(s): " + ", ".join(missing))
+    typed: dict[str, object] = {s.name: s.parse(values[s.name]) for s in specs
+                                if s.name in values}
+    if values.get("JOB_NAME") is not None:
+        typed["JOB_NAME"] = values["JOB_NAME"]
+    _check_combinations(typed)
     arguments = JobArguments(**typed)  # type: ignore[arg-type]
     from dynamo_ingest.mapping import AttributeMapping
 
     AttributeMapping.from_arguments(arguments)  # raises ArgumentError on a malformed option
     return arguments
+
+
+def _check_combinations(typed: Mapping[str, object]) -> None:
+    """Arguments that are valid alone but not together."""
+    if bool(typed.get("catalog_database")) != bool(typed.get("catalog_table")):
+        raise ArgumentError(
+            "--catalog_database and --catalog_table go together: pass both or neither")
+    if typed.get("write_mode") == "insert" and typed.get("version_column"):
+        raise ArgumentError("--version_column has no effect with --write_mode insert (existing "
+                            "items are never replaced): drop it, or use overwrite or merge")

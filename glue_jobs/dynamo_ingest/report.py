@@ -71,7 +71,7 @@ class RunReport:
 
     def to_json(self) -> str:
         """The report as indented JSON."""
-        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunReport:
