@@ -28,12 +28,6 @@ from trigger_lambda.settings import Settings
 LOG = logging.getLogger(__name__)
 REJECTS_SUFFIX = ".rejects.csv"
 UNPARSABLE = "(unparsable record)"
-# Only what the trigger decides goes into StartJobRun's Arguments: anything else (write
-# rate, share, retry budget …) stays with the job's DefaultArguments, which run Arguments
-# would silently override.
-TRIGGER_ARGUMENTS = ("source_path", "source_etag", "target_table", "partition_key", "sort_key",
-                     "catalog_database", "catalog_table", "rejects_path", "ledger_table",
-                     "load_time")
 
 Outcome = Literal["started", "duplicate", "ignored", "malformed", "not_started"]
 
@@ -81,8 +75,7 @@ def job_arguments(record: S3EventRecord, settings: Settings) -> dict[str, str]:
         ledger_table=settings.ledger_table,
         # The upload time fixes --ttl_seconds' "now" for every attempt of this file.
         load_time=record.event_time)
-    wanted = {f"--{name}" for name in TRIGGER_ARGUMENTS}
-    return {k: v for k, v in arguments.to_glue_arguments().items() if k in wanted}
+    return arguments.trigger_arguments()
 
 
 def _error_text(err: BaseException) -> str:
