@@ -22,6 +22,8 @@ from dynamo_ingest.mapping import AttributeMapping
 from rich.console import Console
 from rich.table import Table
 
+from dynamo_ingest_cli.job_options import glue_values, job_options
+
 # The job arguments need a table name; an offline estimate has none.
 _NO_TABLE = "(no table)"
 _DEFAULTS = Prices()
@@ -112,12 +114,6 @@ def render(estimate: Estimate, console: Console) -> None:
         console.print(f"note: {note}")
 
 
-_ARGUMENT_NAMES = frozenset(
-    ("catalog_database", "catalog_table", "empty_value", "delimiter", "quote_char", "write_rate",
-     "write_share", "partition_key_template", "sort_key_template", "rename", "drop_columns",
-     "column_types", "ttl_attribute", "ttl_from_column", "ttl_seconds", "load_time",
-     "partition_key_shards", "write_mode", "version_column"))
-
 _Source = Annotated[str | None, typer.Argument(
     help="CSV to estimate: s3://bucket/key or a local path")]
 _SourcePath = Annotated[str | None, _opt("source_path", "the CSV, as in run (instead of SOURCE)")]
@@ -126,36 +122,6 @@ _TargetTable = Annotated[
 _PartitionKey = Annotated[
     str | None, _opt("partition_key", "NAME[:S|N]; needed when the table is not reachable")]
 _SortKey = Annotated[str | None, _opt("sort_key", "NAME[:S|N] of the sort key, if any")]
-_CatalogDatabase = Annotated[
-    str | None, _opt("catalog_database", "Glue database of the crawled table")]
-_CatalogTable = Annotated[
-    str | None, _opt("catalog_table", "Glue table giving columns, types, delimiter, quote")]
-_EmptyValue = Annotated[str, _opt("empty_value", "empty field: omit | null | empty_string")]
-_Delimiter = Annotated[
-    str | None, _opt("delimiter", "field delimiter (default: catalog or detected)")]
-_QuoteChar = Annotated[str | None, _opt("quote_char", "quote character (default: catalog or \")")]
-_WriteRate = Annotated[str, _opt("write_rate", "WCU/s for the whole job, or auto")]
-_WriteShare = Annotated[float, _opt("write_share", "share of the table's capacity when auto")]
-_PartitionKeyTemplate = Annotated[
-    str | None, _opt("partition_key_template", "partition key from columns: {batchId}#{email}")]
-_SortKeyTemplate = Annotated[
-    str | None, _opt("sort_key_template", "sort key from columns, e.g. {date}#{orderId}")]
-_Rename = Annotated[
-    str | None, _opt("rename", "store columns under other names: old:new,old2:new2")]
-_DropColumns = Annotated[str | None, _opt("drop_columns", "columns not stored: a,b")]
-_ColumnTypes = Annotated[
-    str | None, _opt("column_types", "type overrides: col:S,col2:N,col3:BOOL,col4:JSON")]
-_TtlAttribute = Annotated[str | None, _opt("ttl_attribute", "TTL attribute (epoch seconds)")]
-_TtlFromColumn = Annotated[
-    str | None, _opt("ttl_from_column", "column holding the expiry (epoch seconds or ISO 8601)")]
-_TtlSeconds = Annotated[
-    int | None, _opt("ttl_seconds", "expire this many seconds after the load time")]
-_LoadTime = Annotated[str | None, _opt("load_time", "the 'now' of --ttl_seconds (default: now)")]
-_PartitionKeyShards = Annotated[
-    int | None, _opt("partition_key_shards", "append #0…#N-1 (sort key hash) to the partition key")]
-_WriteMode = Annotated[str, _opt("write_mode", "overwrite | insert | merge")]
-_VersionColumn = Annotated[
-    str | None, _opt("version_column", "write only when not older than the stored version")]
 _Workers = Annotated[int, _opt("workers", "Glue NumberOfWorkers")]
 _WorkerType = Annotated[
     str, _opt("worker_type", "Glue WorkerType: G.025X, G.1X, G.2X, G.4X or G.8X")]
@@ -169,31 +135,14 @@ _PriceImportPerGb = Annotated[
 _Json = Annotated[bool, typer.Option("--json", help="print the estimate as JSON")]
 
 
+@job_options("estimate")
 def estimate_command(
     source: _Source = None,
     source_path: _SourcePath = None,
     target_table: _TargetTable = None,
     partition_key: _PartitionKey = None,
     sort_key: _SortKey = None,
-    catalog_database: _CatalogDatabase = None,
-    catalog_table: _CatalogTable = None,
-    empty_value: _EmptyValue = "omit",
-    delimiter: _Delimiter = None,
-    quote_char: _QuoteChar = None,
-    write_rate: _WriteRate = "auto",
-    write_share: _WriteShare = 0.9,
-    partition_key_template: _PartitionKeyTemplate = None,
-    sort_key_template: _SortKeyTemplate = None,
-    rename: _Rename = None,
-    drop_columns: _DropColumns = None,
-    column_types: _ColumnTypes = None,
-    ttl_attribute: _TtlAttribute = None,
-    ttl_from_column: _TtlFromColumn = None,
-    ttl_seconds: _TtlSeconds = None,
-    load_time: _LoadTime = None,
-    partition_key_shards: _PartitionKeyShards = None,
-    write_mode: _WriteMode = "overwrite",
-    version_column: _VersionColumn = None,
+    *,
     workers: _Workers = 2,
     worker_type: _WorkerType = "G.1X",
     price_on_demand_per_million_wru: _PriceOnDemand = _DEFAULTS.on_demand_per_million_wru,
@@ -201,6 +150,7 @@ def estimate_command(
     price_glue_per_dpu_hour: _PriceGluePerDpuHour = _DEFAULTS.glue_per_dpu_hour,
     price_import_per_gb: _PriceImportPerGb = _DEFAULTS.import_per_gb,
     json_output: _Json = False,
+    **job_values: str | bool | None,
 ) -> None:
     """Estimate rows, keys, item sizes, WCU, load time and cost before loading a file."""
     console = Console(stderr=True)
@@ -210,8 +160,7 @@ def estimate_command(
             raise ArgumentError("expected the CSV as SOURCE or --source_path")
         partition = _key(partition_key, "partition_key")
         sort = _key(sort_key, "sort_key")
-        given = locals()
-        values = {k: str(given[k]) for k in _ARGUMENT_NAMES if given[k] is not None}
+        values = glue_values(job_values)
         values.update(source_path=path, target_table=target_table or _NO_TABLE)
         values.update({k: a.name for k, a in (("partition_key", partition), ("sort_key", sort))
                        if a is not None})

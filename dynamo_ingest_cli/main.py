@@ -1,4 +1,4 @@
-"""``dynamo-ingest``: the job's CLI with Glue's argument names, plus local helpers."""
+"""dynamo-ingest: the job's CLI with Glue's argument names, plus local helpers."""
 
 from __future__ import annotations
 
@@ -18,21 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dynamo_ingest_cli.estimate_command import (  # the mapping options, shared with estimate
-    _ColumnTypes,
-    _DropColumns,
-    _LoadTime,
-    _PartitionKeyShards,
-    _PartitionKeyTemplate,
-    _Rename,
-    _SortKeyTemplate,
-    _TtlAttribute,
-    _TtlFromColumn,
-    _TtlSeconds,
-    _VersionColumn,
-    _WriteMode,
-    estimate_command,
-)
+from dynamo_ingest_cli.estimate_command import estimate_command
+from dynamo_ingest_cli.job_options import GlueStyleCommand, glue_values, job_options
 from dynamo_ingest_cli.local_flow import (
     LOCAL_BUCKET,
     LOCAL_CATALOG_TABLE,
@@ -95,49 +82,6 @@ def run_with_cli_output(args: JobArguments, runtime: Any = None, *, quiet: bool 
 
 
 # Option types, named after the command and option they serve.
-_RunSourcePath = Annotated[str, _opt("source_path", "CSV to load: s3://bucket/key or a local path")]
-_RunPartitionKey = Annotated[
-    str | None,
-    _opt("partition_key", "table's partition key (checked against DescribeTable)"),
-]
-_RunCatalogDatabase = Annotated[
-    str | None,
-    _opt("catalog_database", "Glue database of the crawled table"),
-]
-_RunCatalogTable = Annotated[
-    str | None,
-    _opt("catalog_table", "Glue table giving columns, types, delimiter, quote"),
-]
-_RunRejectsPath = Annotated[
-    str | None,
-    _opt("rejects_path", "rejects CSV (default: error/ beside the input)"),
-]
-_RunReportPath = Annotated[str | None, _opt("report_path", "write the JSON run report here")]
-_RunEmptyValue = Annotated[str, _opt("empty_value", "empty field: omit | null | empty_string")]
-_RunDelimiter = Annotated[
-    str | None,
-    _opt("delimiter", "field delimiter (default: catalog or detected)"),
-]
-_RunQuoteChar = Annotated[
-    str | None,
-    _opt("quote_char", "quote character (default: catalog or \")"),
-]
-_RunPartitions = Annotated[
-    int | None,
-    _opt("partitions", "write partitions (fixed per file for resume)"),
-]
-_RunWriteShare = Annotated[float, _opt("write_share", "share of the table's capacity when auto")]
-_RunMaxRetrySeconds = Annotated[float, _opt("max_retry_seconds", "retry budget per batch")]
-_RunLedgerTable = Annotated[str, _opt("ledger_table", "control table for runs and checkpoints")]
-_RunCheckpointEvery = Annotated[
-    int,
-    _opt("checkpoint_every", "checkpoint every K acknowledged batches"),
-]
-_RunRestart = Annotated[
-    bool,
-    typer.Option("--restart", help="ignore checkpoints and load from the start"),
-]
-_RunSourceEtag = Annotated[str | None, _opt("source_etag", "fail if the S3 object's ETag differs")]
 _InitTargetTable = Annotated[str, _opt("target_table", "DynamoDB table to create if missing")]
 _InitBucket = Annotated[str, _opt("bucket", "S3 bucket for incoming/, complete/, error/")]
 _InitCatalogDatabase = Annotated[str, _opt("catalog_database", "Glue catalog database")]
@@ -152,47 +96,16 @@ _StatusLedgerTable = Annotated[str, _opt("ledger_table", "ledger control table")
 _RetryLedgerTable = Annotated[str, _opt("ledger_table", "ledger control table")]
 
 
-@app.command("run")
+@app.command("run", cls=GlueStyleCommand)
+@job_options("run")
 def run_command(
-    source_path: _RunSourcePath,
-    target_table: Annotated[str, _opt("target_table", "existing DynamoDB table")],
-    partition_key: _RunPartitionKey = None,
-    sort_key: Annotated[str | None, _opt("sort_key", "table's sort key (checked)")] = None,
-    catalog_database: _RunCatalogDatabase = None,
-    catalog_table: _RunCatalogTable = None,
-    rejects_path: _RunRejectsPath = None,
-    report_path: _RunReportPath = None,
-    empty_value: _RunEmptyValue = "omit",
-    delimiter: _RunDelimiter = None,
-    quote_char: _RunQuoteChar = None,
-    partitions: _RunPartitions = None,
-    write_rate: Annotated[str, _opt("write_rate", "WCU/s for the whole job, or auto")] = "auto",
-    write_share: _RunWriteShare = 0.9,
-    max_retry_seconds: _RunMaxRetrySeconds = 300.0,
-    ledger_table: _RunLedgerTable = DEFAULT_LEDGER_TABLE,
-    checkpoint_every: _RunCheckpointEvery = 100,
-    restart: _RunRestart = False,
-    source_etag: _RunSourceEtag = None,
-    partition_key_template: _PartitionKeyTemplate = None,
-    sort_key_template: _SortKeyTemplate = None,
-    rename: _Rename = None,
-    drop_columns: _DropColumns = None,
-    column_types: _ColumnTypes = None,
-    ttl_attribute: _TtlAttribute = None,
-    ttl_from_column: _TtlFromColumn = None,
-    ttl_seconds: _TtlSeconds = None,
-    load_time: _LoadTime = None,
-    partition_key_shards: _PartitionKeyShards = None,
-    write_mode: _WriteMode = "overwrite",
-    version_column: _VersionColumn = None,
+    *,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+    **job_values: str | bool | None,
 ) -> None:
     """Load one CSV into DynamoDB (the Glue job, run locally with the same arguments)."""
-    values = {k: str(v) for k, v in locals().items()
-              if v is not None and k not in ("quiet",) and not isinstance(v, bool)}
-    values["restart"] = "true" if restart else "false"
     try:
-        args = job_arguments_from_mapping(values)
+        args = job_arguments_from_mapping(glue_values(job_values))
     except DynamoIngestError as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
@@ -208,7 +121,7 @@ def _key(value: str) -> tuple[str, Literal["S", "N"]]:
     return name, "N" if kind == "N" else "S"
 
 
-app.command("estimate")(estimate_command)
+app.command("estimate", cls=GlueStyleCommand)(estimate_command)
 
 
 @app.command("init")
