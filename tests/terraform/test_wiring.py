@@ -17,7 +17,7 @@ from urllib.parse import unquote_plus
 
 import boto3
 import pytest
-from dynamo_ingest.arguments import argument_names
+from dynamo_ingest.arguments import argument_names, job_argument_specs
 
 from tests.terraform import code_calls
 from tests.terraform.hcl import REPO_ROOT, HclShapeError, TerraformConfig, attr, blocks
@@ -130,6 +130,39 @@ def test_job_default_arguments_are_arguments_the_job_parses(terraform: Terraform
     assert attr(job, "default_arguments") == (
         "${merge(local.glue_default_arguments,local.job_default_arguments,"
         "local.job_sort_key_argument)}")
+
+
+def terraform_text(terraform: TerraformConfig, value: object) -> str | None:
+    """A resolved default argument as the text Glue would pass, with the variables at their
+    defaults; None when only a plan can know it (an expression over other values)."""
+    text = str(value)
+    to_string = re.fullmatch(r"\$\{tostring\(var\.([a-z_]+)\)\}", text)
+    if to_string:
+        return str(terraform.variable_default(to_string.group(1)))
+    fallback = re.fullmatch(r'\$\{coalesce\(var\.([a-z_]+),"([^"$]*)"\)\}', text)
+    if fallback:
+        chosen = terraform.variable_default(fallback.group(1))
+        return fallback.group(2) if chosen is None else str(chosen)
+    return None if "${" in text else text
+
+
+def test_job_default_arguments_hold_the_registry_values(terraform: TerraformConfig) -> None:
+    """Each default argument parses with the registry's rule, and one that the registry gives
+    a default has that default, so a run started by hand behaves as the README says."""
+    specs = {spec.option: spec for spec in job_argument_specs()}
+    resolved = terraform.resolve(terraform.local("job_default_arguments"), REQUIRED_VARIABLES)
+    checked = {}
+    for name, value in resolved.items():
+        text = terraform_text(terraform, value)
+        if text is None:
+            continue
+        spec = specs[name]
+        typed = spec.parse(text)  # raises ArgumentError naming the argument and the value
+        if spec.default is not None:
+            assert typed == spec.default, (
+                f"Terraform's default {name} is {text!r}, the registry's {spec.default!r}")
+        checked[name] = typed
+    assert {"--write_rate", "--write_share", "--ledger_table"} <= set(checked), checked
 
 
 def test_job_runs_our_script_with_our_library_on_glue_5(terraform: TerraformConfig) -> None:
