@@ -194,7 +194,7 @@ def status_command(
     raise typer.Exit(show_status(source, ledger_table, limit, out))
 
 
-@app.command("retry")
+@app.command("retry", cls=GlueStyleCommand)
 def retry_command(
     source: Annotated[str, typer.Argument(help="s3://bucket/key of a FAILED file")],
     ledger_table: _RetryLedgerTable = DEFAULT_LEDGER_TABLE,

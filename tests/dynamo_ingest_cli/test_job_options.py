@@ -100,6 +100,26 @@ def test_a_flag_takes_the_bare_form_and_glues_true_or_false(given: list[str],
     assert received["quiet"] == ("--quiet" in given)
 
 
+# The arguments each command needs besides the flag under test.
+REQUIRED_ARGS = {"run": ["--source_path", "a.csv", "--target_table", "t"],
+                 "estimate": ["a.csv"], "retry": ["s3://bucket/incoming/a.csv"]}
+
+
+def test_every_flag_of_every_command_takes_true_or_false() -> None:
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    with_flags = {name for name, command in commands.items()
+                  if any(isinstance(p, TyperOption) and p.is_bool_flag for p in command.params)}
+    assert with_flags == set(REQUIRED_ARGS), "a command with a flag is not covered here"
+    for name, required in REQUIRED_ARGS.items():
+        for param in command_params(name).values():
+            if not param.is_bool_flag:
+                continue
+            flag = param.opts[0]
+            for word, expected in (("true", True), ("false", False), ("yes", True)):
+                context = commands[name].make_context(name, [flag, word, *required])
+                assert context.params[param.name] is expected, f"{name} {flag} {word}"
+
+
 def test_run_checks_values_with_the_registry_before_loading(aws: str) -> None:
     result = CliRunner().invoke(app, ["run", "--source_path", "missing.csv",
                                       "--target_table", "orders", "--restart", "true",
