@@ -143,6 +143,15 @@ def canonical_number(text: str) -> str | None:
     return _canonical_from_parts(parts)
 
 
+def number_kept_as_written(text: str) -> bool:
+    """True when DynamoDB would store the number ``text`` exactly as written (it keeps no
+    leading or trailing zeros, ``+`` sign or exponent): ``2869`` and ``12.5``, not ``02869``,
+    ``12.50``, ``+3``, ``5.0`` or ``1e5``. False for what is not a DynamoDB number at all."""
+    if text.isdigit() and text.isascii() and len(text) <= MAX_SIGNIFICANT_DIGITS:
+        return text[0] != "0" or text == "0"
+    return canonical_number(text) == text
+
+
 def _number_attribute(text: str) -> tuple[str, int]:
     """(N text, value bytes) of a stripped, non-blank numeric field."""
     # Plain non-negative integers, the usual CSV number, skip the general parser.
@@ -204,6 +213,25 @@ def _number_put(name: str, name_size: int, on_empty: Callable[[Item], int],
         if not text:
             return on_empty(item)
         return _set_number(item, name, name_size, shown, text)
+    return put
+
+
+def _exact_number_put(name: str, name_size: int, on_empty: Callable[[Item], int], label: str,
+                      column: str) -> _Put:
+    """A column the catalog types as a number: DynamoDB normalises number text (``02869`` is
+    stored as 2869), so a value it would not keep as written rejects the row instead of
+    changing silently; ``--column_types`` says which the user wants."""
+    def put(item: Item, raw: str | None) -> int:
+        text = raw.strip() if raw else None
+        if not text:
+            return on_empty(item)
+        size = _set_number(item, name, name_size, label, text)
+        if not number_kept_as_written(text):
+            raise _InvalidValueError(
+                f"column {label!r}: {_shown(text)} would be stored by DynamoDB as "
+                f"{canonical_number(text)}, not as written: `--column_types {column}:S` keeps the "
+                f"text; `--column_types {column}:N` stores numbers as DynamoDB normalises them")
+        return size
     return put
 
 
@@ -339,11 +367,12 @@ def _json_put(name: str, name_size: int, on_empty: Callable[[Item], int], label:
 
 
 def _column_put(name: str, label: str, glue_type: str, override: ColumnType | None,
-                on_empty: Callable[[Item], int]) -> _Put:
+                on_empty: Callable[[Item], int], column: str) -> _Put:
     """The put of a non-key column: ``--column_types`` first, else its Glue type."""
     name_size = len(name.encode("utf-8"))
-    kind = override or ("N" if glue_type in NUMERIC_GLUE_TYPES or glue_type.startswith("decimal")
-                        else "BOOL" if glue_type == "boolean" else "S")
+    if override is None and (glue_type in NUMERIC_GLUE_TYPES or glue_type.startswith("decimal")):
+        return _exact_number_put(name, name_size, on_empty, label, column)
+    kind = override or ("BOOL" if glue_type == "boolean" else "S")
     if kind == "N":
         return _number_put(name, name_size, on_empty, label)
     if kind == "BOOL":
@@ -476,7 +505,7 @@ class ItemBuilder:
                 continue
             on_empty = _empty_put(name, len(name.encode("utf-8")), empty_value)
             puts.append(_column_put(name, label, column.type.strip().lower(),
-                                    resolved.column_types[index], on_empty))
+                                    resolved.column_types[index], on_empty, column.name))
         finishers: list[_Finish] = []
         templates = mapping.templates(key_schema)
         for attribute in reversed(key_schema.attributes):  # the shard hashes the sort key

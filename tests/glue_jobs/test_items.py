@@ -16,6 +16,7 @@ from dynamo_ingest.items import (
     decode_utf8,
 )
 from dynamo_ingest.keys import KeyAttribute, KeySchema
+from dynamo_ingest.mapping import AttributeMapping
 from dynamo_ingest.sizing import MAX_ITEM_BYTES, item_size, write_units
 
 ID_S = KeySchema(KeyAttribute("id", "S"))
@@ -39,6 +40,13 @@ def one_column(glue_type: str, value: str | None,
     return builder.build(["k", value])
 
 
+def explicit_number(value: str) -> BuiltItem | Rejection:
+    """Build a row whose column ``v`` is typed N by ``--column_types v:N``."""
+    builder = ItemBuilder([Column("id"), Column("v")], ID_S,
+                          mapping=AttributeMapping(column_types=(("v", "N"),)))
+    return builder.build(["k", value])
+
+
 def as_read(data: bytes) -> str:
     """A field as the Spark reader hands it over: the file's bytes read as ISO-8859-1."""
     return data.decode("latin-1")
@@ -58,7 +66,7 @@ def test_attribute_names_keep_the_header_case() -> None:
     "DECIMAL(38,0)",
 ])
 def test_numeric_glue_types_become_numbers(glue_type: str) -> None:
-    assert built(one_column(glue_type, "12.50")).item["v"] == {"N": "12.50"}
+    assert built(one_column(glue_type, "12.5")).item["v"] == {"N": "12.5"}
 
 
 @pytest.mark.parametrize("glue_type", ["string", "date", "timestamp", "varchar(10)", "binary"])
@@ -74,8 +82,31 @@ def test_other_glue_types_become_strings_as_written(glue_type: str) -> None:
     (" 42 ", "42"), ("\t3.5\n", "3.5"),   # surrounding whitespace stripped
     ("+3", "3"), ("5.", "5"), ("1.e3", "1e3"), ("-2.E-1", "-2E-1"),
 ])
-def test_numbers_are_sent_exactly_as_written(written: str, sent: str) -> None:
-    assert built(one_column("double", written)).item["v"] == {"N": sent}
+def test_explicit_numbers_are_sent_as_written(written: str, sent: str) -> None:
+    assert built(explicit_number(written)).item["v"] == {"N": sent}
+
+
+@pytest.mark.parametrize(("written", "stored"), [
+    ("02869", "2869"), ("007", "7"), ("-01", "-1"), ("+3", "3"), ("5.0", "5"),
+    ("12.50", "12.5"), ("1e5", "100000"), ("1E+2", "100"), ("-0", "0"), (".5", "0.5"),
+    ("5.", "5"), ("0.0", "0"),
+])
+def test_a_catalog_number_dynamodb_would_change_rejects_the_row(written: str,
+                                                                stored: str) -> None:
+    builder = ItemBuilder([Column("id"), Column("zip", "bigint")], ID_S)
+    assert rejected(builder.build(["k", written])) == (
+        f"column 'zip': {written!r} would be stored by DynamoDB as {stored}, not as written: "
+        "`--column_types zip:S` keeps the text; `--column_types zip:N` stores numbers as "
+        "DynamoDB normalises them")
+    # An explicit N is the user accepting DynamoDB's normalisation.
+    assert built(explicit_number(written)).item["v"]["N"] in (written, written.lstrip("+"),
+                                                              written.rstrip("."))
+
+
+@pytest.mark.parametrize("written", ["0", "2869", "-7", "12.5", "-0.25", "0.001", " 42 ",
+                                     "12345678901234567890123456789012345678"])
+def test_a_catalog_number_dynamodb_keeps_as_written_is_a_number(written: str) -> None:
+    assert built(one_column("double", written)).item["v"] == {"N": written.strip()}
 
 
 @pytest.mark.parametrize("text", [
@@ -97,7 +128,7 @@ def test_38_significant_digits_fit_and_39_do_not() -> None:
     assert built(one_column("decimal(38,0)", digits38)).item["v"] == {"N": digits38}
     assert built(one_column("double", "-0.000" + digits38)).item["v"]["N"] == "-0.000" + digits38
     # zeros before and after the significant digits do not count
-    assert built(one_column("bigint", "000" + digits38 + "000")).item["v"]["N"].endswith("000")
+    assert built(explicit_number("000" + digits38 + "000")).item["v"]["N"].endswith("000")
     reason = rejected(one_column("bigint", digits38 + "9"))
     assert "39 significant digits" in reason
     assert "at most 38" in reason
@@ -109,7 +140,7 @@ def test_38_significant_digits_fit_and_39_do_not() -> None:
     "-9.9999999999999999999999999999999999999E+125", "0.1E-129", "1" + "0" * 125,
 ])
 def test_numbers_at_the_edges_of_dynamodb_range_are_kept(text: str) -> None:
-    assert built(one_column("double", text)).item["v"] == {"N": text}
+    assert built(explicit_number(text)).item["v"] == {"N": text}
 
 
 @pytest.mark.parametrize("text", ["1E-131", "-1E-131", "0.9E-130", "1E+126", "-1E+126",
@@ -276,7 +307,9 @@ def test_empty_or_repeated_header_names_are_schema_errors() -> None:
 def test_size_and_wcu_agree_with_sizing_for_varied_rows() -> None:
     columns = [Column("id"), Column("n", "double"), Column("big", "decimal(38,0)"),
                Column("ok", "boolean"), Column("名前"), Column("note")]
-    builder = ItemBuilder(columns, KeySchema(KeyAttribute("id", "S")), "null")
+    # Explicit N columns, so every number text DynamoDB takes is sized, normalised or not.
+    builder = ItemBuilder(columns, KeySchema(KeyAttribute("id", "S")), "null",
+                          AttributeMapping(column_types=(("n", "N"), ("big", "N"))))
     rows: list[list[str | None]] = [
         ["a", "1", "12345678901234567890123456789012345678", "true", "café", "x"],
         ["😀", "-0.001", "000120", "FALSE", "日本語", None],
@@ -352,3 +385,4 @@ def test_decoded_row_builds_an_item() -> None:
     result = built(builder.build(row))
     assert result.item["city"] == {"S": "Zürich"}
     assert result.size == 2 + 1 + 4 + 7
+
