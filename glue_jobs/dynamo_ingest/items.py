@@ -19,7 +19,7 @@ from typing import Any, get_args
 from dynamo_ingest.arguments import EmptyPolicy
 from dynamo_ingest.catalog import NUMERIC_GLUE_TYPES, Column
 from dynamo_ingest.errors import ArgumentError, SchemaMismatchError
-from dynamo_ingest.keys import KeyAttribute, KeySchema
+from dynamo_ingest.keys import IndexKey, KeyAttribute, KeySchema
 from dynamo_ingest.mapping import (
     SHARD_SEPARATOR,
     AttributeMapping,
@@ -301,6 +301,63 @@ def _key_put(attribute: KeyAttribute, name_size: int, role: str, label: str | No
     return string_key
 
 
+def _index_key_put(keys: Sequence[IndexKey], name_size: int, label: str) -> _Put:
+    """A column stored as a secondary index's key attribute: typed as the index declares, since
+    DynamoDB refuses the whole batch of an item with an index key of another type. An empty
+    field omits the attribute whatever ``--empty_value`` says: DynamoDB refuses an empty or
+    NULL index key, and an item without it is simply not in the index."""
+    attribute = keys[0].attribute
+    declared = ", ".join(k.describe() for k in keys)
+    why = f"{declared} declare{'s' if len(keys) == 1 else ''} {attribute.name} as {attribute.type}"
+    max_bytes = (MAX_SORT_KEY_BYTES if any(k.role == "sort" for k in keys)
+                 else MAX_PARTITION_KEY_BYTES)
+    name = attribute.name
+
+    def too_long(size: int) -> _InvalidValueError:
+        return _InvalidValueError(
+            f"column {label!r}: value is {size} bytes, but as a key of {declared} it may hold "
+            f"at most {max_bytes}")
+
+    if attribute.type == "N":
+        def number_key(item: Item, raw: str | None) -> int:
+            text = raw.strip() if raw else None
+            if not text:
+                return 0
+            try:
+                text, size = _number_attribute(text)
+            except _InvalidValueError as err:
+                raise _InvalidValueError(f"column {label!r}: {err}, and {why}") from None
+            item[name] = {"N": text}
+            return name_size + size
+        return number_key
+
+    if attribute.type == "B":
+        def binary_key(item: Item, raw: str | None) -> int:
+            text = raw.strip() if raw else ""
+            try:
+                data = base64.b64decode(text, validate=True)
+            except (binascii.Error, ValueError) as err:
+                raise _InvalidValueError(
+                    f"column {label!r}: {_shown(text)} is not base64, and {why}") from err
+            if not data:
+                return 0
+            if len(data) > max_bytes:
+                raise too_long(len(data))
+            item[name] = {"B": data}
+            return name_size + len(data)
+        return binary_key
+
+    def string_key(item: Item, raw: str | None) -> int:
+        if not raw:
+            return 0
+        size = len(raw) if raw.isascii() else len(raw.encode("utf-8"))
+        if size > max_bytes:
+            raise too_long(size)
+        item[name] = {"S": raw}
+        return name_size + size
+    return string_key
+
+
 def _key_text(attribute: KeyAttribute) -> Callable[[Item], str]:
     """The canonical text of a built item's key attribute, for de-duplication."""
     name = attribute.name
@@ -502,6 +559,10 @@ class ItemBuilder:
                 label_or_none = None if name == column.name else label
                 puts.append(_key_put(keys[name], len(name.encode("utf-8")), roles[name],
                                      label_or_none))
+                continue
+            if index in resolved.index_keys:
+                puts.append(_index_key_put(resolved.index_keys[index],
+                                           len(name.encode("utf-8")), label))
                 continue
             on_empty = _empty_put(name, len(name.encode("utf-8")), empty_value)
             puts.append(_column_put(name, label, column.type.strip().lower(),

@@ -15,7 +15,7 @@ from dynamo_ingest.items import (
     canonical_number,
     decode_utf8,
 )
-from dynamo_ingest.keys import KeyAttribute, KeySchema
+from dynamo_ingest.keys import IndexKey, KeyAttribute, KeySchema, key_schema_from_description
 from dynamo_ingest.mapping import AttributeMapping
 from dynamo_ingest.sizing import MAX_ITEM_BYTES, item_size, write_units
 
@@ -386,3 +386,96 @@ def test_decoded_row_builds_an_item() -> None:
     assert result.item["city"] == {"S": "Zürich"}
     assert result.size == 2 + 1 + 4 + 7
 
+
+# --- secondary index keys ----------------------------------------------------------------
+
+def table_with_indexes() -> dict[str, object]:
+    """A DescribeTable ``Table``: key id (S), GSI by-customer (customerId S), GSI by-score
+    (score N, sorted by day S) and LSI by-day (day S)."""
+    return {
+        "TableName": "orders",
+        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t} for n, t in
+                                 (("id", "S"), ("customerId", "S"), ("score", "N"),
+                                  ("day", "S"))],
+        "GlobalSecondaryIndexes": [
+            {"IndexName": "by-customer",
+             "KeySchema": [{"AttributeName": "customerId", "KeyType": "HASH"}]},
+            {"IndexName": "by-score",
+             "KeySchema": [{"AttributeName": "score", "KeyType": "HASH"},
+                           {"AttributeName": "day", "KeyType": "RANGE"}]}],
+        "LocalSecondaryIndexes": [
+            {"IndexName": "by-day", "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"},
+                                                  {"AttributeName": "day", "KeyType": "RANGE"}]}],
+    }
+
+
+INDEXED = key_schema_from_description(table_with_indexes())
+INDEXED_COLUMNS = [Column("id"), Column("customerId", "bigint"), Column("score", "string"),
+                   Column("day", "bigint"), Column("note")]
+
+
+def test_the_key_schema_reads_every_index_key_with_its_declared_type() -> None:
+    assert INDEXED.index_keys == (
+        IndexKey("by-customer", "GSI", "partition", KeyAttribute("customerId", "S")),
+        IndexKey("by-score", "GSI", "partition", KeyAttribute("score", "N")),
+        IndexKey("by-score", "GSI", "sort", KeyAttribute("day", "S")),
+        IndexKey("by-day", "LSI", "partition", KeyAttribute("id", "S")),
+        IndexKey("by-day", "LSI", "sort", KeyAttribute("day", "S")))
+    # The table key decides equality: indexes do not change which item a key names.
+    assert KeySchema(KeyAttribute("id", "S")) == INDEXED
+
+
+def test_index_keys_take_the_type_the_index_declares() -> None:
+    builder = ItemBuilder(INDEXED_COLUMNS, INDEXED)
+    item = built(builder.build(["k", "007", " 12 ", "20240501", "x"])).item
+    assert item == {"id": {"S": "k"}, "customerId": {"S": "007"}, "score": {"N": "12"},
+                    "day": {"S": "20240501"}, "note": {"S": "x"}}
+    # An N index key follows the table key's by-value rule: the index declared a number.
+    assert built(builder.build(["k", "1", "007", "1", "x"])).item["score"] == {"N": "007"}
+
+
+def test_a_value_an_index_key_cannot_hold_rejects_only_its_row_naming_the_index() -> None:
+    builder = ItemBuilder(INDEXED_COLUMNS, INDEXED)
+    assert rejected(builder.build(["k", "1", "oops", "1", "x"])) == (
+        "column 'score': 'oops' is not a number, and GSI by-score declares score as N")
+    assert rejected(builder.build(["k", "1", "1", "d" * 1025, "x"])) == (
+        "column 'day': value is 1025 bytes, but as a key of GSI by-score, LSI by-day it may "
+        "hold at most 1024")
+    assert built(builder.build(["k", "c" * 2048, "1", "1", "x"]))
+    assert "at most 2048" in rejected(builder.build(["k", "c" * 2049, "1", "1", "x"]))
+
+
+@pytest.mark.parametrize("empty", ["omit", "null", "empty_string"])
+def test_an_empty_index_key_leaves_the_item_out_of_the_index(empty: EmptyPolicy) -> None:
+    builder = ItemBuilder(INDEXED_COLUMNS, INDEXED, empty)
+    item = built(builder.build(["k", "", "  ", None, ""])).item
+    # DynamoDB refuses an empty or NULL index key, but an item may lack the attribute.
+    assert set(item) == ({"id"} if empty == "omit" else {"id", "note"})
+
+
+def test_a_renamed_column_is_typed_by_the_index_key_it_becomes() -> None:
+    builder = ItemBuilder([Column("id"), Column("cust", "bigint")], INDEXED,
+                          mapping=AttributeMapping(rename=(("cust", "customerId"),)))
+    assert built(builder.build(["k", "42"])).item["customerId"] == {"S": "42"}
+    assert "column 's (as score)': 'x' is not a number, and GSI by-score" in rejected(
+        ItemBuilder([Column("id"), Column("s")], INDEXED,
+                    mapping=AttributeMapping(rename=(("s", "score"),))).build(["k", "x"]))
+
+
+def test_column_types_may_not_contradict_an_index_key() -> None:
+    with pytest.raises(ArgumentError) as caught:
+        ItemBuilder(INDEXED_COLUMNS, INDEXED,
+                    mapping=AttributeMapping(column_types=(("customerId", "N"),)))
+    assert str(caught.value) == (
+        "--column_types sets column 'customerId' to N, but GSI by-customer declares "
+        "'customerId' as S, and DynamoDB refuses an index key of another type: drop the entry")
+    same = ItemBuilder(INDEXED_COLUMNS, INDEXED,
+                       mapping=AttributeMapping(column_types=(("score", "N"),)))
+    assert built(same.build(["k", "1", "5", "1", "x"])).item["score"] == {"N": "5"}
+
+
+def test_a_ttl_attribute_an_index_declares_as_text_is_refused() -> None:
+    with pytest.raises(ArgumentError, match="GSI by-customer declares 'customerId' as S"):
+        ItemBuilder([Column("id")], INDEXED,
+                    mapping=AttributeMapping(ttl_attribute="customerId", ttl_seconds=60))
