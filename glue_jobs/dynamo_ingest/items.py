@@ -156,12 +156,17 @@ def _number_attribute(text: str) -> tuple[str, int]:
     """(N text, value bytes) of a stripped, non-blank numeric field."""
     # Plain non-negative integers, the usual CSV number, skip the general parser.
     if text.isdigit() and text.isascii() and len(text) <= MAX_SIGNIFICANT_DIGITS:
-        significant = text.lstrip("0")
-        if not significant:
-            return text, 1
-        return text, number_parts_size((False, significant.rstrip("0"), len(significant) - 1))
+        return text, _plain_integer_size(text)
     text, parts = _checked_number(text)
     return text, number_parts_size(parts)
+
+
+def _plain_integer_size(text: str) -> int:
+    """DynamoDB's size of a number written as ASCII digits only (at most 38 of them)."""
+    significant = text.lstrip("0")
+    if not significant:
+        return 1
+    return number_parts_size((False, significant.rstrip("0"), len(significant) - 1))
 
 
 def _omit(item: Item) -> int:
@@ -221,17 +226,30 @@ def _exact_number_put(name: str, name_size: int, on_empty: Callable[[Item], int]
     """A column the catalog types as a number: DynamoDB normalises number text (``02869`` is
     stored as 2869), so a value it would not keep as written rejects the row instead of
     changing silently; ``--column_types`` says which the user wants."""
+    def changed(text: str) -> _InvalidValueError:
+        return _InvalidValueError(
+            f"column {label!r}: {_shown(text)} would be stored by DynamoDB as "
+            f"{canonical_number(text)}, not as written: `--column_types {column}:S` keeps the "
+            f"text; `--column_types {column}:N` stores numbers as DynamoDB normalises them")
+
     def put(item: Item, raw: str | None) -> int:
         text = raw.strip() if raw else None
         if not text:
             return on_empty(item)
-        size = _set_number(item, name, name_size, label, text)
-        if not number_kept_as_written(text):
-            raise _InvalidValueError(
-                f"column {label!r}: {_shown(text)} would be stored by DynamoDB as "
-                f"{canonical_number(text)}, not as written: `--column_types {column}:S` keeps the "
-                f"text; `--column_types {column}:N` stores numbers as DynamoDB normalises them")
-        return size
+        if text.isdigit() and text.isascii() and len(text) <= MAX_SIGNIFICANT_DIGITS:
+            if text[0] == "0" and text != "0":
+                raise changed(text)
+            item[name] = {"N": text}
+            return name_size + _plain_integer_size(text)
+        # Parsed once: the checks DynamoDB makes, then the text against its canonical form.
+        try:
+            sent, parts = _checked_number(text)
+        except _InvalidValueError as err:
+            raise _InvalidValueError(f"column {label!r}: {err}") from None
+        if sent != text or _canonical_from_parts(parts) != text:
+            raise changed(text)
+        item[name] = {"N": text}
+        return name_size + number_parts_size(parts)
     return put
 
 
