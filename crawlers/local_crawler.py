@@ -246,8 +246,9 @@ def _schema(name: str, header: list[str], rows: list[list[str]], delimiter: str,
                 column.add(value)
     types = [s.type or "string" for s in stats]
     # With no data rows (a header-only file the job loads as nothing) there are no types to
-    # tell the header from the data by.
-    problems = _header_problems(names, types,
+    # tell the header from the data by. Glue's own types decide, as Glue's classifier does:
+    # a zip code column tells a header from data even though we type it string.
+    problems = _header_problems(names, [s.glue_type or "string" for s in stats],
                                 built_in=delimiter != classifier_delimiter() and bool(rows))
     if problems:
         raise FileLayoutError(

@@ -256,6 +256,9 @@ def test_all_string_header_needs_a_typed_column_outside_the_custom_classifier(
         infer_schema(write(tmp_path, "name|city\nann|paris\n", "pipe.csv"))
     typed = infer_schema(write(tmp_path, "name|age\nann|31\n", "typed.csv"))
     assert typed.names == ("name", "age")
+    # Glue's types tell header from data: a zip code column does, though it loads as text.
+    zips = infer_schema(write(tmp_path, "name|zip\nann|02869\n", "zips.csv"))
+    assert [(c.name, c.type) for c in zips.columns] == [("name", "string"), ("zip", "string")]
 
 
 def test_only_sample_rows_are_typed(tmp_path: Path) -> None:
