@@ -16,6 +16,12 @@ classifiers", CSV sections):
 - column types are BIGINT, DOUBLE, BOOLEAN or STRING; empty values are ignored, BIGINT and
   DOUBLE together widen to DOUBLE, any other mix is STRING; values are not trimmed
   (``disable_value_trimming``).
+
+One deliberate difference: Glue types ``02869`` BIGINT, but DynamoDB would store that number
+as 2869. Here a column is numeric only if DynamoDB would keep every sampled value exactly as
+written (no leading zeros, ``+`` sign, trailing fraction zeros or exponent); otherwise it is
+STRING, so a zip code or a part number keeps its text. ``--column_types col:N`` still loads
+such a column as numbers, as DynamoDB normalises them.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from dynamo_ingest.catalog import Column, CsvSchema, glue_table_input
 from dynamo_ingest.errors import CatalogError, FileLayoutError, SourceError
+from dynamo_ingest.items import canonical_number, number_kept_as_written
 from dynamo_ingest.read import allow_large_csv_fields
 from dynamo_ingest.storage import is_s3, split_s3
 
@@ -91,16 +98,17 @@ class _ColumnStats:
     """What the sample showed about one column."""
 
     type: str | None = None
-    zero_padded: list[str] = field(default_factory=list)
-    beyond_int64: list[str] = field(default_factory=list)
+    # Glue's type and a value it would type so, had DynamoDB kept that number as written.
+    glue_type: str | None = None
+    changed: list[str] = field(default_factory=list)
 
     def add(self, value: str) -> None:
         found = value_type(value)
+        self.glue_type = widen(self.glue_type, found)
+        if found in ("bigint", "double") and not number_kept_as_written(value):
+            found = "string"
+            self.changed.append(value)
         self.type = widen(self.type, found)
-        if found == "bigint" and len(value.lstrip("+-")) > 1 and value.lstrip("+-")[0] == "0":
-            self.zero_padded.append(value)
-        elif found == "double" and _BIGINT.fullmatch(value):
-            self.beyond_int64.append(value)
 
 
 def infer_schema(source: BinaryIO | Path, *, delimiter: str | None = None, quote_char: str = '"',
@@ -238,8 +246,9 @@ def _schema(name: str, header: list[str], rows: list[list[str]], delimiter: str,
                 column.add(value)
     types = [s.type or "string" for s in stats]
     # With no data rows (a header-only file the job loads as nothing) there are no types to
-    # tell the header from the data by.
-    problems = _header_problems(names, types,
+    # tell the header from the data by. Glue's own types decide, as Glue's classifier does:
+    # a zip code column tells a header from data even though we type it string.
+    problems = _header_problems(names, [s.glue_type or "string" for s in stats],
                                 built_in=delimiter != classifier_delimiter() and bool(rows))
     if problems:
         raise FileLayoutError(
@@ -247,7 +256,7 @@ def _schema(name: str, header: list[str], rows: list[list[str]], delimiter: str,
             "row because it maps header names to DynamoDB attribute names: add one")
     _refuse_duplicates(name, names)
     for column_name, column in zip(names, stats, strict=True):
-        _warn_lossy(column_name, column)
+        _say_why_text(column_name, column)
     return CsvSchema(tuple(Column(n, t) for n, t in zip(names, types, strict=True)),
                      delimiter, quote_char, True)
 
@@ -285,18 +294,16 @@ def _refuse_duplicates(name: str, names: Sequence[str]) -> None:
         seen[column.lower()] = column
 
 
-def _warn_lossy(column_name: str, column: _ColumnStats) -> None:
-    """Say when Glue's typing would change a value as written (zero padding, >64-bit ints)."""
-    if column.type == "bigint" and column.zero_padded:
-        logger.warning(
-            "column %r is typed bigint like Glue does, but values such as %r are zero-padded "
-            "and would lose their leading zeros: set the catalog column type to string",
-            column_name, column.zero_padded[0])
-    if column.type == "double" and column.beyond_int64:
-        logger.warning(
-            "column %r is typed double like Glue does because values such as %r do not fit "
-            "64 bits: set the catalog column type to string to keep every digit",
-            column_name, column.beyond_int64[0])
+def _say_why_text(column_name: str, column: _ColumnStats) -> None:
+    """Say when a column Glue would type as a number is typed string to keep its text."""
+    if column.changed and column.glue_type in ("bigint", "double"):
+        stored = canonical_number(column.changed[0])
+        logger.info(
+            "column %r is typed string, not %s as Glue's classifier would type it: DynamoDB "
+            "would store values such as %r as %s, not as written; `--column_types %s:N` loads "
+            "the column as numbers as DynamoDB normalises them",
+            column_name, column.glue_type, column.changed[0],
+            "a number it cannot hold" if stored is None else stored, column_name)
 
 
 def register_table(glue: GlueClient, database: str, table: str, schema: CsvSchema,

@@ -190,6 +190,12 @@ def _csv_field(value: str, line_end: str) -> str:
     return buffer.getvalue()[: -1 - len(line_end)]
 
 
+def _cents_text(cents: int) -> str:
+    """An amount of cents in decimal text without trailing fraction zeros: 1230 → ``12.3``."""
+    whole, fraction = divmod(cents, 100)
+    return f"{whole}.{fraction:02d}".rstrip("0").rstrip(".")
+
+
 def _write_orders(out: TextIO, writer: Writer, rng: random.Random, rows: int,
                   duplicate_every: int, bad_every: int, rejects: dict[int, str]) -> int:
     """Write the data rows; returns how many re-emit an earlier key."""
@@ -201,8 +207,9 @@ def _write_orders(out: TextIO, writer: Writer, rng: random.Random, rows: int,
     end = writer.dialect.lineterminator
     quoted_emails = [_csv_field(e, end) for e in emails]
     quoted_notes = [_csv_field(n, end) for n in notes]
-    amounts = [f"{c // 100}.{c % 100:02d}" for c in (rng.randrange(1, 250_000)
-                                                      for _ in range(1 << 14))]
+    # Amounts are written as DynamoDB stores them (12.3, not 12.30), so a crawled catalog
+    # types the column as a number: DynamoDB would not keep 12.30 as written.
+    amounts = [_cents_text(rng.randrange(1, 250_000)) for _ in range(1 << 14)]
     quantities = [str(q) for q in range(1, 65)]
     minutes = [f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60)]
     seconds_z = [f"{s:02d}Z" for s in range(60)]
@@ -260,7 +267,8 @@ def _write_orders(out: TextIO, writer: Writer, rng: random.Random, rows: int,
             elif kind == "too_many_digits":
                 row[3] = f"{10**36 + r % 10**36}.89"
             elif kind == "not_a_number":
-                row[3] = amount.replace(".", ",")  # a European decimal comma
+                # a European decimal comma
+                row[3] = (amount if "." in amount else amount + ".00").replace(".", ",")
             else:
                 row[4] = "NaN"
         writer.writerow(row)
@@ -269,12 +277,15 @@ def _write_orders(out: TextIO, writer: Writer, rng: random.Random, rows: int,
 
 def expected_outcome(path: Path, *, key_columns: Sequence[str],
                      column_types: Mapping[str, AttributeType], empty_value: EmptyValue = "omit",
-                     numbers: NumberForm = "as_written") -> ExpectedOutcome:
+                     numbers: NumberForm = "as_written",
+                     exact_numbers: bool = True) -> ExpectedOutcome:
     """Compute the final table and counts of a correct load of ``path``, from first principles.
 
     Rules: RFC 4180 records (blank lines skipped); a record with the wrong field count, an
     empty key, a value that is not a DynamoDB number (N) or not true/false in any case (BOOL),
-    surrounding spaces ignored for both, is rejected;
+    surrounding spaces ignored for both, is rejected; with ``exact_numbers`` (N columns typed
+    by a catalog) so is a number AWS would not return as written (``02869``, ``12.50``, ``+3``,
+    ``1e5``), while without it (``--column_types col:N``) such a number is stored;
     of the valid rows with one key the last in file order wins and replaces the whole item;
     empty fields follow ``empty_value``; numbers keep their text unless ``numbers`` is
     ``"canonical"`` (how AWS returns them: no leading/trailing zeros, no exponent).
@@ -301,7 +312,8 @@ def expected_outcome(path: Path, *, key_columns: Sequence[str],
             if len(record) != len(header):
                 rejected[rows_read] = f"column_count: expected {len(header)}, found {len(record)}"
                 continue
-            item, reason = _item(header, types, record, key_positions, empty_value, numbers)
+            item, reason = _item(header, types, record, key_positions, empty_value, numbers,
+                                 exact_numbers)
             if item is None:
                 rejected[rows_read] = reason
                 continue
@@ -312,15 +324,17 @@ def expected_outcome(path: Path, *, key_columns: Sequence[str],
 
 def expected_items(path: Path, *, key_columns: Sequence[str],
                    column_types: Mapping[str, AttributeType], empty_value: EmptyValue = "omit",
-                   numbers: NumberForm = "as_written") -> dict[tuple[str, ...], Item]:
+                   numbers: NumberForm = "as_written",
+                   exact_numbers: bool = True) -> dict[tuple[str, ...], Item]:
     """The exact items (DynamoDB low-level JSON) a correct load of ``path`` leaves, by key."""
     return expected_outcome(path, key_columns=key_columns, column_types=column_types,
-                            empty_value=empty_value, numbers=numbers).items
+                            empty_value=empty_value, numbers=numbers,
+                            exact_numbers=exact_numbers).items
 
 
 def _item(header: Sequence[str], types: Sequence[str], record: Sequence[str],
           key_positions: Sequence[int], empty_value: EmptyValue,
-          numbers: NumberForm) -> tuple[Item | None, str]:
+          numbers: NumberForm, exact_numbers: bool) -> tuple[Item | None, str]:
     if any(record[p] == "" for p in key_positions):
         return None, "empty_key"
     item: Item = {}
@@ -334,6 +348,8 @@ def _item(header: Sequence[str], types: Sequence[str], record: Sequence[str],
         if kind == "N":
             text = raw.strip()
             problem = _number_problem(text)
+            if not problem and exact_numbers and _canonical(text) != text:
+                problem = "not_kept_as_written"
             if problem:
                 return None, f"{problem}: {name}={raw!r}"
             item[name] = {"N": _canonical(text) if numbers == "canonical" else text}

@@ -30,7 +30,7 @@ import io
 import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
@@ -39,7 +39,7 @@ from dynamo_ingest.capacity import table_write_capacity
 from dynamo_ingest.catalog import CsvSchema
 from dynamo_ingest.errors import ArgumentError, SourceError
 from dynamo_ingest.items import BuiltItem, ItemBuilder, Rejection, decode_utf8
-from dynamo_ingest.keys import KeySchema
+from dynamo_ingest.keys import KeySchema, index_keys_from_description
 from dynamo_ingest.mapping import AttributeMapping
 from dynamo_ingest.sizing import item_size, write_units
 
@@ -445,6 +445,8 @@ def estimate_source(path: str | Path, *, schema: CsvSchema, key_schema: KeySchem
     the table's capacity).
     """
     source = Path(path)
+    if table_description:  # the job types index keys as the table's indexes declare
+        key_schema = replace(key_schema, index_keys=index_keys_from_description(table_description))
     builder = ItemBuilder(schema.columns, key_schema, empty_value, mapping)
     indexes = secondary_indexes(table_description) if table_description else []
     names = list(schema.names)

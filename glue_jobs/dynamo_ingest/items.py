@@ -19,7 +19,7 @@ from typing import Any, get_args
 from dynamo_ingest.arguments import EmptyPolicy
 from dynamo_ingest.catalog import NUMERIC_GLUE_TYPES, Column
 from dynamo_ingest.errors import ArgumentError, SchemaMismatchError
-from dynamo_ingest.keys import KeyAttribute, KeySchema
+from dynamo_ingest.keys import IndexKey, KeyAttribute, KeySchema
 from dynamo_ingest.mapping import (
     SHARD_SEPARATOR,
     AttributeMapping,
@@ -143,16 +143,30 @@ def canonical_number(text: str) -> str | None:
     return _canonical_from_parts(parts)
 
 
+def number_kept_as_written(text: str) -> bool:
+    """True when DynamoDB would store the number ``text`` exactly as written (it keeps no
+    leading or trailing zeros, ``+`` sign or exponent): ``2869`` and ``12.5``, not ``02869``,
+    ``12.50``, ``+3``, ``5.0`` or ``1e5``. False for what is not a DynamoDB number at all."""
+    if text.isdigit() and text.isascii() and len(text) <= MAX_SIGNIFICANT_DIGITS:
+        return text[0] != "0" or text == "0"
+    return canonical_number(text) == text
+
+
 def _number_attribute(text: str) -> tuple[str, int]:
     """(N text, value bytes) of a stripped, non-blank numeric field."""
     # Plain non-negative integers, the usual CSV number, skip the general parser.
     if text.isdigit() and text.isascii() and len(text) <= MAX_SIGNIFICANT_DIGITS:
-        significant = text.lstrip("0")
-        if not significant:
-            return text, 1
-        return text, number_parts_size((False, significant.rstrip("0"), len(significant) - 1))
+        return text, _plain_integer_size(text)
     text, parts = _checked_number(text)
     return text, number_parts_size(parts)
+
+
+def _plain_integer_size(text: str) -> int:
+    """DynamoDB's size of a number written as ASCII digits only (at most 38 of them)."""
+    significant = text.lstrip("0")
+    if not significant:
+        return 1
+    return number_parts_size((False, significant.rstrip("0"), len(significant) - 1))
 
 
 def _omit(item: Item) -> int:
@@ -204,6 +218,38 @@ def _number_put(name: str, name_size: int, on_empty: Callable[[Item], int],
         if not text:
             return on_empty(item)
         return _set_number(item, name, name_size, shown, text)
+    return put
+
+
+def _exact_number_put(name: str, name_size: int, on_empty: Callable[[Item], int], label: str,
+                      column: str) -> _Put:
+    """A column the catalog types as a number: DynamoDB normalises number text (``02869`` is
+    stored as 2869), so a value it would not keep as written rejects the row instead of
+    changing silently; ``--column_types`` says which the user wants."""
+    def changed(text: str) -> _InvalidValueError:
+        return _InvalidValueError(
+            f"column {label!r}: {_shown(text)} would be stored by DynamoDB as "
+            f"{canonical_number(text)}, not as written: `--column_types {column}:S` keeps the "
+            f"text; `--column_types {column}:N` stores numbers as DynamoDB normalises them")
+
+    def put(item: Item, raw: str | None) -> int:
+        text = raw.strip() if raw else None
+        if not text:
+            return on_empty(item)
+        if text.isdigit() and text.isascii() and len(text) <= MAX_SIGNIFICANT_DIGITS:
+            if text[0] == "0" and text != "0":
+                raise changed(text)
+            item[name] = {"N": text}
+            return name_size + _plain_integer_size(text)
+        # Parsed once: the checks DynamoDB makes, then the text against its canonical form.
+        try:
+            sent, parts = _checked_number(text)
+        except _InvalidValueError as err:
+            raise _InvalidValueError(f"column {label!r}: {err}") from None
+        if sent != text or _canonical_from_parts(parts) != text:
+            raise changed(text)
+        item[name] = {"N": text}
+        return name_size + number_parts_size(parts)
     return put
 
 
@@ -265,6 +311,63 @@ def _key_put(attribute: KeyAttribute, name_size: int, role: str, label: str | No
     def string_key(item: Item, raw: str | None) -> int:
         if not raw:
             raise _InvalidValueError(missing)
+        size = len(raw) if raw.isascii() else len(raw.encode("utf-8"))
+        if size > max_bytes:
+            raise too_long(size)
+        item[name] = {"S": raw}
+        return name_size + size
+    return string_key
+
+
+def _index_key_put(keys: Sequence[IndexKey], name_size: int, label: str) -> _Put:
+    """A column stored as a secondary index's key attribute: typed as the index declares, since
+    DynamoDB refuses the whole batch of an item with an index key of another type. An empty
+    field omits the attribute whatever ``--empty_value`` says: DynamoDB refuses an empty or
+    NULL index key, and an item without it is simply not in the index."""
+    attribute = keys[0].attribute
+    declared = ", ".join(k.describe() for k in keys)
+    why = f"{declared} declare{'s' if len(keys) == 1 else ''} {attribute.name} as {attribute.type}"
+    max_bytes = (MAX_SORT_KEY_BYTES if any(k.role == "sort" for k in keys)
+                 else MAX_PARTITION_KEY_BYTES)
+    name = attribute.name
+
+    def too_long(size: int) -> _InvalidValueError:
+        return _InvalidValueError(
+            f"column {label!r}: value is {size} bytes, but as a key of {declared} it may hold "
+            f"at most {max_bytes}")
+
+    if attribute.type == "N":
+        def number_key(item: Item, raw: str | None) -> int:
+            text = raw.strip() if raw else None
+            if not text:
+                return 0
+            try:
+                text, size = _number_attribute(text)
+            except _InvalidValueError as err:
+                raise _InvalidValueError(f"column {label!r}: {err}, and {why}") from None
+            item[name] = {"N": text}
+            return name_size + size
+        return number_key
+
+    if attribute.type == "B":
+        def binary_key(item: Item, raw: str | None) -> int:
+            text = raw.strip() if raw else ""
+            try:
+                data = base64.b64decode(text, validate=True)
+            except (binascii.Error, ValueError) as err:
+                raise _InvalidValueError(
+                    f"column {label!r}: {_shown(text)} is not base64, and {why}") from err
+            if not data:
+                return 0
+            if len(data) > max_bytes:
+                raise too_long(len(data))
+            item[name] = {"B": data}
+            return name_size + len(data)
+        return binary_key
+
+    def string_key(item: Item, raw: str | None) -> int:
+        if not raw:
+            return 0
         size = len(raw) if raw.isascii() else len(raw.encode("utf-8"))
         if size > max_bytes:
             raise too_long(size)
@@ -339,11 +442,12 @@ def _json_put(name: str, name_size: int, on_empty: Callable[[Item], int], label:
 
 
 def _column_put(name: str, label: str, glue_type: str, override: ColumnType | None,
-                on_empty: Callable[[Item], int]) -> _Put:
+                on_empty: Callable[[Item], int], column: str) -> _Put:
     """The put of a non-key column: ``--column_types`` first, else its Glue type."""
     name_size = len(name.encode("utf-8"))
-    kind = override or ("N" if glue_type in NUMERIC_GLUE_TYPES or glue_type.startswith("decimal")
-                        else "BOOL" if glue_type == "boolean" else "S")
+    if override is None and (glue_type in NUMERIC_GLUE_TYPES or glue_type.startswith("decimal")):
+        return _exact_number_put(name, name_size, on_empty, label, column)
+    kind = override or ("BOOL" if glue_type == "boolean" else "S")
     if kind == "N":
         return _number_put(name, name_size, on_empty, label)
     if kind == "BOOL":
@@ -474,9 +578,13 @@ class ItemBuilder:
                 puts.append(_key_put(keys[name], len(name.encode("utf-8")), roles[name],
                                      label_or_none))
                 continue
+            if index in resolved.index_keys:
+                puts.append(_index_key_put(resolved.index_keys[index],
+                                           len(name.encode("utf-8")), label))
+                continue
             on_empty = _empty_put(name, len(name.encode("utf-8")), empty_value)
             puts.append(_column_put(name, label, column.type.strip().lower(),
-                                    resolved.column_types[index], on_empty))
+                                    resolved.column_types[index], on_empty, column.name))
         finishers: list[_Finish] = []
         templates = mapping.templates(key_schema)
         for attribute in reversed(key_schema.attributes):  # the shard hashes the sort key

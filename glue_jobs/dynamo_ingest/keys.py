@@ -1,8 +1,9 @@
-"""The target table's key schema, read once with DescribeTable."""
+"""The target table's key schema and its secondary indexes' keys, read once with
+DescribeTable."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from dynamo_ingest.errors import TargetTableError
@@ -22,11 +23,31 @@ class KeyAttribute:
 
 
 @dataclass(frozen=True)
+class IndexKey:
+    """One key attribute of a GSI or LSI: DynamoDB refuses an item whose value of it has
+    another type or is empty, and leaves an item without it out of the index."""
+
+    index: str  # the index name
+    kind: Literal["GSI", "LSI"]
+    role: Literal["partition", "sort"]
+    attribute: KeyAttribute
+
+    def describe(self) -> str:
+        """How a message names it: ``GSI by-score``."""
+        return f"{self.kind} {self.index}"
+
+
+@dataclass(frozen=True)
 class KeySchema:
-    """The table's partition key and optional sort key."""
+    """The table's partition key and optional sort key, and its indexes' key attributes.
+
+    Two schemas are equal when their table keys are: the key names an item, and indexes come
+    and go (UpdateTable) without changing which item a key names.
+    """
 
     partition: KeyAttribute
     sort: KeyAttribute | None = None
+    index_keys: tuple[IndexKey, ...] = field(default=(), compare=False)
 
     @property
     def attributes(self) -> tuple[KeyAttribute, ...]:
@@ -45,7 +66,7 @@ class KeySchema:
 
 
 def key_schema_from_description(table: dict[str, Any]) -> KeySchema:
-    """Build the key schema from a DescribeTable ``Table`` dict."""
+    """Build the key schema, index keys included, from a DescribeTable ``Table`` dict."""
     types: dict[str, str] = {
         a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", [])
     }
@@ -58,7 +79,26 @@ def key_schema_from_description(table: dict[str, Any]) -> KeySchema:
             range_key = attr
     if hash_key is None:
         raise TargetTableError(f"table {table.get('TableName')!r} has no HASH key in its schema")
-    return KeySchema(hash_key, range_key)
+    return KeySchema(hash_key, range_key, index_keys_from_description(table))
+
+
+def index_keys_from_description(table: dict[str, Any]) -> tuple[IndexKey, ...]:
+    """The key attributes of the table's GSIs, then LSIs (types from AttributeDefinitions,
+    which declares every index key attribute)."""
+    types: dict[str, str] = {
+        a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", [])
+    }
+    out: list[IndexKey] = []
+    for kind, entries in (("GSI", table.get("GlobalSecondaryIndexes") or []),
+                          ("LSI", table.get("LocalSecondaryIndexes") or [])):
+        for entry in entries:
+            for element in entry.get("KeySchema", []):
+                name = element["AttributeName"]
+                out.append(IndexKey(
+                    entry["IndexName"], kind,  # type: ignore[arg-type]
+                    "partition" if element["KeyType"] == "HASH" else "sort",
+                    KeyAttribute(name, types[name])))  # type: ignore[arg-type]
+    return tuple(out)
 
 
 def check_key_arguments(schema: KeySchema, partition_key: str | None, sort_key: str | None,

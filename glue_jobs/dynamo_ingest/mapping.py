@@ -12,7 +12,7 @@ import re
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Literal, get_args
@@ -22,7 +22,7 @@ from dynamo_ingest.errors import ArgumentError, SchemaMismatchError, TargetTable
 if TYPE_CHECKING:
     from dynamo_ingest.arguments import JobArguments
     from dynamo_ingest.catalog import Column
-    from dynamo_ingest.keys import KeySchema
+    from dynamo_ingest.keys import IndexKey, KeySchema
 
 ColumnType = Literal["S", "N", "BOOL", "JSON"]
 SHARD_SEPARATOR = "#"
@@ -162,6 +162,8 @@ class ResolvedMapping:
     ttl_column: int | None
     ttl_value: int | None  # fixed expiry (load time + --ttl_seconds)
     version_column: int | None
+    # per column stored as a secondary index's key attribute (not the table's): those keys
+    index_keys: dict[int, tuple[IndexKey, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -357,6 +359,14 @@ class AttributeMapping:
                 raise ArgumentError(
                     f"--column_types sets column {names[i]!r} to {kind}, but it is the table's "
                     "key attribute, whose type the table's key schema decides: drop the entry")
+        index_keys = self._index_key_columns(attributes, key_schema, computed)
+        for i, kind in types.items():
+            if i in index_keys and kind != index_keys[i][0].attribute.type:
+                raise ArgumentError(
+                    f"--column_types sets column {names[i]!r} to {kind}, but "
+                    f"{index_keys[i][0].describe()} declares {attributes[i]!r} as "
+                    f"{index_keys[i][0].attribute.type}, and DynamoDB refuses an index key of "
+                    "another type: drop the entry")
         if self.partition_key_shards is not None and key_schema.partition.type != "S":
             raise TargetTableError(
                 f"--partition_key_shards appends '#<shard>' to the partition key, but "
@@ -382,7 +392,27 @@ class AttributeMapping:
             ttl_column=ttl_column,
             ttl_value=(self.load_time + self.ttl_seconds if self.ttl_seconds is not None
                        else None),
-            version_column=version_column)
+            version_column=version_column, index_keys=index_keys)
+
+    def _index_key_columns(self, attributes: Sequence[str | None], key_schema: KeySchema,
+                           computed: set[str]) -> dict[int, tuple[IndexKey, ...]]:
+        """Column → the index keys it is stored as. A table key attribute is typed as the table
+        declares (the same type: one attribute, one definition); a computed TTL is a number."""
+        out: dict[int, tuple[IndexKey, ...]] = {}
+        for key in key_schema.index_keys:
+            name = key.attribute.name
+            if name in key_schema.names:
+                continue
+            if name == self.ttl_attribute and key.attribute.type != "N":
+                raise ArgumentError(
+                    f"--ttl_attribute {name!r} holds epoch seconds (N), but {key.describe()} "
+                    f"declares {name!r} as {key.attribute.type}, so DynamoDB would refuse every "
+                    "item: choose another --ttl_attribute")
+            if name in computed or name not in attributes:
+                continue
+            column = attributes.index(name)
+            out[column] = (*out.get(column, ()), key)
+        return out
 
     def key_hash_parts(self, columns: Sequence[Column],
                        key_schema: KeySchema) -> list[KeyHashPart]:

@@ -45,8 +45,8 @@ def test_no_header_is_a_clear_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
-        (["1", "-2", "+3"], "bigint"),
-        (["1.5", "2e3", ".5", "-7."], "double"),
+        (["1", "-2", "3"], "bigint"),
+        (["1.5", "-0.25", "0.001"], "double"),
         (["1", "2.5"], "double"),
         (["true", "FALSE", "True"], "boolean"),
         (["1", "x"], "string"),
@@ -58,27 +58,32 @@ def test_no_header_is_a_clear_error(tmp_path: Path) -> None:
         (["NaN", "1"], "string"),
         (["2024-01-15"], "string"),
         (["9223372036854775807", "-9223372036854775808"], "bigint"),
-        (["9223372036854775808"], "double"),
+        (["9223372036854775808"], "double"),  # beyond 64 bits, like Glue; kept exactly
     ],
 )
 def test_column_types_follow_glue(tmp_path: Path, values: list[str], expected: str) -> None:
     assert column_type(tmp_path, values) == expected
 
 
-def test_zero_padded_ids_are_bigint_like_glue_with_a_warning(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="crawlers.local_crawler"):
-        assert column_type(tmp_path, ["007", "012", "0"]) == "bigint"
-    assert "'007'" in caplog.text
-    assert "leading zeros" in caplog.text
-
-
-def test_forty_digit_number_is_double_with_a_warning(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    forty = "1234567890" * 4
-    with caplog.at_level(logging.WARNING, logger="crawlers.local_crawler"):
-        assert column_type(tmp_path, [forty, "5"]) == "double"
-    assert forty in caplog.text
+@pytest.mark.parametrize(("values", "glue_type", "example", "stored"), [
+    (["10115", "02869", "90210"], "bigint", "02869", "2869"),  # zip codes
+    (["1", "+3"], "bigint", "+3", "3"),
+    (["2869.0", "1"], "double", "2869.0", "2869"),
+    (["19.90", "5.25"], "double", "19.90", "19.9"),
+    (["12", "6E2"], "double", "6E2", "600"),  # a part number that reads as an exponent
+    ([".5"], "double", ".5", "0.5"),
+    (["-7."], "double", "-7.", "-7"),
+    (["-0"], "bigint", "-0", "0"),
+    (["1234567890" * 4, "5"], "double", "1234567890" * 4, "a number it cannot hold"),
+])
+def test_numbers_dynamodb_would_not_keep_as_written_make_the_column_text(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, values: list[str], glue_type: str,
+        example: str, stored: str) -> None:
+    with caplog.at_level(logging.INFO, logger="crawlers.local_crawler"):
+        assert column_type(tmp_path, values) == "string"
+    assert (f"column 'value' is typed string, not {glue_type} as Glue's classifier would type "
+            f"it: DynamoDB would store values such as {example!r} as {stored}, not as written; "
+            "`--column_types value:N` loads the column as numbers") in caplog.text
 
 
 def test_value_type_and_widen_rules() -> None:
@@ -251,6 +256,9 @@ def test_all_string_header_needs_a_typed_column_outside_the_custom_classifier(
         infer_schema(write(tmp_path, "name|city\nann|paris\n", "pipe.csv"))
     typed = infer_schema(write(tmp_path, "name|age\nann|31\n", "typed.csv"))
     assert typed.names == ("name", "age")
+    # Glue's types tell header from data: a zip code column does, though it loads as text.
+    zips = infer_schema(write(tmp_path, "name|zip\nann|02869\n", "zips.csv"))
+    assert [(c.name, c.type) for c in zips.columns] == [("name", "string"), ("zip", "string")]
 
 
 def test_only_sample_rows_are_typed(tmp_path: Path) -> None:

@@ -21,7 +21,8 @@ from dynamo_ingest_cli.datagen import (
     schema_for_layout,
 )
 
-TWO_PLACES = re.compile(r"\d+\.\d\d")
+# Cents as DynamoDB stores them: 12.3 and 5, never 12.30 or 5.00.
+AMOUNT = re.compile(r"(?:0|[1-9]\d*)(?:\.\d?[1-9])?")
 
 
 def _records(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -102,7 +103,9 @@ def test_clean_rows_have_the_layouts_types(generated: GeneratedFile) -> None:
     _, records = _records(generated.path)
     clean = [r for n, r in enumerate(records, 1) if n not in generated.expected_rejects]
     assert all(len(r) == 8 and r[1] for r in clean)
-    assert all(TWO_PLACES.fullmatch(r[3]) for r in clean)  # double, exactly 2 places
+    assert all(AMOUNT.fullmatch(r[3]) for r in clean)  # double, kept as written by DynamoDB
+    assert any("." not in r[3] for r in clean)
+    assert any(re.fullmatch(r"\d+\.\d", r[3]) for r in clean)
     assert all(r[4].isdigit() for r in clean)  # bigint
     assert {r[5] for r in clean} == {"true", "false"}  # boolean
     ids = [r[1] for r in clean]
@@ -184,7 +187,8 @@ HAND_TYPES = {"id": "S", "price": "N", "qty": "N", "flag": "BOOL"}
 def test_oracle_on_a_hand_written_file(tmp_path: Path) -> None:
     path = tmp_path / "hand.csv"
     path.write_bytes(b"\xef\xbb\xbf" + HAND_WRITTEN.encode())  # with a BOM
-    outcome = expected_outcome(path, key_columns=("id",), column_types=HAND_TYPES)  # type: ignore[arg-type]
+    outcome = expected_outcome(path, key_columns=("id",), column_types=HAND_TYPES,  # type: ignore[arg-type]
+                               exact_numbers=False)
     assert outcome.items == {
         ("007",): {"id": {"S": "007"}, "Name": {"S": "Ann B"}, "price": {"N": "1.75"},
                    "qty": {"N": "2"}, "flag": {"BOOL": False}, "note": {"S": 'say "hi"\nbye'}},
@@ -202,11 +206,23 @@ def test_oracle_on_a_hand_written_file(tmp_path: Path) -> None:
     assert outcome.duplicate_rows == 1
 
 
+def test_oracle_rejects_catalog_numbers_aws_would_not_return_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "hand.csv"
+    path.write_text(HAND_WRITTEN, encoding="utf-8", newline="")
+    outcome = expected_outcome(path, key_columns=("id",), column_types=HAND_TYPES)  # type: ignore[arg-type]
+    assert {n: r for n, r in outcome.rejected.items() if r.startswith("not_kept")} == {
+        1: "not_kept_as_written: price='1.50'", 7: "not_kept_as_written: price='3.10'",
+        8: "not_kept_as_written: price='1e3'", 10: "not_kept_as_written: price='0012.50'",
+        11: "not_kept_as_written: price=' 4.00 '"}
+    assert outcome.items[("007",)]["price"] == {"N": "1.75"}
+    assert outcome.duplicate_rows == 0  # record 1, which record 5 replaced, is rejected
+
+
 def test_oracle_empty_value_and_number_form_options(tmp_path: Path) -> None:
     path = tmp_path / "hand.csv"
     path.write_text(HAND_WRITTEN, encoding="utf-8", newline="")
     items = expected_items(path, key_columns=("id",), column_types=HAND_TYPES,  # type: ignore[arg-type]
-                           empty_value="null", numbers="canonical")
+                           empty_value="null", numbers="canonical", exact_numbers=False)
     assert items[("2",)]["price"] == {"NULL": True}
     assert items[("2",)]["note"] == {"NULL": True}
     assert items[("11",)]["price"] == {"N": "12.5"}

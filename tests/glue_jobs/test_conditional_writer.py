@@ -38,7 +38,10 @@ FAST = RetryPolicy(max_retry_seconds=5.0, base_delay_s=0.001, max_delay_s=0.01)
 def requests(rows: Sequence[Sequence[str | None]], *, version: bool = False,
              columns: Sequence[Column] = COLUMNS, keys: KeySchema = KEYS) -> list[WriteRequest]:
     """Rows → write requests through the job's own item builder."""
-    mapping = AttributeMapping(version_column="version") if version else None
+    names = [c.name for c in columns]
+    # qty is an explicit N: its 0.50s are numbers DynamoDB stores normalised, as 0.5.
+    mapping = AttributeMapping(column_types=(("qty", "N"),) if "qty" in names else (),
+                               version_column="version" if version else None)
     builder = ItemBuilder(columns, keys, "omit", mapping)
     out = []
     for position, row in enumerate(rows):

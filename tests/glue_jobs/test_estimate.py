@@ -225,11 +225,19 @@ def test_index_writes_count_only_items_in_the_index_and_their_projection(tmp_pat
         "by-zip": write_units(item_size({k: items["6"][k] for k in ("id", "zip", "note")}))}
     assert result.wcu_total == result.wcu_table + sum(result.wcu_indexes.values())
     assert result.costs.import_from_s3 is None  # the table holds items
-    # A GSI key of the wrong type: DynamoDB would refuse the item, so it is a rejected row.
-    wrong = estimate_source(path, schema=schema_zip_n, key_schema=ID_S, table_description=table)
-    assert wrong.rejected_rows == 1
-    assert "by-zip" in wrong.rejected_examples[0][1]
-    assert wrong.rejected_examples[0][0] == 7
+    # The catalog types zip as a number but the GSI declares it S: like the job, the estimate
+    # stores the text, so the item is written and counted in the index.
+    by_index = estimate_source(path, schema=schema_zip_n, key_schema=ID_S, table_description=table)
+    assert by_index.rejected_rows == 0
+    assert by_index.wcu_indexes == result.wcu_indexes
+    # A value the index key cannot hold rejects its row, naming the index.
+    numeric = {**table, "AttributeDefinitions": [
+        {"AttributeName": n, "AttributeType": "N" if n == "city" else "S"}
+        for n in ("id", "email", "city", "zip")]}
+    wrong = estimate_source(path, schema=schema, key_schema=ID_S, table_description=numeric)
+    assert wrong.rejected_rows == 4  # the rows whose city is "Oslo"
+    assert wrong.rejected_examples[0] == (
+        2, "column 'city': 'Oslo' is not a number, and GSI by-city declares city as N")
 
 
 def test_the_item_collection_check_applies_only_with_a_local_index(tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ from dynamo_ingest.items import (
     canonical_number,
     decode_utf8,
 )
-from dynamo_ingest.keys import KeyAttribute, KeySchema
+from dynamo_ingest.keys import IndexKey, KeyAttribute, KeySchema, key_schema_from_description
+from dynamo_ingest.mapping import AttributeMapping
 from dynamo_ingest.sizing import MAX_ITEM_BYTES, item_size, write_units
 
 ID_S = KeySchema(KeyAttribute("id", "S"))
@@ -39,6 +40,13 @@ def one_column(glue_type: str, value: str | None,
     return builder.build(["k", value])
 
 
+def explicit_number(value: str) -> BuiltItem | Rejection:
+    """Build a row whose column ``v`` is typed N by ``--column_types v:N``."""
+    builder = ItemBuilder([Column("id"), Column("v")], ID_S,
+                          mapping=AttributeMapping(column_types=(("v", "N"),)))
+    return builder.build(["k", value])
+
+
 def as_read(data: bytes) -> str:
     """A field as the Spark reader hands it over: the file's bytes read as ISO-8859-1."""
     return data.decode("latin-1")
@@ -58,7 +66,7 @@ def test_attribute_names_keep_the_header_case() -> None:
     "DECIMAL(38,0)",
 ])
 def test_numeric_glue_types_become_numbers(glue_type: str) -> None:
-    assert built(one_column(glue_type, "12.50")).item["v"] == {"N": "12.50"}
+    assert built(one_column(glue_type, "12.5")).item["v"] == {"N": "12.5"}
 
 
 @pytest.mark.parametrize("glue_type", ["string", "date", "timestamp", "varchar(10)", "binary"])
@@ -74,8 +82,31 @@ def test_other_glue_types_become_strings_as_written(glue_type: str) -> None:
     (" 42 ", "42"), ("\t3.5\n", "3.5"),   # surrounding whitespace stripped
     ("+3", "3"), ("5.", "5"), ("1.e3", "1e3"), ("-2.E-1", "-2E-1"),
 ])
-def test_numbers_are_sent_exactly_as_written(written: str, sent: str) -> None:
-    assert built(one_column("double", written)).item["v"] == {"N": sent}
+def test_explicit_numbers_are_sent_as_written(written: str, sent: str) -> None:
+    assert built(explicit_number(written)).item["v"] == {"N": sent}
+
+
+@pytest.mark.parametrize(("written", "stored"), [
+    ("02869", "2869"), ("007", "7"), ("-01", "-1"), ("+3", "3"), ("5.0", "5"),
+    ("12.50", "12.5"), ("1e5", "100000"), ("1E+2", "100"), ("-0", "0"), (".5", "0.5"),
+    ("5.", "5"), ("0.0", "0"),
+])
+def test_a_catalog_number_dynamodb_would_change_rejects_the_row(written: str,
+                                                                stored: str) -> None:
+    builder = ItemBuilder([Column("id"), Column("zip", "bigint")], ID_S)
+    assert rejected(builder.build(["k", written])) == (
+        f"column 'zip': {written!r} would be stored by DynamoDB as {stored}, not as written: "
+        "`--column_types zip:S` keeps the text; `--column_types zip:N` stores numbers as "
+        "DynamoDB normalises them")
+    # An explicit N is the user accepting DynamoDB's normalisation.
+    assert built(explicit_number(written)).item["v"]["N"] in (written, written.lstrip("+"),
+                                                              written.rstrip("."))
+
+
+@pytest.mark.parametrize("written", ["0", "2869", "-7", "12.5", "-0.25", "0.001", " 42 ",
+                                     "12345678901234567890123456789012345678"])
+def test_a_catalog_number_dynamodb_keeps_as_written_is_a_number(written: str) -> None:
+    assert built(one_column("double", written)).item["v"] == {"N": written.strip()}
 
 
 @pytest.mark.parametrize("text", [
@@ -97,7 +128,7 @@ def test_38_significant_digits_fit_and_39_do_not() -> None:
     assert built(one_column("decimal(38,0)", digits38)).item["v"] == {"N": digits38}
     assert built(one_column("double", "-0.000" + digits38)).item["v"]["N"] == "-0.000" + digits38
     # zeros before and after the significant digits do not count
-    assert built(one_column("bigint", "000" + digits38 + "000")).item["v"]["N"].endswith("000")
+    assert built(explicit_number("000" + digits38 + "000")).item["v"]["N"].endswith("000")
     reason = rejected(one_column("bigint", digits38 + "9"))
     assert "39 significant digits" in reason
     assert "at most 38" in reason
@@ -109,7 +140,7 @@ def test_38_significant_digits_fit_and_39_do_not() -> None:
     "-9.9999999999999999999999999999999999999E+125", "0.1E-129", "1" + "0" * 125,
 ])
 def test_numbers_at_the_edges_of_dynamodb_range_are_kept(text: str) -> None:
-    assert built(one_column("double", text)).item["v"] == {"N": text}
+    assert built(explicit_number(text)).item["v"] == {"N": text}
 
 
 @pytest.mark.parametrize("text", ["1E-131", "-1E-131", "0.9E-130", "1E+126", "-1E+126",
@@ -276,7 +307,9 @@ def test_empty_or_repeated_header_names_are_schema_errors() -> None:
 def test_size_and_wcu_agree_with_sizing_for_varied_rows() -> None:
     columns = [Column("id"), Column("n", "double"), Column("big", "decimal(38,0)"),
                Column("ok", "boolean"), Column("名前"), Column("note")]
-    builder = ItemBuilder(columns, KeySchema(KeyAttribute("id", "S")), "null")
+    # Explicit N columns, so every number text DynamoDB takes is sized, normalised or not.
+    builder = ItemBuilder(columns, KeySchema(KeyAttribute("id", "S")), "null",
+                          AttributeMapping(column_types=(("n", "N"), ("big", "N"))))
     rows: list[list[str | None]] = [
         ["a", "1", "12345678901234567890123456789012345678", "true", "café", "x"],
         ["😀", "-0.001", "000120", "FALSE", "日本語", None],
@@ -352,3 +385,97 @@ def test_decoded_row_builds_an_item() -> None:
     result = built(builder.build(row))
     assert result.item["city"] == {"S": "Zürich"}
     assert result.size == 2 + 1 + 4 + 7
+
+
+# --- secondary index keys ----------------------------------------------------------------
+
+def table_with_indexes() -> dict[str, object]:
+    """A DescribeTable ``Table``: key id (S), GSI by-customer (customerId S), GSI by-score
+    (score N, sorted by day S) and LSI by-day (day S)."""
+    return {
+        "TableName": "orders",
+        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t} for n, t in
+                                 (("id", "S"), ("customerId", "S"), ("score", "N"),
+                                  ("day", "S"))],
+        "GlobalSecondaryIndexes": [
+            {"IndexName": "by-customer",
+             "KeySchema": [{"AttributeName": "customerId", "KeyType": "HASH"}]},
+            {"IndexName": "by-score",
+             "KeySchema": [{"AttributeName": "score", "KeyType": "HASH"},
+                           {"AttributeName": "day", "KeyType": "RANGE"}]}],
+        "LocalSecondaryIndexes": [
+            {"IndexName": "by-day", "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"},
+                                                  {"AttributeName": "day", "KeyType": "RANGE"}]}],
+    }
+
+
+INDEXED = key_schema_from_description(table_with_indexes())
+INDEXED_COLUMNS = [Column("id"), Column("customerId", "bigint"), Column("score", "string"),
+                   Column("day", "bigint"), Column("note")]
+
+
+def test_the_key_schema_reads_every_index_key_with_its_declared_type() -> None:
+    assert INDEXED.index_keys == (
+        IndexKey("by-customer", "GSI", "partition", KeyAttribute("customerId", "S")),
+        IndexKey("by-score", "GSI", "partition", KeyAttribute("score", "N")),
+        IndexKey("by-score", "GSI", "sort", KeyAttribute("day", "S")),
+        IndexKey("by-day", "LSI", "partition", KeyAttribute("id", "S")),
+        IndexKey("by-day", "LSI", "sort", KeyAttribute("day", "S")))
+    # The table key decides equality: indexes do not change which item a key names.
+    assert KeySchema(KeyAttribute("id", "S")) == INDEXED
+
+
+def test_index_keys_take_the_type_the_index_declares() -> None:
+    builder = ItemBuilder(INDEXED_COLUMNS, INDEXED)
+    item = built(builder.build(["k", "007", " 12 ", "20240501", "x"])).item
+    assert item == {"id": {"S": "k"}, "customerId": {"S": "007"}, "score": {"N": "12"},
+                    "day": {"S": "20240501"}, "note": {"S": "x"}}
+    # An N index key follows the table key's by-value rule: the index declared a number.
+    assert built(builder.build(["k", "1", "007", "1", "x"])).item["score"] == {"N": "007"}
+
+
+def test_a_value_an_index_key_cannot_hold_rejects_only_its_row_naming_the_index() -> None:
+    builder = ItemBuilder(INDEXED_COLUMNS, INDEXED)
+    assert rejected(builder.build(["k", "1", "oops", "1", "x"])) == (
+        "column 'score': 'oops' is not a number, and GSI by-score declares score as N")
+    assert rejected(builder.build(["k", "1", "1", "d" * 1025, "x"])) == (
+        "column 'day': value is 1025 bytes, but as a key of GSI by-score, LSI by-day it may "
+        "hold at most 1024")
+    assert built(builder.build(["k", "c" * 2048, "1", "1", "x"]))
+    assert "at most 2048" in rejected(builder.build(["k", "c" * 2049, "1", "1", "x"]))
+
+
+@pytest.mark.parametrize("empty", ["omit", "null", "empty_string"])
+def test_an_empty_index_key_leaves_the_item_out_of_the_index(empty: EmptyPolicy) -> None:
+    builder = ItemBuilder(INDEXED_COLUMNS, INDEXED, empty)
+    item = built(builder.build(["k", "", "  ", None, ""])).item
+    # DynamoDB refuses an empty or NULL index key, but an item may lack the attribute.
+    assert set(item) == ({"id"} if empty == "omit" else {"id", "note"})
+
+
+def test_a_renamed_column_is_typed_by_the_index_key_it_becomes() -> None:
+    builder = ItemBuilder([Column("id"), Column("cust", "bigint")], INDEXED,
+                          mapping=AttributeMapping(rename=(("cust", "customerId"),)))
+    assert built(builder.build(["k", "42"])).item["customerId"] == {"S": "42"}
+    assert "column 's (as score)': 'x' is not a number, and GSI by-score" in rejected(
+        ItemBuilder([Column("id"), Column("s")], INDEXED,
+                    mapping=AttributeMapping(rename=(("s", "score"),))).build(["k", "x"]))
+
+
+def test_column_types_may_not_contradict_an_index_key() -> None:
+    with pytest.raises(ArgumentError) as caught:
+        ItemBuilder(INDEXED_COLUMNS, INDEXED,
+                    mapping=AttributeMapping(column_types=(("customerId", "N"),)))
+    assert str(caught.value) == (
+        "--column_types sets column 'customerId' to N, but GSI by-customer declares "
+        "'customerId' as S, and DynamoDB refuses an index key of another type: drop the entry")
+    same = ItemBuilder(INDEXED_COLUMNS, INDEXED,
+                       mapping=AttributeMapping(column_types=(("score", "N"),)))
+    assert built(same.build(["k", "1", "5", "1", "x"])).item["score"] == {"N": "5"}
+
+
+def test_a_ttl_attribute_an_index_declares_as_text_is_refused() -> None:
+    with pytest.raises(ArgumentError, match="GSI by-customer declares 'customerId' as S"):
+        ItemBuilder([Column("id")], INDEXED,
+                    mapping=AttributeMapping(ttl_attribute="customerId", ttl_seconds=60))

@@ -35,21 +35,25 @@ def write_rows(path: Path, header: str, rows: list[str]) -> Path:
 
 def test_inferred_schema_keeps_names_numbers_and_key_types(run_job: Any, tmp_path: Path) -> None:
     create_table(TABLE, [("batchId", "S", "HASH"), ("seq", "N", "RANGE")])
-    source = write_rows(tmp_path / "in.csv", "batchId,seq,Amount,flag,note",
-                        ["007,1,0.10,true,a", "007,2.0,12345678901234567890.123456789,FALSE,",
-                         "008,1,-3,true,\"x, y\""])
+    source = write_rows(tmp_path / "in.csv", "batchId,seq,Amount,flag,note,zip",
+                        ["007,1,0.1,true,a,02869",
+                         "007,2.0,12345678901234567890.123456789,FALSE,,10115",
+                         "008,1,-3,true,\"x, y\",00501"])
 
     report = run_job(source_path=str(source), report_path=str(tmp_path / "report.json"))
 
     assert report.status == "SUCCEEDED", report.error
     assert scan_table(TABLE) == {
-        ("007", "1"): {"batchId": {"S": "007"}, "seq": {"N": "1"}, "Amount": {"N": "0.10"},
-                       "flag": {"BOOL": True}, "note": {"S": "a"}},
-        # Sent exactly as written; AWS would read "2" back, moto keeps the text.
+        # zip is text: DynamoDB would store the number 02869 as 2869.
+        ("007", "1"): {"batchId": {"S": "007"}, "seq": {"N": "1"}, "Amount": {"N": "0.1"},
+                       "flag": {"BOOL": True}, "note": {"S": "a"}, "zip": {"S": "02869"}},
+        # A table key typed N keeps the by-value rule; AWS would read "2" back, moto keeps
+        # the text.
         ("007", "2.0"): {"batchId": {"S": "007"}, "seq": {"N": "2.0"},
-                       "Amount": {"N": "12345678901234567890.123456789"}, "flag": {"BOOL": False}},
+                       "Amount": {"N": "12345678901234567890.123456789"}, "flag": {"BOOL": False},
+                       "zip": {"S": "10115"}},
         ("008", "1"): {"batchId": {"S": "008"}, "seq": {"N": "1"}, "Amount": {"N": "-3"},
-                       "flag": {"BOOL": True}, "note": {"S": "x, y"}},
+                       "flag": {"BOOL": True}, "note": {"S": "x, y"}, "zip": {"S": "00501"}},
     }
     written = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     assert written["rows_read"] == 3
@@ -106,14 +110,14 @@ def test_catalog_columns_in_another_order_are_matched_by_name(run_job: Any,
                                                               tmp_path: Path) -> None:
     create_table(TABLE, [("id", "S", "HASH")])
     register_catalog([("id", "string"), ("amount", "double"), ("name", "string")])
-    source = write_rows(tmp_path / "in.csv", "Name,amount,id", ["ann,1.50,7"])
+    source = write_rows(tmp_path / "in.csv", "Name,amount,id", ["ann,1.5,7"])
 
     report = run_job(source_path=str(source), catalog_database=DATABASE,
                      catalog_table=CATALOG_TABLE)
 
     assert report.status == "SUCCEEDED", report.error
     assert scan_table(TABLE) == {
-        ("7",): {"id": {"S": "7"}, "amount": {"N": "1.50"}, "Name": {"S": "ann"}}}
+        ("7",): {"id": {"S": "7"}, "amount": {"N": "1.5"}, "Name": {"S": "ann"}}}
 
 
 def test_a_header_without_rows_loads_nothing_and_succeeds(run_job: Any, tmp_path: Path) -> None:

@@ -43,13 +43,13 @@ def rejected(mapping: AttributeMapping, row: list[str | None],
 def test_a_composite_template_builds_the_key_from_several_columns() -> None:
     mapping = AttributeMapping(partition_key_template="{batchId}#{email}",
                                sort_key_template="{{{amount}}}")
-    built = build(mapping, ["b-1", "a@x.io", "12.50", "hi"], keys=PK_SK)
+    built = build(mapping, ["b-1", "a@x.io", "12.5", "hi"], keys=PK_SK)
     assert built.item["pk"] == {"S": "b-1#a@x.io"}
-    assert built.item["sk"] == {"S": "{12.50}"}  # {{ and }} are literal braces
-    assert built.key == ("b-1#a@x.io", "{12.50}")
+    assert built.item["sk"] == {"S": "{12.5}"}  # {{ and }} are literal braces
+    assert built.key == ("b-1#a@x.io", "{12.5}")
     # The source columns stay attributes of their own.
     assert built.item["batchId"] == {"S": "b-1"}
-    assert built.item["amount"] == {"N": "12.50"}
+    assert built.item["amount"] == {"N": "12.5"}
 
 
 def test_a_template_value_that_is_empty_rejects_the_row_naming_the_column() -> None:
@@ -120,11 +120,11 @@ def test_type_overrides_replace_the_catalog_type() -> None:
     columns = [Column("pk"), Column("zip", "bigint"), Column("qty"), Column("flag"),
                Column("raw", "bigint")]
     mapping = AttributeMapping(column_types=(("zip", "S"), ("qty", "N"), ("flag", "BOOL")))
-    built = build(mapping, ["k", "00501", " 42 ", "TRUE", "007"], columns)
+    built = build(mapping, ["k", "00501", " 042 ", "TRUE", "7"], columns)
     assert built.item["zip"] == {"S": "00501"}  # leading zeros kept as text
-    assert built.item["qty"] == {"N": "42"}
+    assert built.item["qty"] == {"N": "042"}  # an explicit N: DynamoDB normalises it
     assert built.item["flag"] == {"BOOL": True}
-    assert built.item["raw"] == {"N": "007"}
+    assert built.item["raw"] == {"N": "7"}
     assert "not a boolean" in rejected(mapping, ["k", "1", "2", "maybe", "3"], columns)
 
 

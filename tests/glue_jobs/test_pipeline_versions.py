@@ -22,7 +22,8 @@ from tests.glue_jobs.conftest import MemoryCheckpoints
 
 TABLE = "t"
 COLUMNS = (Column("id"), Column("ver", "bigint"), Column("note"))
-VERSIONED = AttributeMapping(version_column="ver")
+# An explicit N: versions compare as numbers, 7.00 equal to 7 (DynamoDB stores it as 7).
+VERSIONED = AttributeMapping(version_column="ver", column_types=(("ver", "N"),))
 
 Row = tuple[str, str, str]  # (id, ver, note); the record number is the row's place in the file
 
