@@ -154,10 +154,10 @@ class RecordSplitter:
                         f"{describe_size(self._record_limit)}; expected a row of column names "
                         "(is the delimiter or the quote character wrong?)")
                 self.header = [value or "" for value in fields]
+                self.width = self.width or len(fields)
                 pending_header = False
                 continue
-            if self.width is None:
-                self.width = len(fields)
+            self.width = self.width or len(fields)
             number += 1
             yield self._record(number, fields, corrupt_text, start, end, too_long)
 

@@ -203,6 +203,12 @@ def test_other_delimiters_and_quotes(dialect: Dialect, data: bytes, quoted: str)
     assert split(data, dialect) == [(1, ["1", "a,b"], None), (2, ["2", quoted], None)]
 
 
+def test_width_defaults_to_the_header() -> None:
+    assert split(b"id,v\n1\n2,a,b\n") == [(1, ["1", None], "1"), (2, ["2", "a"], "2,a,b")]
+    assert split(b"1,a\n2\n", Dialect(has_header=False)) == [(1, ["1", "a"], None),
+                                                            (2, ["2", None], "2")]
+
+
 def test_one_column_file() -> None:
     assert split(b"id\n1\n\n2\n") == [(1, ["1"], None), (2, ["2"], None)]
 
