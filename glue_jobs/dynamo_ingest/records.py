@@ -157,9 +157,12 @@ class RecordSplitter:
                 self.width = self.width or len(fields)
                 pending_header = False
                 continue
-            self.width = self.width or len(fields)
             number += 1
-            yield self._record(number, fields, corrupt_text, start, end, too_long)
+            if len(fields) == self.width and not too_long:
+                yield Record(number, fields, None, None, start, end)
+            else:
+                self.width = self.width or len(fields)
+                yield self._record(number, fields, corrupt_text, start, end, too_long)
 
     def _record(self, number: int, fields: list[str | None], text: str, start: int, end: int,
                 too_long: bool) -> Record:
@@ -293,9 +296,19 @@ class RecordSplitter:
                 close = closing.end() - 1 if closing else buf.find(quote, i)
                 if close >= 0:
                     i = close + 1
-                    state = _CLOSE
-                    continue
-                if eof:
+                    # The usual close, a delimiter or the separator next, without a state change.
+                    if i < n and buf[i] == delim:
+                        fields.append(buf[content:close].replace(pair, quote) or None)
+                        i += 1
+                        state = _FIELD
+                        continue
+                    if i == sep_at:
+                        fields.append(buf[content:close].replace(pair, quote) or None)
+                        end, nxt = i, i + sep_len
+                    else:
+                        state = _CLOSE
+                        continue
+                elif eof:
                     fields.append(buf[content:n].replace(pair, quote) or None)
                     end = nxt = n
                 else:
