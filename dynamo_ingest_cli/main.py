@@ -1,4 +1,4 @@
-"""``dynamo-ingest``: the job's CLI with Glue's argument names, plus local helpers."""
+"""dynamo-ingest: the job's CLI with Glue's argument names, plus local helpers."""
 
 from __future__ import annotations
 
@@ -45,7 +45,16 @@ app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
 console = Console(stderr=True)
 out = Console()
+# Off a terminal nobody reads the width: a pipe or a log file gets whole lines (a table cut at
+# 80 columns loses the end of every s3:// URI).
+UNWRAPPED_WIDTH = 10_000
 
+
+def fit_to_output(*consoles: Console) -> None:
+    """Give every console that does not write to a terminal a width that cuts nothing."""
+    for each in consoles:
+        if not each.is_terminal:
+            each.width = UNWRAPPED_WIDTH
 
 
 def _opt(name: str, help_text: str) -> Any:
@@ -55,6 +64,8 @@ def _opt(name: str, help_text: str) -> Any:
 def summary_table(report: RunReport) -> Table:
     """The run report as a two-column table."""
     table = Table(title=f"dynamo-ingest: {report.status}", show_header=False)
+    table.add_column("field", no_wrap=True)
+    table.add_column("value", overflow="fold")
     data = report.to_dict()
     for key in ("source_path", "target_table", "rows_read", "items_written", "rows_rejected",
                 "duplicate_rows", "rows_skipped_by_resume", "wcu_consumed", "throttled_retries",
@@ -250,7 +261,7 @@ def crawl_command(
     schema = crawl(aws.client("glue"), aws.client("s3"), source_path, catalog_database,
                    catalog_table)
     table = Table(title=f"{catalog_database}.{catalog_table}")
-    table.add_column("column")
+    table.add_column("column", overflow="fold")
     table.add_column("type")
     for column in schema.columns:
         table.add_row(column.name, column.type)
@@ -298,6 +309,7 @@ def retry_command(
 def main() -> None:
     """Console-script entry point."""
     logging.basicConfig(level=os.environ.get("DYNAMO_INGEST_LOG", "WARNING"))
+    fit_to_output(console, out)
     app()
 
 

@@ -25,8 +25,8 @@ def show_status(source: str | None, ledger_table: str, limit: int, out: Console)
         out.print_json(json.dumps(record.to_dict(), default=str))
         return 0
     table = Table(title=f"recent runs ({ledger_table})")
-    for column in ("file", "status", "attempts", "read", "written", "rejected", "dups", "WCU",
-                   "updated"):
+    table.add_column("file", overflow="fold")
+    for column in ("status", "attempts", "read", "written", "rejected", "dups", "WCU", "updated"):
         table.add_column(column)
     for record in ledger.recent(limit):
         table.add_row(record.source.uri, str(record.status), str(record.attempts),
