@@ -45,6 +45,7 @@ def _key(value: str | None, option: str) -> KeyAttribute | None:
 def describe_target(aws: AwsConfig, table: str) -> tuple[dict[str, Any] | None, str]:
     """DescribeTable's ``Table``, or None with why (the table is new, or not reachable)."""
     from botocore.exceptions import BotoCoreError, ClientError
+    from dynamo_ingest.aws import EndpointUnreachableError
 
     client = aws.client("dynamodb", connect_timeout=3, read_timeout=10,
                         retries={"total_max_attempts": 2, "mode": "standard"})
@@ -55,7 +56,7 @@ def describe_target(aws: AwsConfig, table: str) -> tuple[dict[str, Any] | None, 
         if code == "ResourceNotFoundException":
             return None, f"table {table!r} does not exist yet"
         return None, f"table {table!r} could not be described ({code})"
-    except BotoCoreError as err:
+    except (BotoCoreError, EndpointUnreachableError) as err:
         return None, f"table {table!r} could not be described ({type(err).__name__})"
 
 

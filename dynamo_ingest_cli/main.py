@@ -17,6 +17,7 @@ from dynamo_ingest.report import RunReport
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from dynamo_ingest_cli.estimate_command import (  # the mapping options, shared with estimate
     _ColumnTypes,
@@ -41,6 +42,7 @@ from dynamo_ingest_cli.local_flow import (
     LOCAL_TABLE,
 )
 
+LOG = logging.getLogger("dynamo_ingest")
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
 console = Console(stderr=True)
@@ -55,6 +57,11 @@ def fit_to_output(*consoles: Console) -> None:
     for each in consoles:
         if not each.is_terminal:
             each.width = UNWRAPPED_WIDTH
+
+
+def print_error(err: BaseException | str, target: Console | None = None) -> None:
+    """One line: our errors say what was expected, found and to do; no traceback."""
+    (target or console).print(Text.assemble(("error: ", "red"), str(err)), soft_wrap=True)
 
 
 def _opt(name: str, help_text: str) -> Any:
@@ -205,7 +212,7 @@ def run_command(
     try:
         args = job_arguments_from_mapping(values)
     except DynamoIngestError as err:
-        console.print(f"[red]error:[/red] {err}")
+        print_error(err)
         raise typer.Exit(2) from err
     report = run_with_cli_output(args, quiet=quiet)
     raise typer.Exit(0 if report.status != "FAILED" else 1)
@@ -307,10 +314,20 @@ def retry_command(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: our errors, and botocore's, end the command as one line."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     logging.basicConfig(level=os.environ.get("DYNAMO_INGEST_LOG", "WARNING"))
     fit_to_output(console, out)
-    app()
+    try:
+        app()
+    except DynamoIngestError as err:
+        print_error(err)
+        sys.exit(1 if err.retryable else 2)
+    except (BotoCoreError, ClientError) as err:
+        LOG.debug("AWS call failed", exc_info=True)
+        print_error(f"{type(err).__name__}: {err} (DYNAMO_INGEST_LOG=DEBUG shows where)")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from dynamo_ingest.aws import AwsConfig
 from dynamo_ingest.ledger import Ledger, LedgerStatus
 from dynamo_ingest.s3_objects import move_object
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 RETRYABLE = frozenset({LedgerStatus.FAILED, LedgerStatus.CONCURRENCY_LIMITED,
@@ -50,10 +51,10 @@ def retry_file(source: str, ledger_table: str, restart: bool, job_name: str, *,
     ledger = Ledger(dynamodb, ledger_table)
     record = ledger.find(source)
     if record is None:
-        console.print(f"[red]{source}: not in ledger table {ledger_table!r}[/red]")
+        console.print(f"[red]{escape(source)}: not in ledger table {ledger_table!r}[/red]")
         return 1
     if record.status not in RETRYABLE:
-        console.print(f"[red]{record.source.uri} is {record.status}: only FAILED or not "
+        console.print(f"[red]{escape(record.source.uri)} is {record.status}: only FAILED or not "
                       "started files are retried (use `run --restart` to reload a file)[/red]")
         return 1
     original = record.source
