@@ -68,19 +68,42 @@ def _opt(name: str, help_text: str) -> Any:
     return typer.Option(f"--{name}", help=help_text)
 
 
-def summary_table(report: RunReport) -> Table:
-    """The run report as a two-column table."""
+def summary_table(report: RunReport, emulator: str | None = None) -> Table:
+    """The run report as a two-column table.
+
+    ``emulator`` names the DynamoDB emulator the run wrote to: its ConsumedCapacity is not
+    DynamoDB's (moto counts one unit per batch), so it is labelled as the emulator's (the job
+    prices such a run from the item sizes).
+    """
     table = Table(title=f"dynamo-ingest: {report.status}", show_header=False)
     table.add_column("field", no_wrap=True)
     table.add_column("value", overflow="fold")
     data = report.to_dict()
     for key in ("source_path", "target_table", "rows_read", "items_written", "rows_rejected",
-                "duplicate_rows", "rows_skipped_by_resume", "wcu_consumed", "throttled_retries",
-                "items_bounced", "write_rate_wcu_s", "partitions", "elapsed_s", "rejects_path",
-                "error"):
+                "duplicate_rows", "rows_skipped_by_resume", "wcu_estimated", "wcu_consumed",
+                "write_cost_on_demand_usd", "throttled_retries", "items_bounced",
+                "write_rate_wcu_s", "partitions", "elapsed_s", "rejects_path", "error"):
         if data.get(key) is not None:
-            table.add_row(key, str(data[key]))
+            table.add_row(key, _summary_value(key, data, emulator))
     return table
+
+
+def _summary_value(key: str, data: dict[str, Any], emulator: str | None) -> str:
+    if key == "wcu_estimated":
+        return f"{data[key]:,} (from the item sizes)"
+    if key == "wcu_consumed" and emulator:
+        return f"{data[key]:,} as reported by {emulator}, not DynamoDB's figure"
+    if key == "write_cost_on_demand_usd":
+        return f"{data[key]} (priced from {data.get('write_cost_basis', 'wcu_consumed')})"
+    return str(data[key])
+
+
+def dynamodb_emulator() -> str | None:
+    """The DynamoDB endpoint the AWS variables name, as the emulator it is; None on AWS."""
+    from dynamo_ingest.aws import AwsConfig
+
+    endpoint = AwsConfig.from_environ().endpoints.get("dynamodb")
+    return f"the emulator at {endpoint}" if endpoint else None
 
 
 @contextmanager
@@ -101,13 +124,15 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
 
 
 def run_with_cli_output(args: JobArguments, runtime: Any = None, *, quiet: bool = False,
-                        job_run_id: str | None = None) -> RunReport:
-    """Run the job with a progress bar and print the summary and the JSON report."""
+                        job_run_id: str | None = None,
+                        emulator: str | None = None) -> RunReport:
+    """Run the job with a progress bar and print the summary and the JSON report;
+    ``emulator`` names the DynamoDB emulator (default: read from the endpoint variables)."""
     from dynamo_ingest.job import run
 
     with progress_bar(not quiet and sys.stderr.isatty()) as progress:
         report = run(args, runtime, progress=progress, job_run_id=job_run_id)
-    console.print(summary_table(report))
+    console.print(summary_table(report, emulator or dynamodb_emulator()))
     out.print_json(report.to_json())
     return report
 
@@ -162,6 +187,10 @@ _InitCatalogDatabase = Annotated[str, _opt("catalog_database", "Glue catalog dat
 _InitLedgerTable = Annotated[str, _opt("ledger_table", "ledger control table")]
 _CrawlCatalogTable = Annotated[str, _opt("catalog_table", "Glue table to create or update")]
 _DemoWorkdir = Annotated[Path | None, typer.Option("--workdir", help="where the CSV is written")]
+_DemoOverwrite = Annotated[
+    bool,
+    typer.Option("--overwrite", help="load into the endpoint's demo table even if it holds items"),
+]
 _StatusSource = Annotated[
     str | None,
     typer.Argument(help="s3://bucket/key (or local path) for one file's record"),
@@ -279,11 +308,12 @@ def crawl_command(
 def demo_command(
     rows: Annotated[int, typer.Option("--rows", help="rows to generate")] = 100_000,
     workdir: _DemoWorkdir = None,
+    overwrite: _DemoOverwrite = False,
 ) -> None:
     """The whole flow on a local emulator: upload → trigger → Glue job → event → callback."""
     from dynamo_ingest_cli.demo import run_demo
 
-    code = run_demo(rows=rows, workdir=workdir, console=console, out=out)
+    code = run_demo(rows=rows, workdir=workdir, console=console, out=out, overwrite=overwrite)
     raise typer.Exit(code)
 
 
