@@ -15,7 +15,7 @@ from dynamo_ingest.arguments import DEFAULT_LEDGER_TABLE, JobArguments, job_argu
 from dynamo_ingest.errors import DynamoIngestError
 from dynamo_ingest.report import RunReport
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -106,15 +106,23 @@ def dynamodb_emulator() -> str | None:
     return f"the emulator at {endpoint}" if endpoint else None
 
 
+class RowsColumn(ProgressColumn):
+    """Rows written, and of how many once the job has estimated the file's rows."""
+
+    def render(self, task: Task) -> Text:
+        if task.total is None:  # before the first poll: no estimate yet
+            return Text(f"{task.completed:,.0f} rows")
+        return Text(f"{task.completed:,.0f} of ~{task.total:,.0f} rows")
+
+
 @contextmanager
 def progress_bar(enabled: bool) -> Iterator[Any]:
     """A rich progress bar of rows written; yields the job's progress callback or None."""
     if not enabled:
         yield None
         return
-    with Progress(TextColumn("[bold]loading"), BarColumn(), TextColumn("{task.completed:,.0f} of "
-                  "~{task.total:,.0f} rows"), TimeElapsedColumn(), console=console,
-                  transient=False) as bar:
+    with Progress(TextColumn("[bold]loading"), BarColumn(), RowsColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as bar:
         task_id = bar.add_task("rows", total=None)
 
         def update(done: int, total: int) -> None:
@@ -130,7 +138,7 @@ def run_with_cli_output(args: JobArguments, runtime: Any = None, *, quiet: bool 
     ``emulator`` names the DynamoDB emulator (default: read from the endpoint variables)."""
     from dynamo_ingest.job import run
 
-    with progress_bar(not quiet and sys.stderr.isatty()) as progress:
+    with progress_bar(not quiet and console.is_terminal) as progress:
         report = run(args, runtime, progress=progress, job_run_id=job_run_id)
     console.print(summary_table(report, emulator or dynamodb_emulator()))
     out.print_json(report.to_json())
