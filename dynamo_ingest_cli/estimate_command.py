@@ -229,7 +229,11 @@ def estimate_command(
     if json_output:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
-        render(result, Console())
+        from dynamo_ingest_cli.terminal import fit_to_output
+
+        screen = Console()
+        fit_to_output(screen)
+        render(result, screen)
 
 
 def run_estimate(args: JobArguments, partition: KeyAttribute | None, sort: KeyAttribute | None,

@@ -41,22 +41,13 @@ from dynamo_ingest_cli.local_flow import (
     LOCAL_JOB,
     LOCAL_TABLE,
 )
+from dynamo_ingest_cli.terminal import fit_to_output
 
 LOG = logging.getLogger("dynamo_ingest")
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
 console = Console(stderr=True)
 out = Console()
-# Off a terminal nobody reads the width: a pipe or a log file gets whole lines (a table cut at
-# 80 columns loses the end of every s3:// URI).
-UNWRAPPED_WIDTH = 10_000
-
-
-def fit_to_output(*consoles: Console) -> None:
-    """Give every console that does not write to a terminal a width that cuts nothing."""
-    for each in consoles:
-        if not each.is_terminal:
-            each.width = UNWRAPPED_WIDTH
 
 
 def print_error(err: BaseException | str, target: Console | None = None) -> None:

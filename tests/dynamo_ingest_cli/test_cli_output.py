@@ -16,6 +16,7 @@ from tests.dynamo_ingest_cli.cli_child import (
     child_environ,
     deploy,
     run_piped,
+    write_orders,
 )
 from tests.glue_jobs.conftest import scan_table
 from tests.glue_jobs.test_job_dynalite import dynalite  # noqa: F401  (a fixture)
@@ -33,6 +34,22 @@ def test_piped_status_prints_whole_uris(aws: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert f"s3://{BUCKET}/{LONG_KEY}" in result.output
     assert "…" not in result.output
+
+
+def test_piped_estimate_prints_whole_lines(aws: str, tmp_path: Path) -> None:
+    import json
+
+    source = write_orders(tmp_path / "orders.csv", 20)
+    args = ["estimate", str(source), "--partition_key", "orderId"]
+
+    notes = json.loads(run_piped([*args, "--json"], child_environ(), tmp_path).output)["notes"]
+    result = run_piped(args, child_environ(), tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert any(len(note) > 80 for note in notes), "a note must be longer than 80 columns"
+    lines = result.output.splitlines()
+    for note in notes:
+        assert f"note: {note}" in lines
 
 
 def test_no_command_help_shows_rst_markup() -> None:
