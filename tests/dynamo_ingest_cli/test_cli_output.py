@@ -121,3 +121,17 @@ def test_the_summary_labels_an_emulators_capacity_as_its_own() -> None:
     assert "99,980 (from the item sizes)" in on_moto
     assert "0.062488 (priced from wcu_estimated)" in on_moto
     assert "not DynamoDB's figure" not in shown(None)
+
+
+def test_the_demo_loads_into_a_table_with_items_only_when_told_to_overwrite(aws: str) -> None:
+    from dynamo_ingest_cli.demo import DemoTableInUseError, table_items_before
+
+    client = boto3.client("dynamodb")
+    assert table_items_before(client, "orders", overwrite=False) == 0  # no table yet
+    deploy()
+    assert table_items_before(client, "orders", overwrite=False) == 0  # an empty table
+    client.put_item(TableName="orders", Item={"orderId": {"S": "mine"}})
+
+    with pytest.raises(DemoTableInUseError, match="--overwrite"):
+        table_items_before(client, "orders", overwrite=False)
+    assert table_items_before(client, "orders", overwrite=True) == 1
