@@ -27,6 +27,12 @@ class EndpointUnreachableError(DynamoIngestError):
     """An AWS endpoint accepted no connection (emulator not running, wrong URL, no network)."""
 
 
+class CredentialsNotFoundError(DynamoIngestError):
+    """botocore found no AWS credentials to sign a request with."""
+
+    retryable = False
+
+
 @dataclass(frozen=True)
 class AwsConfig:
     """Region, per-service endpoint overrides and (emulators only) static credentials."""
@@ -99,14 +105,25 @@ class AwsConfig:
     def _explain_errors(self, service: str, client: Any) -> None:
         """Every call of ``client`` fails in our terms where botocore's would mislead: an
         endpoint that refuses connections is one :class:`EndpointUnreachableError` naming
-        the variable that set it, and "not found" names the region and where it came from.
+        the variable that set it, missing credentials one :class:`CredentialsNotFoundError`,
+        and "not found" names the region and where it came from.
         Done here, where every driver-side client is built, so no call site repeats it."""
-        from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
+        from botocore.exceptions import (
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            NoCredentialsError,
+        )
 
         def on_call_error(exception: BaseException, **_: Any) -> None:
             if isinstance(exception, EndpointConnectionError | ConnectTimeoutError):
                 raise EndpointUnreachableError(
                     self._unreachable(service, client, exception)) from exception
+            if isinstance(exception, NoCredentialsError):
+                raise CredentialsNotFoundError(
+                    f"expected AWS credentials for {service} {self.where(service, client)}, "
+                    "found none (checked AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
+                    "~/.aws and the instance role): set them, or give the job a role"
+                ) from exception
 
         def on_call(parsed: dict[str, Any], **_: Any) -> None:
             error = parsed.get("Error") if isinstance(parsed, dict) else None

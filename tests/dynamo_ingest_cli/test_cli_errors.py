@@ -65,3 +65,24 @@ def test_crawl_of_a_missing_file_is_one_line(aws: str, tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"error: cannot read {missing}: [Errno 2] No such file or directory: '{missing}'"]
+
+
+def test_missing_credentials_are_one_error_saying_what_to_set(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dynamo_ingest.aws import AwsConfig, CredentialsNotFoundError
+
+    from local_aws.moto_server import ENDPOINT_VARIABLES
+
+    # Empty every place botocore's chain looks (it signs before it connects: no request leaves).
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                 "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", *ENDPOINT_VARIABLES):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+
+    with pytest.raises(CredentialsNotFoundError, match=(
+            r"credentials for dynamodb in region eu-west-1 \(set by AWS_REGION\), found none")):
+        AwsConfig.from_environ().client("dynamodb").list_tables()
