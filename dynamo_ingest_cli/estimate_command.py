@@ -47,6 +47,7 @@ def _key(value: str | None, option: str) -> KeyAttribute | None:
 def describe_target(aws: AwsConfig, table: str) -> tuple[dict[str, Any] | None, str]:
     """DescribeTable's ``Table``, or None with why (the table is new, or not reachable)."""
     from botocore.exceptions import BotoCoreError, ClientError
+    from dynamo_ingest.aws import EndpointUnreachableError
 
     client = aws.client("dynamodb", connect_timeout=3, read_timeout=10,
                         retries={"total_max_attempts": 2, "mode": "standard"})
@@ -57,7 +58,7 @@ def describe_target(aws: AwsConfig, table: str) -> tuple[dict[str, Any] | None, 
         if code == "ResourceNotFoundException":
             return None, f"table {table!r} does not exist yet"
         return None, f"table {table!r} could not be described ({code})"
-    except BotoCoreError as err:
+    except (BotoCoreError, EndpointUnreachableError) as err:
         return None, f"table {table!r} could not be described ({type(err).__name__})"
 
 
@@ -177,7 +178,11 @@ def estimate_command(
     if json_output:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
-        render(result, Console())
+        from dynamo_ingest_cli.terminal import fit_to_output
+
+        screen = Console()
+        fit_to_output(screen)
+        render(result, screen)
 
 
 def run_estimate(args: JobArguments, partition: KeyAttribute | None, sort: KeyAttribute | None,

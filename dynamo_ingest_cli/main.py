@@ -15,8 +15,9 @@ from dynamo_ingest.arguments import DEFAULT_LEDGER_TABLE, JobArguments, job_argu
 from dynamo_ingest.errors import DynamoIngestError
 from dynamo_ingest.report import RunReport
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from dynamo_ingest_cli.estimate_command import estimate_command
 from dynamo_ingest_cli.job_options import GlueStyleCommand, glue_values, job_options
@@ -27,29 +28,69 @@ from dynamo_ingest_cli.local_flow import (
     LOCAL_JOB,
     LOCAL_TABLE,
 )
+from dynamo_ingest_cli.terminal import fit_to_output
 
+LOG = logging.getLogger("dynamo_ingest")
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
 console = Console(stderr=True)
 out = Console()
 
 
+def print_error(err: BaseException | str, target: Console | None = None) -> None:
+    """One line: our errors say what was expected, found and to do; no traceback."""
+    (target or console).print(Text.assemble(("error: ", "red"), str(err)), soft_wrap=True)
+
 
 def _opt(name: str, help_text: str) -> Any:
     return typer.Option(f"--{name}", help=help_text)
 
 
-def summary_table(report: RunReport) -> Table:
-    """The run report as a two-column table."""
+def summary_table(report: RunReport, emulator: str | None = None) -> Table:
+    """The run report as a two-column table.
+
+    ``emulator`` names the DynamoDB emulator the run wrote to: its ConsumedCapacity is not
+    DynamoDB's (moto counts one unit per batch), so it is labelled as the emulator's (the job
+    prices such a run from the item sizes).
+    """
     table = Table(title=f"dynamo-ingest: {report.status}", show_header=False)
+    table.add_column("field", no_wrap=True)
+    table.add_column("value", overflow="fold")
     data = report.to_dict()
     for key in ("source_path", "target_table", "rows_read", "items_written", "rows_rejected",
-                "duplicate_rows", "rows_skipped_by_resume", "wcu_consumed", "throttled_retries",
-                "items_bounced", "write_rate_wcu_s", "partitions", "elapsed_s", "rejects_path",
-                "error"):
+                "duplicate_rows", "rows_skipped_by_resume", "wcu_estimated", "wcu_consumed",
+                "write_cost_on_demand_usd", "throttled_retries", "items_bounced",
+                "write_rate_wcu_s", "partitions", "elapsed_s", "rejects_path", "error"):
         if data.get(key) is not None:
-            table.add_row(key, str(data[key]))
+            table.add_row(key, _summary_value(key, data, emulator))
     return table
+
+
+def _summary_value(key: str, data: dict[str, Any], emulator: str | None) -> str:
+    if key == "wcu_estimated":
+        return f"{data[key]:,} (from the item sizes)"
+    if key == "wcu_consumed" and emulator:
+        return f"{data[key]:,} as reported by {emulator}, not DynamoDB's figure"
+    if key == "write_cost_on_demand_usd":
+        return f"{data[key]} (priced from {data.get('write_cost_basis', 'wcu_consumed')})"
+    return str(data[key])
+
+
+def dynamodb_emulator() -> str | None:
+    """The DynamoDB endpoint the AWS variables name, as the emulator it is; None on AWS."""
+    from dynamo_ingest.aws import AwsConfig
+
+    endpoint = AwsConfig.from_environ().endpoints.get("dynamodb")
+    return f"the emulator at {endpoint}" if endpoint else None
+
+
+class RowsColumn(ProgressColumn):
+    """Rows written, and of how many once the job has estimated the file's rows."""
+
+    def render(self, task: Task) -> Text:
+        if task.total is None:  # before the first poll: no estimate yet
+            return Text(f"{task.completed:,.0f} rows")
+        return Text(f"{task.completed:,.0f} of ~{task.total:,.0f} rows")
 
 
 @contextmanager
@@ -58,9 +99,8 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
     if not enabled:
         yield None
         return
-    with Progress(TextColumn("[bold]loading"), BarColumn(), TextColumn("{task.completed:,.0f} of "
-                  "~{task.total:,.0f} rows"), TimeElapsedColumn(), console=console,
-                  transient=False) as bar:
+    with Progress(TextColumn("[bold]loading"), BarColumn(), RowsColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as bar:
         task_id = bar.add_task("rows", total=None)
 
         def update(done: int, total: int) -> None:
@@ -70,13 +110,15 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
 
 
 def run_with_cli_output(args: JobArguments, runtime: Any = None, *, quiet: bool = False,
-                        job_run_id: str | None = None) -> RunReport:
-    """Run the job with a progress bar and print the summary and the JSON report."""
+                        job_run_id: str | None = None,
+                        emulator: str | None = None) -> RunReport:
+    """Run the job with a progress bar and print the summary and the JSON report;
+    ``emulator`` names the DynamoDB emulator (default: read from the endpoint variables)."""
     from dynamo_ingest.job import run
 
-    with progress_bar(not quiet and sys.stderr.isatty()) as progress:
+    with progress_bar(not quiet and console.is_terminal) as progress:
         report = run(args, runtime, progress=progress, job_run_id=job_run_id)
-    console.print(summary_table(report))
+    console.print(summary_table(report, emulator or dynamodb_emulator()))
     out.print_json(report.to_json())
     return report
 
@@ -88,6 +130,10 @@ _InitCatalogDatabase = Annotated[str, _opt("catalog_database", "Glue catalog dat
 _InitLedgerTable = Annotated[str, _opt("ledger_table", "ledger control table")]
 _CrawlCatalogTable = Annotated[str, _opt("catalog_table", "Glue table to create or update")]
 _DemoWorkdir = Annotated[Path | None, typer.Option("--workdir", help="where the CSV is written")]
+_DemoOverwrite = Annotated[
+    bool,
+    typer.Option("--overwrite", help="load into the endpoint's demo table even if it holds items"),
+]
 _StatusSource = Annotated[
     str | None,
     typer.Argument(help="s3://bucket/key (or local path) for one file's record"),
@@ -107,7 +153,7 @@ def run_command(
     try:
         args = job_arguments_from_mapping(glue_values(job_values))
     except DynamoIngestError as err:
-        console.print(f"[red]error:[/red] {err}")
+        print_error(err)
         raise typer.Exit(2) from err
     report = run_with_cli_output(args, quiet=quiet)
     raise typer.Exit(0 if report.status != "FAILED" else 1)
@@ -163,7 +209,7 @@ def crawl_command(
     schema = crawl(aws.client("glue"), aws.client("s3"), source_path, catalog_database,
                    catalog_table)
     table = Table(title=f"{catalog_database}.{catalog_table}")
-    table.add_column("column")
+    table.add_column("column", overflow="fold")
     table.add_column("type")
     for column in schema.columns:
         table.add_row(column.name, column.type)
@@ -174,11 +220,12 @@ def crawl_command(
 def demo_command(
     rows: Annotated[int, typer.Option("--rows", help="rows to generate")] = 100_000,
     workdir: _DemoWorkdir = None,
+    overwrite: _DemoOverwrite = False,
 ) -> None:
     """The whole flow on a local emulator: upload → trigger → Glue job → event → callback."""
     from dynamo_ingest_cli.demo import run_demo
 
-    code = run_demo(rows=rows, workdir=workdir, console=console, out=out)
+    code = run_demo(rows=rows, workdir=workdir, console=console, out=out, overwrite=overwrite)
     raise typer.Exit(code)
 
 
@@ -209,9 +256,20 @@ def retry_command(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: our errors, and botocore's, end the command as one line."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     logging.basicConfig(level=os.environ.get("DYNAMO_INGEST_LOG", "WARNING"))
-    app()
+    fit_to_output(console, out)
+    try:
+        app()
+    except DynamoIngestError as err:
+        print_error(err)
+        sys.exit(1 if err.retryable else 2)
+    except (BotoCoreError, ClientError) as err:
+        LOG.debug("AWS call failed", exc_info=True)
+        print_error(f"{type(err).__name__}: {err} (DYNAMO_INGEST_LOG=DEBUG shows where)")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

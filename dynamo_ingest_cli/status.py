@@ -8,6 +8,7 @@ from dynamo_ingest.aws import AwsConfig
 from dynamo_ingest.ledger import Ledger, LedgerStatus
 from dynamo_ingest.s3_objects import move_object
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 RETRYABLE = frozenset({LedgerStatus.FAILED, LedgerStatus.CONCURRENCY_LIMITED,
@@ -16,7 +17,8 @@ RETRYABLE = frozenset({LedgerStatus.FAILED, LedgerStatus.CONCURRENCY_LIMITED,
 
 def show_status(source: str | None, ledger_table: str, limit: int, out: Console) -> int:
     """Recent runs as a table, or one file's record in full (JSON); returns an exit code."""
-    ledger = Ledger(AwsConfig.from_environ().client("dynamodb"), ledger_table)
+    aws = AwsConfig.from_environ()
+    ledger = Ledger(aws.client("dynamodb"), ledger_table)
     if source:
         record = ledger.find(source)
         if record is None:
@@ -25,8 +27,10 @@ def show_status(source: str | None, ledger_table: str, limit: int, out: Console)
         out.print_json(json.dumps(record.to_dict(), default=str))
         return 0
     table = Table(title=f"recent runs ({ledger_table})")
-    for column in ("file", "status", "attempts", "read", "written", "rejected", "dups", "WCU",
-                   "updated"):
+    table.add_column("file", overflow="fold")
+    # An emulator's ConsumedCapacity is not DynamoDB's (moto reports one unit per batch).
+    wcu = "WCU (emulator's figure)" if "dynamodb" in aws.endpoints else "WCU"
+    for column in ("status", "attempts", "read", "written", "rejected", "dups", wcu, "updated"):
         table.add_column(column)
     for record in ledger.recent(limit):
         table.add_row(record.source.uri, str(record.status), str(record.attempts),
@@ -50,10 +54,10 @@ def retry_file(source: str, ledger_table: str, restart: bool, job_name: str, *,
     ledger = Ledger(dynamodb, ledger_table)
     record = ledger.find(source)
     if record is None:
-        console.print(f"[red]{source}: not in ledger table {ledger_table!r}[/red]")
+        console.print(f"[red]{escape(source)}: not in ledger table {ledger_table!r}[/red]")
         return 1
     if record.status not in RETRYABLE:
-        console.print(f"[red]{record.source.uri} is {record.status}: only FAILED or not "
+        console.print(f"[red]{escape(record.source.uri)} is {record.status}: only FAILED or not "
                       "started files are retried (use `run --restart` to reload a file)[/red]")
         return 1
     original = record.source

@@ -13,7 +13,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dynamo_ingest.errors import DynamoIngestError
+
 SERVICES = ("dynamodb", "s3", "glue", "sns", "sqs")
+# Answers that mean "no such thing here": in a region other than the one the resource lives
+# in, DynamoDB and Glue say only this, so the message gets the region and where it came from.
+NOT_FOUND_CODES = frozenset({"ResourceNotFoundException", "EntityNotFoundException"})
+EMULATOR_DEFAULT_REGION = "us-east-1"
+BOTOCORE_REGION_ORIGIN = "botocore's configuration: AWS_PROFILE or ~/.aws/config"
+
+
+class EndpointUnreachableError(DynamoIngestError):
+    """An AWS endpoint accepted no connection (emulator not running, wrong URL, no network)."""
+
+
+class CredentialsNotFoundError(DynamoIngestError):
+    """botocore found no AWS credentials to sign a request with."""
+
+    retryable = False
 
 
 @dataclass(frozen=True)
@@ -23,25 +40,33 @@ class AwsConfig:
     region: str | None = None
     endpoints: dict[str, str] = field(default_factory=dict)
     credentials: tuple[str, str, str | None] | None = None
+    # Where each setting came from (a variable name), for messages a person can act on.
+    endpoint_origins: dict[str, str] = field(default_factory=dict)
+    region_origin: str = BOTOCORE_REGION_ORIGIN
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> AwsConfig:
         """Read the standard AWS variables (``AWS_ENDPOINT_URL[_SERVICE]``, region, keys)."""
         env = os.environ if environ is None else environ
-        generic = env.get("AWS_ENDPOINT_URL")
         endpoints: dict[str, str] = {}
+        origins: dict[str, str] = {}
         for service in SERVICES:
-            specific = env.get(f"AWS_ENDPOINT_URL_{service.upper()}") or generic
-            if specific:
-                endpoints[service] = specific
+            for variable in (f"AWS_ENDPOINT_URL_{service.upper()}", "AWS_ENDPOINT_URL"):
+                if env.get(variable):
+                    endpoints[service], origins[service] = env[variable], variable
+                    break
         credentials = None
         if endpoints and env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
             credentials = (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"],
                            env.get("AWS_SESSION_TOKEN"))
-        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+        region_variable = next((v for v in ("AWS_REGION", "AWS_DEFAULT_REGION") if env.get(v)),
+                               None)
+        region = env[region_variable] if region_variable else None
+        region_origin = region_variable or BOTOCORE_REGION_ORIGIN
         if region is None and endpoints:
-            region = "us-east-1"
-        return cls(region=region, endpoints=endpoints, credentials=credentials)
+            region, region_origin = EMULATOR_DEFAULT_REGION, "the default for emulator endpoints"
+        return cls(region=region, endpoints=endpoints, credentials=credentials,
+                   endpoint_origins=origins, region_origin=region_origin)
 
     @property
     def is_emulated(self) -> bool:
@@ -65,4 +90,55 @@ class AwsConfig:
         if config:
             kwargs["config"] = Config(**config)
         factory: Any = boto3.client  # one generic call; the typed overloads need a literal
-        return factory(service, **kwargs)
+        client = factory(service, **kwargs)
+        self._explain_errors(service, client)
+        return client
+
+    def where(self, service: str, client: Any) -> str:
+        """Region and endpoint of ``client``, each with the setting it came from."""
+        region = f"in region {client.meta.region_name} (set by {self.region_origin})"
+        if service not in self.endpoints:
+            return region
+        return (f"{region} at {client.meta.endpoint_url} "
+                f"(set by {self.endpoint_origins.get(service, 'AWS_ENDPOINT_URL')})")
+
+    def _explain_errors(self, service: str, client: Any) -> None:
+        """Every call of ``client`` fails in our terms where botocore's would mislead: an
+        endpoint that refuses connections is one :class:`EndpointUnreachableError` naming
+        the variable that set it, missing credentials one :class:`CredentialsNotFoundError`,
+        and "not found" names the region and where it came from.
+        Done here, where every driver-side client is built, so no call site repeats it."""
+        from botocore.exceptions import (
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            NoCredentialsError,
+        )
+
+        def on_call_error(exception: BaseException, **_: Any) -> None:
+            if isinstance(exception, EndpointConnectionError | ConnectTimeoutError):
+                raise EndpointUnreachableError(
+                    self._unreachable(service, client, exception)) from exception
+            if isinstance(exception, NoCredentialsError):
+                raise CredentialsNotFoundError(
+                    f"expected AWS credentials for {service} {self.where(service, client)}, "
+                    "found none (checked AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
+                    "~/.aws and the instance role): set them, or give the job a role"
+                ) from exception
+
+        def on_call(parsed: dict[str, Any], **_: Any) -> None:
+            error = parsed.get("Error") if isinstance(parsed, dict) else None
+            if isinstance(error, dict) and error.get("Code") in NOT_FOUND_CODES:
+                error["Message"] = (f"{error.get('Message', '')}, looked up "
+                                    f"{self.where(service, client)}")
+
+        client.meta.events.register("after-call-error", on_call_error)
+        client.meta.events.register("after-call", on_call)
+
+    def _unreachable(self, service: str, client: Any, err: BaseException) -> str:
+        if service in self.endpoints:
+            variable = self.endpoint_origins.get(service, "AWS_ENDPOINT_URL")
+            return (f"{variable}={self.endpoints[service]} is not reachable ({err}): start the "
+                    f"emulator there or point {variable} at a running one")
+        return (f"the AWS {service} endpoint {client.meta.endpoint_url} is not reachable "
+                f"{self.where(service, client)} ({err}): check the network, the proxy "
+                "settings and the region")

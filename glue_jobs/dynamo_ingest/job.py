@@ -265,9 +265,13 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
             storage.delete(rejected_parts)
             report.rejects_path = rejects_path
         report.counts = counts
-        # On-demand price of what was consumed (provisioned tables pay per hour instead).
-        report.extra["write_cost_on_demand_usd"] = round(
-            Prices().on_demand_usd(counts.wcu_consumed), 6)
+        # On-demand price of what was consumed (provisioned tables pay per hour instead). An
+        # emulator's ConsumedCapacity is not DynamoDB's (moto reports one unit per batch), so
+        # there the price is that of the units the items' sizes cost.
+        emulated = "dynamodb" in aws.endpoints
+        report.extra["write_cost_on_demand_usd"] = round(Prices().on_demand_usd(
+            counts.wcu_estimated if emulated else counts.wcu_consumed), 6)
+        report.extra["write_cost_basis"] = "wcu_estimated" if emulated else "wcu_consumed"
         report.partitions = partitions
         report.write_rate_wcu_s = round(total_rate, 1)
         if errors:

@@ -142,9 +142,10 @@ def describe_key_schema(dynamodb: DynamoDBClient, table_name: str) -> tuple[KeyS
         table = dynamodb.describe_table(TableName=table_name)["Table"]
     except ClientError as err:
         if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            found = err.response.get("Error", {}).get("Message", "")
             raise TargetTableError(
-                f"target table {table_name!r} does not exist on this endpoint: create it (or run "
-                f"`dynamo-ingest init`) and check --target_table / AWS_ENDPOINT_URL_DYNAMODB"
-            ) from err
+                f"target table {table_name!r} does not exist: {found}: create it (or run "
+                f"`dynamo-ingest init`), or check --target_table, the region and "
+                "AWS_ENDPOINT_URL_DYNAMODB") from err
         raise TargetTableError(f"cannot describe table {table_name!r}: {err}") from err
     return key_schema_from_description(dict(table)), dict(table)

@@ -1,0 +1,88 @@
+"""Errors a person can act on: one line that names what was expected, what was found and the
+setting to change (the endpoint variable, the region and where it came from), never a
+traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dynamo_ingest.arguments import DEFAULT_LEDGER_TABLE
+from dynamo_ingest.ledger import Ledger, SourceObject
+
+from tests.dynamo_ingest_cli.cli_child import (
+    BUCKET,
+    child_environ,
+    deploy,
+    run_piped,
+    write_orders,
+)
+
+
+@pytest.mark.spark
+def test_an_unreachable_dynamodb_endpoint_is_one_line_naming_the_variable(
+        aws: str, tmp_path: Path) -> None:
+    source = write_orders(tmp_path / "orders.csv", 10)
+    unreachable = "http://127.0.0.1:9"  # the discard port: nothing listens there
+
+    result = run_piped(["run", "--source_path", str(source), "--target_table", "orders",
+                        "--quiet"], child_environ(AWS_ENDPOINT_URL_DYNAMODB=unreachable),
+                       tmp_path)
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    expected = f"AWS_ENDPOINT_URL_DYNAMODB={unreachable} is not reachable"
+    assert expected in result.stderr
+    report = result.report()
+    assert report["status"] == "FAILED"
+    assert report["error"].startswith(expected)
+    assert "Spark" not in report["error"]
+
+
+def test_a_wrong_region_names_the_region_and_its_variable(aws: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from dynamo_ingest.aws import AwsConfig
+    from dynamo_ingest.errors import TargetTableError
+    from dynamo_ingest.keys import describe_key_schema
+    from dynamo_ingest.ledger import LedgerTableError
+
+    deploy()  # in us-east-1
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    config = AwsConfig.from_environ()
+
+    with pytest.raises(TargetTableError, match=r"in region eu-west-1 \(set by AWS_REGION\)"):
+        describe_key_schema(config.client("dynamodb"), "orders")
+    with pytest.raises(LedgerTableError, match=r"in region eu-west-1 \(set by AWS_REGION\)"):
+        Ledger(config.client("dynamodb"), DEFAULT_LEDGER_TABLE).get(
+            SourceObject(BUCKET, "incoming/x.csv", "etag"))
+
+
+def test_crawl_of_a_missing_file_is_one_line(aws: str, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "orders.csv"
+
+    result = run_piped(["crawl", "--source_path", str(missing)], child_environ(), tmp_path)
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot read {missing}: [Errno 2] No such file or directory: '{missing}'"]
+
+
+def test_missing_credentials_are_one_error_saying_what_to_set(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dynamo_ingest.aws import AwsConfig, CredentialsNotFoundError
+
+    from local_aws.moto_server import ENDPOINT_VARIABLES
+
+    # Empty every place botocore's chain looks (it signs before it connects: no request leaves).
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                 "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", *ENDPOINT_VARIABLES):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+
+    with pytest.raises(CredentialsNotFoundError, match=(
+            r"credentials for dynamodb in region eu-west-1 \(set by AWS_REGION\), found none")):
+        AwsConfig.from_environ().client("dynamodb").list_tables()
