@@ -216,7 +216,7 @@ def crawl_command(
     out.print(table)
 
 
-@app.command("demo")
+@app.command("demo", cls=GlueStyleCommand)
 def demo_command(
     rows: Annotated[int, typer.Option("--rows", help="rows to generate")] = 100_000,
     workdir: _DemoWorkdir = None,

@@ -102,7 +102,7 @@ def test_a_flag_takes_the_bare_form_and_glues_true_or_false(given: list[str],
 
 # The arguments each command needs besides the flag under test.
 REQUIRED_ARGS = {"run": ["--source_path", "a.csv", "--target_table", "t"],
-                 "estimate": ["a.csv"], "retry": ["s3://bucket/incoming/a.csv"]}
+                 "estimate": ["a.csv"], "retry": ["s3://bucket/incoming/a.csv"], "demo": []}
 
 
 def test_every_flag_of_every_command_takes_true_or_false() -> None:
