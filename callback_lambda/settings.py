@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from dynamo_ingest.locations import BucketFolders
+
 from callback_lambda.errors import SettingsError
 
 
@@ -63,6 +65,12 @@ class Settings:
                     raise SettingsError(
                         f"{name} {prefix!r} contains {other_name} {other!r}: a moved file "
                         "would look like a new upload; use disjoint prefixes")
+
+    @property
+    def folders(self) -> BucketFolders:
+        """The bucket's folders."""
+        return BucketFolders(incoming=self.incoming_prefix, complete=self.complete_prefix,
+                             error=self.error_prefix)
 
     def to_env(self) -> dict[str, str]:
         """The environment that :meth:`from_env` reads back into these settings."""

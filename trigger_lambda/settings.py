@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from dynamo_ingest.locations import BucketFolders
+
 from trigger_lambda.errors import SettingsError
 
 
@@ -66,6 +68,11 @@ class Settings:
             raise SettingsError(f"INCOMING_PREFIX {self.incoming_prefix!r} and ERROR_PREFIX "
                                 f"{self.error_prefix!r} overlap: rejects written under one "
                                 "would look like new files under the other")
+
+    @property
+    def folders(self) -> BucketFolders:
+        """The bucket's folders this trigger knows (complete/ is the callback's business)."""
+        return BucketFolders(incoming=self.incoming_prefix, error=self.error_prefix)
 
     def to_env(self) -> dict[str, str]:
         """The environment that :meth:`from_env` reads back into these settings."""

@@ -32,6 +32,10 @@ class JobArguments:
     catalog_database: str | None = None
     catalog_table: str | None = None
     rejects_path: str | None = None
+    # The bucket's folders, for the default rejects location of an s3:// source (Terraform
+    # passes its own; dynamo_ingest.locations.BucketFolders holds the defaults).
+    incoming_prefix: str | None = None
+    error_prefix: str | None = None
     report_path: str | None = None
     empty_value: EmptyPolicy = "omit"
     delimiter: str | None = None
