@@ -91,7 +91,7 @@ def retry_arguments(run_arguments: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in run_arguments.items() if k in ours and k not in NOT_REPEATED_ON_RETRY}
 
 
-def _destination(source: SourceObject, succeeded: bool, settings: Settings) -> str | None:
+def _destination(source: SourceObject, settings: Settings, *, succeeded: bool) -> str | None:
     """Where a finished file goes, or None when it is not ours to move (outside incoming/)."""
     if not source.bucket:
         return None
@@ -189,7 +189,7 @@ def _succeeded(change: GlueJobStateChange, record: LedgerRecord, settings: Setti
                     change.job_run_id)
     claimed = ledger.mark_succeeded(source, change.job_run_id)
     location = _move(source, change.job_run_id,
-                     _destination(source, True, settings), ledger, clients,
+                     _destination(source, settings, succeeded=True), ledger, clients,
                      settings, threshold)
     if claimed.status == LedgerStatus.SUCCEEDED_WITH_REJECTS:
         _notify(clients.sns, settings, "dynamo-ingest: rows rejected",
@@ -258,7 +258,7 @@ def _failed(change: GlueJobStateChange, record: LedgerRecord, run: dict[str, Any
     source = record.source
     error = _failure_message(change, record, run)
     claimed = ledger.mark_failed(source, change.job_run_id, error)
-    destination = _destination(source, False, settings)
+    destination = _destination(source, settings, succeeded=False)
     location = _move(source, change.job_run_id, destination, ledger, clients, settings, threshold)
     report: dict[str, Any] = {
         "file": source.uri, "etag": source.etag, "file_location": location,

@@ -11,6 +11,7 @@ folder — still outside incoming.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,18 @@ class BucketFolders:
     incoming: str = "incoming/"
     complete: str = "complete/"
     error: str = "error/"
+
+    def overlap(self, labels: Mapping[str, str]) -> str | None:
+        """Why the folders ``labels`` names (field → the setting's name) cannot work together,
+        or None: when one contains another, a file written there looks like a new upload."""
+        for field, label in labels.items():
+            for other_field, other_label in labels.items():
+                prefix, other = getattr(self, field), getattr(self, other_field)
+                if field != other_field and other.startswith(prefix):
+                    return (f"{label} {prefix!r} and {other_label} {other!r} overlap: a file "
+                            "written under one would look like a new upload under the other; "
+                            "use disjoint folders")
+        return None
 
 
 @dataclass(frozen=True)
