@@ -24,6 +24,9 @@ from dynamo_ingest.storage import Storage
 
 REJECTS_HEADER = ("record_no", "reason")
 RUN_BYTES = 8 * 1024 * 1024
+# Files merged at once: beyond it, merge in passes (one open file per input, and the process
+# may open only so many).
+MERGE_FAN_IN = 128
 
 
 def _open(path: Path, mode: Literal["r", "w"]) -> TextIO:
@@ -48,12 +51,29 @@ def _record_no(row: Sequence[str]) -> int:
     return int(row[0])
 
 
-def merge_sorted(inputs: Sequence[Path], out: TextIO) -> None:
-    """Write the rows of files sorted by record number to ``out`` in record order."""
+def _merge_into(inputs: Sequence[Path], out: TextIO) -> None:
     writer = csv.writer(out, lineterminator="\n")
     streams: list[Iterator[Sequence[str]]] = [_records(path) for path in inputs]
     ordered: Iterator[Sequence[str]] = heapq.merge(*streams, key=_record_no)
     writer.writerows(ordered)
+
+
+def merge_sorted(inputs: Sequence[Path], out: TextIO, scratch: Path,
+                 fan_in: int = MERGE_FAN_IN) -> None:
+    """Write the rows of files sorted by record number to ``out`` in record order, merging
+    at most ``fan_in`` files at once (intermediate merges go to ``scratch``)."""
+    pending = list(inputs)
+    passes = 0
+    while len(pending) > fan_in:
+        merged = []
+        for start in range(0, len(pending), fan_in):
+            target = scratch / f"merge-{passes}-{start // fan_in:05d}.csv"
+            with _open(target, "w") as handle:
+                _merge_into(pending[start:start + fan_in], handle)
+            merged.append(target)
+        pending = merged
+        passes += 1
+    _merge_into(pending, out)
 
 
 class RejectsFile:
@@ -76,11 +96,14 @@ class RejectsFile:
         if self._buffered >= self._run_bytes:
             self._spill()
 
-    def _spill(self) -> None:
-        """Write the buffer, sorted, as one more run."""
+    def _scratch_folder(self) -> Path:
         if self._scratch is None:
             self._scratch = Path(tempfile.mkdtemp(prefix="dynamo-ingest-rejects-"))
-        run = self._scratch / f"run-{len(self._runs):05d}.csv"
+        return self._scratch
+
+    def _spill(self) -> None:
+        """Write the buffer, sorted, as one more run."""
+        run = self._scratch_folder() / f"run-{len(self._runs):05d}.csv"
         self._write_sorted_buffer(run)
         self._runs.append(run)
 
@@ -104,11 +127,12 @@ class RejectsFile:
             self._write_sorted_buffer(part)
             return part
         self._spill()
+        scratch = self._scratch_folder()
         try:
             with _open(part, "w") as handle:
-                merge_sorted(self._runs, handle)
+                merge_sorted(self._runs, handle, scratch)
         finally:
-            shutil.rmtree(self._scratch or "", ignore_errors=True)
+            shutil.rmtree(scratch, ignore_errors=True)
             self._runs.clear()
         return part
 
@@ -127,7 +151,7 @@ def merge_parts(storage: Storage, header: str, parts: Sequence[str], uri: str) -
         merged = scratch / "rejects.csv"
         with _open(merged, "w") as handle:
             handle.write(header)
-            merge_sorted(local_parts, handle)
+            merge_sorted(local_parts, handle, scratch)
         storage.put_file(merged, uri)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

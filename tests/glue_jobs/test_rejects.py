@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dynamo_ingest.rejects import RejectsFile, merge_parts, rejects_header
+from dynamo_ingest.rejects import RejectsFile, merge_parts, merge_sorted, rejects_header
 from dynamo_ingest.storage import Storage
 
 from tests.glue_jobs.conftest import TABLE, create_table, read_rejects
@@ -35,6 +35,21 @@ def test_a_partition_hands_over_its_rejects_sorted_over_several_runs() -> None:
         assert rejects.count == len(numbers)
     finally:
         part.unlink()
+
+
+def test_more_sorted_files_than_the_fan_in_merge_in_passes(tmp_path: Path) -> None:
+    inputs = []
+    for index in range(7):
+        path = tmp_path / f"in-{index}.csv"
+        path.write_text("".join(f"{n},r\n" for n in range(index, 70, 7)), encoding="utf-8")
+        inputs.append(path)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    out = tmp_path / "out.csv"
+    with out.open("w", encoding="utf-8", newline="") as handle:
+        merge_sorted(inputs, handle, scratch, fan_in=3)
+    assert _lines(out) == [f"{n},r" for n in range(70)]
+    assert len(list(scratch.iterdir())) == 3  # 7 inputs → 3 merged files → the output
 
 
 def test_nothing_rejected_hands_over_no_file() -> None:
