@@ -110,8 +110,13 @@ _RunCatalogTable = Annotated[
 ]
 _RunRejectsPath = Annotated[
     str | None,
-    _opt("rejects_path", "rejects CSV (default: error/ beside the input)"),
+    _opt("rejects_path", "rejects CSV (default: error/<path below incoming/> for S3, "
+                         "rejects/ beside a local file)"),
 ]
+_RunIncomingPrefix = Annotated[
+    str | None, _opt("incoming_prefix", "the bucket's upload folder (default incoming/)")]
+_RunErrorPrefix = Annotated[
+    str | None, _opt("error_prefix", "the bucket's error folder (default error/)")]
 _RunReportPath = Annotated[str | None, _opt("report_path", "write the JSON run report here")]
 _RunEmptyValue = Annotated[str, _opt("empty_value", "empty field: omit | null | empty_string")]
 _RunDelimiter = Annotated[
@@ -161,6 +166,8 @@ def run_command(
     catalog_database: _RunCatalogDatabase = None,
     catalog_table: _RunCatalogTable = None,
     rejects_path: _RunRejectsPath = None,
+    incoming_prefix: _RunIncomingPrefix = None,
+    error_prefix: _RunErrorPrefix = None,
     report_path: _RunReportPath = None,
     empty_value: _RunEmptyValue = "omit",
     delimiter: _RunDelimiter = None,
