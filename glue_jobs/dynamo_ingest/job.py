@@ -347,8 +347,18 @@ def _write_rejects(storage: Storage, task: PartitionTask, schema: CsvSchema,
     earlier run's file when this one rejected nothing; returns the file written, if any."""
     if rejected_parts:
         merge_parts(storage, rejects_header(schema.names), rejected_parts, rejects_path)
-    else:
-        storage.delete([rejects_path])
+    elif storage.exists(rejects_path):
+        _clean_up(storage, [rejects_path], "the earlier run's rejects file")
     # Every partition's part, also one an earlier attempt left that this run did not rewrite.
-    storage.delete(task.rejects_part(p) for p in range(task.partitions))
+    _clean_up(storage, [task.rejects_part(p) for p in range(task.partitions)], "rejects parts")
     return rejects_path if rejected_parts else None
+
+
+def _clean_up(storage: Storage, uris: list[str], what: str) -> None:
+    """Delete files whose removal the load's outcome does not depend on (a warning if not)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        storage.delete(uris)
+    except (BotoCoreError, ClientError, OSError) as err:
+        LOG.warning("could not delete %s (%s …): %s", what, uris[0], err)
