@@ -44,7 +44,7 @@ from dynamo_ingest.read import (
 from dynamo_ingest.rejects import merge_parts, rejects_header
 from dynamo_ingest.report import RowCounts, RunReport
 from dynamo_ingest.runtime import Runtime
-from dynamo_ingest.storage import ResolvedSource, Storage, resolve_source
+from dynamo_ingest.storage import ResolvedSource, Storage, is_s3, resolve_source, split_s3
 from dynamo_ingest.writer import RetryPolicy
 
 LOG = logging.getLogger("dynamo_ingest")
@@ -203,7 +203,8 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
 
             runtime = local_runtime()
         source = resolve_source(args.source_path, aws, stage_s3=not runtime.is_glue,
-                                expected_etag=args.source_etag)
+                                expected_etag=args.source_etag,
+                                copy_folder=_spark_copy_folder(args))
         from dynamo_ingest.checkpoints import LedgerSession
 
         # Record the run as soon as the object is known, so a run that fails on the table,
@@ -301,7 +302,7 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
         # A path Hadoop cannot read fails every run alike.
         report.retryable = not is_unreadable_path(err)
     if source is not None:
-        source.discard_staged_copy()
+        source.discard_staged_copy(Storage(aws))
     report.elapsed_s = time.monotonic() - started
     if ledger is not None:
         ledger.record_report(run_id, report.to_dict())
@@ -339,6 +340,15 @@ def _bucket_folders(args: JobArguments) -> BucketFolders:
     if problem:
         raise ArgumentError(problem)
     return folders
+
+
+def _spark_copy_folder(args: JobArguments) -> str | None:
+    """Where Spark in Glue reads a copy of an ``s3://`` object whose name Hadoop cannot read:
+    beside the object's default rejects file, a place the job may write and read."""
+    if not is_s3(args.source_path):
+        return None
+    bucket, key = split_s3(args.source_path)
+    return default_rejects_path(bucket, key, _bucket_folders(args)) + ".source/"
 
 
 def _write_rejects(storage: Storage, task: PartitionTask, schema: CsvSchema,

@@ -138,8 +138,8 @@ def read_records(spark: SparkSession, path: str, schema: CsvSchema,
         # Hadoop skips names that start with '_' or '.' as hidden: never load nothing silently.
         raise FileLayoutError(
             f"{source_name or path}: Spark found no file to read at {path} (Hadoop skips file "
-            "names that begin with '_' or '.' as hidden); rename the file so that its name "
-            "begins with another character")
+            "names that begin with '_' or '.' as hidden); read it through a copy under another "
+            "name, as the job does, or rename the file")
     if partitions != 1:
         # Record numbers rely on one partition per file (multiLine files are not split).
         frame = frame.coalesce(1)

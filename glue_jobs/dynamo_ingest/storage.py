@@ -48,11 +48,15 @@ class ResolvedSource:
     # or the staged copy of an s3:// object (None when Spark reads s3:// directly, in Glue).
     local_copy: str | None = None
     scratch: str | None = None  # the temporary folder of spark_path (a link or staged copy)
+    scratch_object: str | None = None  # an s3:// copy Spark reads instead (Glue)
 
-    def discard_staged_copy(self) -> None:
-        """Delete the staged copy or link Spark read (nothing for a source read in place)."""
+    def discard_staged_copy(self, storage: Storage | None = None) -> None:
+        """Delete the staged copy, link or S3 copy Spark read (nothing for a source read in
+        place); ``storage`` deletes an S3 copy."""
         if self.scratch:
             shutil.rmtree(self.scratch, ignore_errors=True)
+        if self.scratch_object and storage is not None:
+            storage.delete([self.scratch_object])
 
     @property
     def display_name(self) -> str:
@@ -84,6 +88,12 @@ def spark_safe_name(name: str) -> str:
     return SPARK_SAFE_STEM + (match.group(0) if match else "")
 
 
+def hadoop_reads_name(name: str) -> bool:
+    """True when Hadoop reads an ``s3://`` URI ending in this file name as it is (with
+    globbing off): not hidden, and no ':' (which it may take for a scheme)."""
+    return not name.startswith(("_", ".")) and ":" not in name
+
+
 def _link_for_spark(path: Path) -> tuple[str, str]:
     """(link path, its temporary folder): ``path`` under a name Hadoop reads literally."""
     scratch = tempfile.mkdtemp(prefix="dynamo-ingest-read-")
@@ -97,9 +107,14 @@ def _link_for_spark(path: Path) -> tuple[str, str]:
 
 
 def resolve_source(source_path: str, aws: AwsConfig, *, stage_s3: bool,
-                   expected_etag: str | None = None) -> ResolvedSource:
+                   expected_etag: str | None = None,
+                   copy_folder: str | None = None) -> ResolvedSource:
     """Identify the source and make it readable by Spark (staging ``s3://`` locally into a
     temporary folder the caller removes with :meth:`ResolvedSource.discard_staged_copy`).
+
+    Unstaged (Glue), an object whose file name Hadoop cannot read is copied, server-side,
+    under a safe name into the ``s3://`` folder ``copy_folder`` (when given), and Spark reads
+    the copy.
 
     Raises :class:`SourceError` when it does not exist, or when ``expected_etag`` is given
     and the object has changed since the event that started this run.
@@ -126,7 +141,14 @@ def resolve_source(source_path: str, aws: AwsConfig, *, stage_s3: bool,
                           f"expected, {etag} found): the new version gets its own event")
     size = int(head["ContentLength"])
     if not stage_s3:
-        return ResolvedSource(source_path, bucket, key, etag, size, source_path)
+        name = key.rpartition("/")[2]
+        if copy_folder is None or hadoop_reads_name(name):
+            return ResolvedSource(source_path, bucket, key, etag, size, source_path)
+        from dynamo_ingest.s3_objects import copy_object
+
+        copy = f"{copy_folder.rstrip('/')}/{spark_safe_name(name)}"
+        copy_object(s3, source_path, copy, expected_etag=etag, action="copy for Spark")
+        return ResolvedSource(source_path, bucket, key, etag, size, copy, scratch_object=copy)
     scratch = tempfile.mkdtemp(prefix="dynamo-ingest-stage-")
     local = Path(scratch) / spark_safe_name(key.rpartition("/")[2])
     s3.download_file(bucket, key, str(local))

@@ -10,12 +10,15 @@ from typing import Any
 
 import boto3
 import pytest
+from dynamo_ingest.aws import AwsConfig
 from dynamo_ingest.catalog import Column, CsvSchema
 from dynamo_ingest.errors import FileLayoutError
 from dynamo_ingest.job import run
 from dynamo_ingest.ledger import LedgerStatus
+from dynamo_ingest.locations import default_rejects_path
 from dynamo_ingest.read import is_unreadable_path, read_records
 from dynamo_ingest.runtime import Runtime
+from dynamo_ingest.storage import Storage, resolve_source, spark_safe_name, split_s3
 
 from crawlers.local_crawler import register_table
 from dynamo_ingest_cli.local_flow import JobRunner, LocalDeployment, ensure_topic
@@ -93,6 +96,35 @@ def test_spark_reads_a_path_literally_as_glue_does_with_s3_uris(spark: Any,
     (tmp_path / "_under.csv").write_bytes(_csv([("1", "hidden")]))
     with pytest.raises(FileLayoutError, match=r"_under\.csv.*begin with '_' or '\.'"):
         read_records(spark, str(tmp_path / "_under.csv"), schema, "s3://b/_under.csv")
+
+
+@pytest.mark.parametrize(("name", "copied"), [("_under.csv", True), (".dot.csv.gz", True),
+                                              ("orders 10:00.csv", True),
+                                              ("orders[1] {x} #%.csv", False)])
+def test_in_glue_a_name_hadoop_cannot_read_is_read_through_a_copy(aws: str, name: str,
+                                                                  copied: bool) -> None:
+    # Glue's Spark reads s3:// itself: a name it cannot read literally gets a server-side
+    # copy under a safe name, beside the rejects file; other names are read in place.
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="landing")
+    key = f"incoming/2024/{name}"
+    s3.put_object(Bucket="landing", Key=key, Body=b"id,name\n1,x\n")
+    folder = default_rejects_path("landing", key) + ".source/"
+    source = resolve_source(f"s3://landing/{key}", AwsConfig.from_environ(), stage_s3=False,
+                            copy_folder=folder)
+    try:
+        if not copied:
+            assert source.spark_path == f"s3://landing/{key}"
+            return
+        assert source.spark_path == folder + spark_safe_name(name)
+        copy_bucket, copy_key = split_s3(source.spark_path)
+        assert s3.get_object(Bucket=copy_bucket, Key=copy_key)["Body"].read() == (
+            b"id,name\n1,x\n")
+        assert (source.uri, source.key) == (f"s3://landing/{key}", key)  # messages, ledger
+    finally:
+        source.discard_staged_copy(Storage(AwsConfig.from_environ()))
+    listed = s3.list_objects_v2(Bucket="landing", Prefix="error/")
+    assert "Contents" not in listed, "the copy must not outlive the run"
 
 
 def test_a_path_hadoop_cannot_parse_is_recognised_as_permanent(spark: Any,
