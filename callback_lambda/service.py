@@ -25,13 +25,8 @@ from dynamo_ingest.ledger import (
     LedgerStatus,
     SourceObject,
 )
-from dynamo_ingest.s3_objects import (
-    MANAGED_COPY_THRESHOLD,
-    move_object,
-    put_json,
-    relocate_key,
-    s3_uri,
-)
+from dynamo_ingest.locations import source_locations
+from dynamo_ingest.s3_objects import MANAGED_COPY_THRESHOLD, move_object, put_json
 
 from callback_lambda.errors import RetryNotStartedError
 from callback_lambda.events import GlueJobStateChange
@@ -96,11 +91,12 @@ def retry_arguments(run_arguments: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in run_arguments.items() if k in ours and k not in NOT_REPEATED_ON_RETRY}
 
 
-def _destination(source: SourceObject, prefix: str, settings: Settings) -> str | None:
+def _destination(source: SourceObject, settings: Settings, *, succeeded: bool) -> str | None:
     """Where a finished file goes, or None when it is not ours to move (outside incoming/)."""
-    if not source.bucket or not source.key.startswith(settings.incoming_prefix):
+    if not source.bucket:
         return None
-    return s3_uri(source.bucket, relocate_key(source.key, settings.incoming_prefix, prefix))
+    locations = source_locations(source.bucket, source.key, settings.folders)
+    return locations.complete if succeeded else locations.error
 
 
 def _find_record(ledger: Ledger, arguments: dict[str, str]) -> LedgerRecord | None:
@@ -193,7 +189,7 @@ def _succeeded(change: GlueJobStateChange, record: LedgerRecord, settings: Setti
                     change.job_run_id)
     claimed = ledger.mark_succeeded(source, change.job_run_id)
     location = _move(source, change.job_run_id,
-                     _destination(source, settings.complete_prefix, settings), ledger, clients,
+                     _destination(source, settings, succeeded=True), ledger, clients,
                      settings, threshold)
     if claimed.status == LedgerStatus.SUCCEEDED_WITH_REJECTS:
         _notify(clients.sns, settings, "dynamo-ingest: rows rejected",
@@ -262,7 +258,7 @@ def _failed(change: GlueJobStateChange, record: LedgerRecord, run: dict[str, Any
     source = record.source
     error = _failure_message(change, record, run)
     claimed = ledger.mark_failed(source, change.job_run_id, error)
-    destination = _destination(source, settings.error_prefix, settings)
+    destination = _destination(source, settings, succeeded=False)
     location = _move(source, change.job_run_id, destination, ledger, clients, settings, threshold)
     report: dict[str, Any] = {
         "file": source.uri, "etag": source.etag, "file_location": location,

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from dynamo_ingest.locations import BucketFolders
+
 from callback_lambda.errors import SettingsError
 
 
@@ -55,14 +57,16 @@ class Settings:
                 raise SettingsError(f"{name.upper()} must not be empty")
         if self.max_attempts < 1:
             raise SettingsError(f"MAX_ATTEMPTS expects at least 1 run, found {self.max_attempts}")
-        prefixes = {"INCOMING_PREFIX": self.incoming_prefix,
-                    "COMPLETE_PREFIX": self.complete_prefix, "ERROR_PREFIX": self.error_prefix}
-        for name, prefix in prefixes.items():
-            for other_name, other in prefixes.items():
-                if name != other_name and other.startswith(prefix):
-                    raise SettingsError(
-                        f"{name} {prefix!r} contains {other_name} {other!r}: a moved file "
-                        "would look like a new upload; use disjoint prefixes")
+        problem = self.folders.overlap({"incoming": "INCOMING_PREFIX",
+                                        "complete": "COMPLETE_PREFIX", "error": "ERROR_PREFIX"})
+        if problem:
+            raise SettingsError(problem)
+
+    @property
+    def folders(self) -> BucketFolders:
+        """The bucket's folders."""
+        return BucketFolders(incoming=self.incoming_prefix, complete=self.complete_prefix,
+                             error=self.error_prefix)
 
     def to_env(self) -> dict[str, str]:
         """The environment that :meth:`from_env` reads back into these settings."""

@@ -84,6 +84,10 @@ locals {
     "--ledger_table"     = local.ledger_table_name
     "--write_rate"       = var.write_rate
     "--write_share"      = tostring(var.write_share)
+    # The folders the trigger and the callback use, so a manual run's default rejects file
+    # lands in the same error/ place (dynamo_ingest/locations.py), outside incoming/.
+    "--incoming_prefix" = var.incoming_prefix
+    "--error_prefix"    = var.error_prefix
   }
   job_sort_key_argument = var.sort_key == null ? {} : { "--sort_key" = var.sort_key }
 

@@ -221,20 +221,22 @@ data "aws_iam_policy_document" "glue_job" {
   }
 
   # HeadObject + GetObject of the source (Spark reads it too); the rejects parts are read back
-  # to merge them.
+  # to merge them. A source whose file name Hadoop cannot read is copied (CopyObject, tags
+  # carried along) under a safe name beside its rejects file, and Spark reads the copy.
   statement {
     sid       = "ReadSourceAndRejects"
     effect    = "Allow"
-    actions   = ["s3:GetObject"]
+    actions   = ["s3:GetObject", "s3:GetObjectTagging"]
     resources = [local.incoming_objects, local.error_objects]
   }
 
   # Rejected rows: one part per Spark partition (upload_file), merged into one file, parts
-  # deleted; the run report when --report_path points under error/.
+  # deleted; the run report when --report_path points under error/; the copy of a source that
+  # Spark reads under a safe name, deleted after the run.
   statement {
     sid       = "WriteRejectsAndReport"
     effect    = "Allow"
-    actions   = ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+    actions   = ["s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject", "s3:AbortMultipartUpload"]
     resources = [local.error_objects]
   }
 

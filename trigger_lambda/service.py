@@ -19,14 +19,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dynamo_ingest.arguments import JobArguments
 from dynamo_ingest.errors import DynamoIngestError, LedgerConflictError
 from dynamo_ingest.ledger import Ledger, SourceObject
-from dynamo_ingest.s3_objects import relocate_key, s3_uri
+from dynamo_ingest.locations import source_locations
 
 from trigger_lambda.errors import MalformedS3EventError
 from trigger_lambda.events import S3EventRecord, is_test_event, raw_records
 from trigger_lambda.settings import Settings
 
 LOG = logging.getLogger(__name__)
-REJECTS_SUFFIX = ".rejects.csv"
 UNPARSABLE = "(unparsable record)"
 
 Outcome = Literal["started", "duplicate", "ignored", "malformed", "not_started"]
@@ -59,9 +58,8 @@ class TriggerResult:
 
 
 def rejects_path(bucket: str, key: str, settings: Settings) -> str:
-    """``s3://bucket/error/<key relative to incoming/>.rejects.csv``."""
-    return s3_uri(bucket, relocate_key(key, settings.incoming_prefix, settings.error_prefix,
-                                       REJECTS_SUFFIX))
+    """The object's rejects location (:func:`dynamo_ingest.locations.source_locations`)."""
+    return source_locations(bucket, key, settings.folders).rejects
 
 
 def job_arguments(record: S3EventRecord, settings: Settings) -> dict[str, str]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from dynamo_ingest.locations import BucketFolders
+
 from trigger_lambda.errors import SettingsError
 
 
@@ -61,11 +63,14 @@ class Settings:
             raise SettingsError("CATALOG_DATABASE and CATALOG_TABLE go together: set both or "
                                 f"neither (found {self.catalog_database!r}, "
                                 f"{self.catalog_table!r})")
-        if (self.error_prefix.startswith(self.incoming_prefix)
-                or self.incoming_prefix.startswith(self.error_prefix)):
-            raise SettingsError(f"INCOMING_PREFIX {self.incoming_prefix!r} and ERROR_PREFIX "
-                                f"{self.error_prefix!r} overlap: rejects written under one "
-                                "would look like new files under the other")
+        problem = self.folders.overlap({"incoming": "INCOMING_PREFIX", "error": "ERROR_PREFIX"})
+        if problem:
+            raise SettingsError(problem)
+
+    @property
+    def folders(self) -> BucketFolders:
+        """The bucket's folders this trigger knows (complete/ is the callback's business)."""
+        return BucketFolders(incoming=self.incoming_prefix, error=self.error_prefix)
 
     def to_env(self) -> dict[str, str]:
         """The environment that :meth:`from_env` reads back into these settings."""

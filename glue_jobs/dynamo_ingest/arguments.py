@@ -253,7 +253,15 @@ class JobArguments:
         _TEXT, "Glue table giving columns, types, delimiter, quote", shapes_load=True,
         passed_by_trigger=True, commands=RUN_AND_ESTIMATE))
     rejects_path: str | None = field(default=None, metadata=_about(
-        _TEXT, "rejects CSV (default: error/ beside the input)", passed_by_trigger=True))
+        _TEXT, "rejects CSV (default: error/<path below incoming/> for S3, rejects/ "
+        "beside a local file)", passed_by_trigger=True))
+    # The bucket's folders, for the default rejects location of an s3:// source (Terraform
+    # passes its own; dynamo_ingest.locations.BucketFolders holds the defaults).
+    incoming_prefix: str | None = field(default=None, metadata=_about(
+        _TEXT, "the bucket's folder of files to load (default incoming/): a manual run's "
+        "rejects never go there"))
+    error_prefix: str | None = field(default=None, metadata=_about(
+        _TEXT, "the bucket's folder of failed files and rejects (default error/)"))
     report_path: str | None = field(default=None, metadata=_about(
         _TEXT, "also write the JSON run report here (local path or s3://)"))
     empty_value: EmptyPolicy = field(default="omit", metadata=_about(

@@ -20,13 +20,13 @@ from dynamo_ingest.arguments import JobArguments
 from dynamo_ingest.aws import AwsConfig
 from dynamo_ingest.capacity import table_write_capacity
 from dynamo_ingest.catalog import CsvSchema, get_catalog_schema
-from dynamo_ingest.errors import DynamoIngestError
+from dynamo_ingest.errors import ArgumentError, DynamoIngestError
 from dynamo_ingest.estimate import Prices
 from dynamo_ingest.items import ItemBuilder
 from dynamo_ingest.keys import check_key_arguments, describe_key_schema
+from dynamo_ingest.locations import BucketFolders, default_rejects_path
 from dynamo_ingest.mapping import AttributeMapping
 from dynamo_ingest.pipeline import (
-    REJECTS_HEADER,
     ItemWriter,
     PartitionResult,
     PartitionTask,
@@ -35,14 +35,16 @@ from dynamo_ingest.pipeline import (
     rate_per_task,
 )
 from dynamo_ingest.read import (
+    is_unreadable_path,
     parse_header,
     partitioned_for_writing,
     read_head,
     read_records,
 )
+from dynamo_ingest.rejects import merge_parts, rejects_header
 from dynamo_ingest.report import RowCounts, RunReport
 from dynamo_ingest.runtime import Runtime
-from dynamo_ingest.storage import ResolvedSource, Storage, default_rejects_path, resolve_source
+from dynamo_ingest.storage import ResolvedSource, Storage, is_s3, resolve_source, split_s3
 from dynamo_ingest.writer import RetryPolicy
 
 LOG = logging.getLogger("dynamo_ingest")
@@ -201,7 +203,8 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
 
             runtime = local_runtime()
         source = resolve_source(args.source_path, aws, stage_s3=not runtime.is_glue,
-                                expected_etag=args.source_etag)
+                                expected_etag=args.source_etag,
+                                copy_folder=_spark_copy_folder(args))
         from dynamo_ingest.checkpoints import LedgerSession
 
         # Record the run as soon as the object is known, so a run that fails on the table,
@@ -224,7 +227,8 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
             args.partitions or default_partitions(parallelism, source.size), run_id,
             args.load_fingerprint())
         total_rate, rate_origin = resolve_write_rate(args, table)
-        rejects_path = args.rejects_path or default_rejects_path(source)
+        rejects_path = args.rejects_path or default_rejects_path(
+            source.bucket, source.key, _bucket_folders(args))
         task = PartitionTask(
             columns=schema.columns, key_schema=keys, target_table=args.target_table,
             empty_value=args.empty_value, delimiter=schema.delimiter,
@@ -240,7 +244,7 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
             write_mode=args.write_mode)
         LOG.info("loading %s into %s: %d partitions, %.0f WCU/s (%s)", source.uri,
                  args.target_table, partitions, total_rate, rate_origin)
-        records = read_records(spark, source.spark_path, schema)
+        records = read_records(spark, source.spark_path, schema, source.uri)
         ordered = partitioned_for_writing(records, key_parts, partitions)
         results_frame = ordered.mapInArrow(_task_function(task), STATS_DDL)
         if progress is not None:
@@ -258,12 +262,8 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
                 errors.append(f"partition {row['partition']}: {row['error']}")
             if row["rejects_written"]:
                 rejected_parts.append(task.rejects_part(row["partition"]))
-        storage = Storage(aws)
-        if rejected_parts:
-            header = _rejects_header(schema)
-            storage.concat(header, sorted(rejected_parts), rejects_path)
-            storage.delete(rejected_parts)
-            report.rejects_path = rejects_path
+        report.rejects_path = _write_rejects(Storage(aws), task, schema, rejected_parts,
+                                             rejects_path)
         report.counts = counts
         # On-demand price of what was consumed (provisioned tables pay per hour instead). An
         # emulator's ConsumedCapacity is not DynamoDB's (moto reports one unit per batch), so
@@ -303,8 +303,10 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
         LOG.exception("the Spark job failed")
         report.status = "FAILED"
         report.error = f"the Spark job failed: {_first_line(err)}"
+        # A path Hadoop cannot read fails every run alike.
+        report.retryable = not is_unreadable_path(err)
     if source is not None:
-        source.discard_staged_copy()
+        source.discard_staged_copy(Storage(aws))
     report.elapsed_s = time.monotonic() - started
     if ledger is not None:
         ledger.record_report(run_id, report.to_dict())
@@ -333,10 +335,44 @@ def _bytes_per_row(source: ResolvedSource) -> int:
     return max(1, len(sample) // max(1, lines))
 
 
-def _rejects_header(schema: CsvSchema) -> bytes:
-    import csv
-    import io
+def _bucket_folders(args: JobArguments) -> BucketFolders:
+    """The bucket's folders as the job's arguments give them (Terraform passes its own)."""
+    defaults = BucketFolders()
+    folders = replace(defaults, incoming=args.incoming_prefix or defaults.incoming,
+                      error=args.error_prefix or defaults.error)
+    problem = folders.overlap({"incoming": "--incoming_prefix", "error": "--error_prefix"})
+    if problem:
+        raise ArgumentError(problem)
+    return folders
 
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow([*REJECTS_HEADER, *schema.names])
-    return buffer.getvalue().encode("utf-8")
+
+def _spark_copy_folder(args: JobArguments) -> str | None:
+    """Where Spark in Glue reads a copy of an ``s3://`` object whose name Hadoop cannot read:
+    beside the object's default rejects file, a place the job may write and read."""
+    if not is_s3(args.source_path):
+        return None
+    bucket, key = split_s3(args.source_path)
+    return default_rejects_path(bucket, key, _bucket_folders(args)) + ".source/"
+
+
+def _write_rejects(storage: Storage, task: PartitionTask, schema: CsvSchema,
+                   rejected_parts: list[str], rejects_path: str) -> str | None:
+    """Merge this run's rejects parts into the rejects file in record order, or remove an
+    earlier run's file when this one rejected nothing; returns the file written, if any."""
+    if rejected_parts:
+        merge_parts(storage, rejects_header(schema.names), rejected_parts, rejects_path)
+    elif storage.exists(rejects_path):
+        _clean_up(storage, [rejects_path], "the earlier run's rejects file")
+    # Every partition's part, also one an earlier attempt left that this run did not rewrite.
+    _clean_up(storage, [task.rejects_part(p) for p in range(task.partitions)], "rejects parts")
+    return rejects_path if rejected_parts else None
+
+
+def _clean_up(storage: Storage, uris: list[str], what: str) -> None:
+    """Delete files whose removal the load's outcome does not depend on (a warning if not)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        storage.delete(uris)
+    except (BotoCoreError, ClientError, OSError) as err:
+        LOG.warning("could not delete %s (%s …): %s", what, uris[0], err)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -31,10 +30,9 @@ from dynamo_ingest.read import (
     allow_large_csv_fields,
     value_column,
 )
+from dynamo_ingest.rejects import RejectsFile
 from dynamo_ingest.report import RowCounts
 from dynamo_ingest.writer import RetryPolicy, WriteOutcome, WriteRequest, WriteStats
-
-REJECTS_HEADER = ("record_no", "reason")
 
 
 @dataclass(frozen=True)
@@ -133,33 +131,6 @@ class PartitionResult:
     exhausted: bool = False
     error: str | None = None
     rejects_written: int = 0
-
-
-class RejectsFile:
-    """A partition's rejects as CSV: record number, reason, then the original values."""
-
-    def __init__(self) -> None:
-        self._handle: io.TextIOWrapper | None = None
-        self.path: Path | None = None
-        self.count = 0
-
-    def add(self, record_no: int, reason: str, values: Sequence[str | None]) -> None:
-        """Append one rejected record."""
-        if self._handle is None:
-            fd, name = tempfile.mkstemp(prefix="rejects-", suffix=".csv")
-            self.path = Path(name)
-            # surrogateescape writes the original bytes back for invalid UTF-8 values.
-            self._handle = open(fd, "w", encoding="utf-8", errors="surrogateescape", newline="")  # noqa: SIM115
-            self._writer = csv.writer(self._handle, lineterminator="\n")
-        self._writer.writerow([record_no, reason, *("" if v is None else v for v in values)])
-        self.count += 1
-
-    def close(self) -> Path | None:
-        """Close and return the temporary file (None when nothing was rejected)."""
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-        return self.path
 
 
 def original_values(raw: Sequence[str | None]) -> list[str | None]:

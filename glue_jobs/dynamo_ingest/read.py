@@ -94,9 +94,23 @@ def read_head(spark_path: str, s3: Any | None, bucket: str, key: str) -> bytes:
         return handle.read(HEADER_PROBE_BYTES)
 
 
-def read_records(spark: SparkSession, path: str, schema: CsvSchema) -> DataFrame:
+# Spark's own option (DataSource.GLOB_PATHS_KEY) that reads the path literally: '[', '*', '?',
+# '{' in an object key are characters of its name, not a pattern (a pattern could even match
+# another file, or fail on a neighbour's name).
+NO_GLOBBING = ("__globPaths__", "false")
+# What Hadoop says when it cannot take a name literally: a retry meets the same name.
+_UNREADABLE_PATH = ("URISyntaxException", "Path does not exist", "PATH_NOT_FOUND")
+
+
+def is_unreadable_path(err: BaseException) -> bool:
+    """True when Spark failed because Hadoop could not read the path as a file name."""
+    return any(marker in str(err) for marker in _UNREADABLE_PATH)
+
+
+def read_records(spark: SparkSession, path: str, schema: CsvSchema,
+                 source_name: str | None = None) -> DataFrame:
     """All data records as strings ``c0…cN``, plus the raw text of malformed ones and the
-    1-based record number."""
+    1-based record number; ``path`` is read literally (no glob)."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType, StructField, StructType
 
@@ -116,9 +130,17 @@ def read_records(spark: SparkSession, path: str, schema: CsvSchema) -> DataFrame
         .option("ignoreLeadingWhiteSpace", False)
         .option("ignoreTrailingWhiteSpace", False)
         .option("enforceSchema", True)
+        .option(*NO_GLOBBING)
         .load(path)
     )
-    if frame.rdd.getNumPartitions() != 1:
+    partitions = frame.rdd.getNumPartitions()
+    if partitions == 0:
+        # Hadoop skips names that start with '_' or '.' as hidden: never load nothing silently.
+        raise FileLayoutError(
+            f"{source_name or path}: Spark found no file to read at {path} (Hadoop skips file "
+            "names that begin with '_' or '.' as hidden); read it through a copy under another "
+            "name, as the job does, or rename the file")
+    if partitions != 1:
         # Record numbers rely on one partition per file (multiLine files are not split).
         frame = frame.coalesce(1)
     return frame.withColumn(RECORD_NO, F.monotonically_increasing_id() + F.lit(1))

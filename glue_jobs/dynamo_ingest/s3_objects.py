@@ -49,25 +49,25 @@ def _error_text(err: ClientError) -> str:
     return f"{error.get('Code', 'error')}: {error.get('Message', err)}"
 
 
-def move_object(s3: Any, source: str, destination: str, *, expected_etag: str | None = None,
+def copy_object(s3: Any, source: str, destination: str, *, expected_etag: str | None = None,
                 managed_copy_threshold: int = MANAGED_COPY_THRESHOLD,
-                managed_copy_part_size: int = MANAGED_COPY_PART_SIZE) -> str:
-    """Move ``source`` to ``destination`` (``s3://``): copy with metadata, delete; returns
-    ``destination``, raises :class:`SourceError`."""
-    # expected_etag: never move a newer object uploaded under the same key (it has its own
+                managed_copy_part_size: int = MANAGED_COPY_PART_SIZE, action: str = "copy") -> str:
+    """Copy ``source`` to ``destination`` (``s3://``) with its metadata; returns
+    ``destination``, raises :class:`SourceError` naming ``action``."""
+    # expected_etag: never copy a newer object uploaded under the same key (it has its own
     # event). Objects of managed_copy_threshold bytes or more go through s3.copy (multipart).
     source_bucket, source_key = parse_s3_uri(source)
     dest_bucket, dest_key = parse_s3_uri(destination)
     try:
         head = s3.head_object(Bucket=source_bucket, Key=source_key)
     except ClientError as err:
-        raise SourceError(f"cannot move {source}: expected the object to exist, found "
+        raise SourceError(f"cannot {action} {source}: expected the object to exist, found "
                           f"{_error_text(err)}; check whether it was already moved") from err
     etag = str(head["ETag"])
     if expected_etag and expected_etag.strip('"') != etag.strip('"'):
-        raise SourceError(f"not moving {source}: expected ETag {expected_etag.strip(chr(34))}, "
-                          f"found {etag.strip(chr(34))} (a newer upload replaced it and has its "
-                          "own event)")
+        raise SourceError(f"will not {action} {source}: expected ETag "
+                          f"{expected_etag.strip(chr(34))}, found {etag.strip(chr(34))} (a newer "
+                          "upload replaced it and has its own event)")
     copy_source = {"Bucket": source_bucket, "Key": source_key}
     try:
         if int(head["ContentLength"]) < managed_copy_threshold:
@@ -85,11 +85,30 @@ def move_object(s3: Any, source: str, destination: str, *, expected_etag: str | 
             s3.copy(CopySource=copy_source, Bucket=dest_bucket, Key=dest_key, ExtraArgs=extra,
                     Config=TransferConfig(multipart_threshold=managed_copy_threshold,
                                           multipart_chunksize=managed_copy_part_size))
-        s3.delete_object(Bucket=source_bucket, Key=source_key)
     except ClientError as err:
-        raise SourceError(f"could not move {source} to {destination}: {_error_text(err)}; "
-                          "check the bucket policy and the function's s3:GetObject, "
-                          "s3:PutObject and s3:DeleteObject permissions") from err
+        raise _transfer_error(action, source, destination, err) from err
+    return destination
+
+
+def _transfer_error(action: str, source: str, destination: str, err: ClientError) -> SourceError:
+    return SourceError(f"could not {action} {source} to {destination}: {_error_text(err)}; "
+                       "check the bucket policy and the role's s3:GetObject, s3:PutObject and "
+                       "s3:DeleteObject permissions")
+
+
+def move_object(s3: Any, source: str, destination: str, *, expected_etag: str | None = None,
+                managed_copy_threshold: int = MANAGED_COPY_THRESHOLD,
+                managed_copy_part_size: int = MANAGED_COPY_PART_SIZE) -> str:
+    """Move ``source`` to ``destination`` (``s3://``): copy with metadata, delete; returns
+    ``destination``, raises :class:`SourceError`."""
+    copy_object(s3, source, destination, expected_etag=expected_etag,
+                managed_copy_threshold=managed_copy_threshold,
+                managed_copy_part_size=managed_copy_part_size, action="move")
+    bucket, key = parse_s3_uri(source)
+    try:
+        s3.delete_object(Bucket=bucket, Key=key)
+    except ClientError as err:
+        raise _transfer_error("move", source, destination, err) from err
     return destination
 
 

@@ -4,9 +4,12 @@ the merged rejects file and the run report."""
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,12 +44,19 @@ class ResolvedSource:
     etag: str
     size: int
     spark_path: str
+    # The local file holding the bytes, which Python reads and messages name: the file itself,
+    # or the staged copy of an s3:// object (None when Spark reads s3:// directly, in Glue).
     local_copy: str | None = None
+    scratch: str | None = None  # the temporary folder of spark_path (a link or staged copy)
+    scratch_object: str | None = None  # an s3:// copy Spark reads instead (Glue)
 
-    def discard_staged_copy(self) -> None:
-        """Delete the local copy of a staged ``s3://`` object (nothing for other sources)."""
-        if self.local_copy:
-            shutil.rmtree(Path(self.local_copy).parent, ignore_errors=True)
+    def discard_staged_copy(self, storage: Storage | None = None) -> None:
+        """Delete the staged copy, link or S3 copy Spark read (nothing for a source read in
+        place); ``storage`` deletes an S3 copy."""
+        if self.scratch:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+        if self.scratch_object and storage is not None:
+            storage.delete([self.scratch_object])
 
     @property
     def display_name(self) -> str:
@@ -63,10 +73,48 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+# Hadoop reads a path as a glob and a URI: a name with ':' breaks its URI parsing (the local
+# file system's checksum path), '[', '*', '?', '{' make it a pattern, and a name starting with
+# '_' or '.' is skipped as hidden. Spark therefore reads a local file through a link, and a
+# staged object through a copy, named "source" plus the name's plain extensions (which pick the
+# compression codec); the user's name stays in every message.
+_PLAIN_EXTENSIONS = re.compile(r"(?:\.[A-Za-z0-9]{1,16})*$")
+SPARK_SAFE_STEM = "source"
+
+
+def spark_safe_name(name: str) -> str:
+    """A file name Hadoop reads literally, keeping ``name``'s plain extensions."""
+    match = _PLAIN_EXTENSIONS.search(name)
+    return SPARK_SAFE_STEM + (match.group(0) if match else "")
+
+
+def hadoop_reads_name(name: str) -> bool:
+    """True when Hadoop reads an ``s3://`` URI ending in this file name as it is (with
+    globbing off): not hidden, and no ':' (which it may take for a scheme)."""
+    return not name.startswith(("_", ".")) and ":" not in name
+
+
+def _link_for_spark(path: Path) -> tuple[str, str]:
+    """(link path, its temporary folder): ``path`` under a name Hadoop reads literally."""
+    scratch = tempfile.mkdtemp(prefix="dynamo-ingest-read-")
+    link = Path(scratch) / spark_safe_name(path.name)
+    try:
+        link.symlink_to(path)
+    except OSError:
+        # No symbolic links on this file system: a copy is slower but reads the same bytes.
+        shutil.copyfile(path, link)
+    return str(link), scratch
+
+
 def resolve_source(source_path: str, aws: AwsConfig, *, stage_s3: bool,
-                   expected_etag: str | None = None) -> ResolvedSource:
+                   expected_etag: str | None = None,
+                   copy_folder: str | None = None) -> ResolvedSource:
     """Identify the source and make it readable by Spark (staging ``s3://`` locally into a
     temporary folder the caller removes with :meth:`ResolvedSource.discard_staged_copy`).
+
+    Unstaged (Glue), an object whose file name Hadoop cannot read is copied, server-side,
+    under a safe name into the ``s3://`` folder ``copy_folder`` (when given), and Spark reads
+    the copy.
 
     Raises :class:`SourceError` when it does not exist, or when ``expected_etag`` is given
     and the object has changed since the event that started this run.
@@ -77,8 +125,9 @@ def resolve_source(source_path: str, aws: AwsConfig, *, stage_s3: bool,
         path = Path(source_path).expanduser().resolve()
         if not path.is_file():
             raise SourceError(f"source file {source_path!r} does not exist or is not a file")
+        link, scratch = _link_for_spark(path)
         return ResolvedSource(str(path), "", str(path), file_md5(path), path.stat().st_size,
-                              str(path))
+                              link, str(path), scratch)
     bucket, key = split_s3(source_path)
     s3 = aws.client("s3")
     try:
@@ -92,21 +141,33 @@ def resolve_source(source_path: str, aws: AwsConfig, *, stage_s3: bool,
                           f"expected, {etag} found): the new version gets its own event")
     size = int(head["ContentLength"])
     if not stage_s3:
-        return ResolvedSource(source_path, bucket, key, etag, size, source_path)
-    local = Path(tempfile.mkdtemp(prefix="dynamo-ingest-stage-")) / Path(key).name
+        name = key.rpartition("/")[2]
+        if copy_folder is None or hadoop_reads_name(name):
+            return ResolvedSource(source_path, bucket, key, etag, size, source_path)
+        from dynamo_ingest.s3_objects import copy_object
+
+        copy = f"{copy_folder.rstrip('/')}/{spark_safe_name(name)}"
+        copy_object(s3, source_path, copy, expected_etag=etag, action="copy for Spark")
+        return ResolvedSource(source_path, bucket, key, etag, size, copy, scratch_object=copy)
+    scratch = tempfile.mkdtemp(prefix="dynamo-ingest-stage-")
+    local = Path(scratch) / spark_safe_name(key.rpartition("/")[2])
     s3.download_file(bucket, key, str(local))
-    return ResolvedSource(source_path, bucket, key, etag, size, str(local), str(local))
+    return ResolvedSource(source_path, bucket, key, etag, size, str(local), str(local),
+                          scratch=scratch)
 
 
-def default_rejects_path(source: ResolvedSource) -> str:
-    """``error/`` beside the input for S3; a ``rejects/`` folder beside a local file."""
-    if source.bucket:
-        parent, _, name = source.key.rpartition("/")
-        grand = parent.rpartition("/")[0] if parent else ""
-        prefix = f"{grand}/error" if grand else "error"
-        return f"s3://{source.bucket}/{prefix}/{name}.rejects.csv"
-    path = Path(source.uri)
-    return str(path.parent / "rejects" / f"{path.name}.rejects.csv")
+def _replace_local(local: Path, destination: Path) -> None:
+    """Move ``local`` to ``destination`` atomically, with a new file's mode (0666 less the
+    umask) instead of the 0600 of a temporary file, which would hide it from other users."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = destination.with_name(f".{destination.name}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        with local.open("rb") as source, staging.open("xb") as target:
+            shutil.copyfileobj(source, target, COPY_CHUNK)
+        os.replace(staging, destination)
+    finally:
+        staging.unlink(missing_ok=True)
+    local.unlink(missing_ok=True)
 
 
 class Storage:
@@ -128,8 +189,7 @@ class Storage:
             self._client().upload_file(str(local), bucket, key)
             local.unlink(missing_ok=True)
             return
-        Path(uri).parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(local), uri)
+        _replace_local(local, Path(uri))
 
     def put_bytes(self, data: bytes, uri: str) -> None:
         """Write a small object or file."""
@@ -153,22 +213,15 @@ class Storage:
             return False
         return True
 
-    def concat(self, header: bytes, parts: Sequence[str], uri: str) -> None:
-        """Write ``header`` then each existing part, streamed, to ``uri``."""
-        with tempfile.NamedTemporaryFile("wb", delete=False, suffix=".csv") as out:
-            out.write(header)
-            for part in parts:
-                if not self.exists(part):
-                    continue
-                if is_s3(part):
-                    bucket, key = split_s3(part)
-                    body = self._client().get_object(Bucket=bucket, Key=key)["Body"]
-                    for chunk in body.iter_chunks(COPY_CHUNK):
-                        out.write(chunk)
-                else:
-                    with open(part, "rb") as handle:
-                        shutil.copyfileobj(handle, out, COPY_CHUNK)
-        self.put_file(Path(out.name), uri)
+    def download(self, uri: str, directory: Path) -> Path:
+        """A local path holding ``uri``'s bytes: the file itself, or a download into
+        ``directory`` for an S3 object."""
+        if not is_s3(uri):
+            return Path(uri)
+        bucket, key = split_s3(uri)
+        local = directory / uuid.uuid4().hex
+        self._client().download_file(bucket, key, str(local))
+        return local
 
     def delete(self, uris: Iterable[str]) -> None:
         """Delete files or objects that exist (missing ones are fine), and local folders

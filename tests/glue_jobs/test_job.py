@@ -11,6 +11,7 @@ import boto3
 import pytest
 from dynamo_ingest.arguments import JobArguments
 from dynamo_ingest.ledger import Ledger, SourceObject
+from dynamo_ingest.locations import BucketFolders, source_locations
 from dynamo_ingest.storage import file_md5
 
 from local_aws.dynamodb_double import FaultPlan
@@ -192,12 +193,41 @@ def test_s3_source_is_staged_and_rejects_go_to_error_prefix(run_job: Any, tmp_pa
     report = run_job(source_path="s3://landing/incoming/day 1/orders.csv")
 
     assert report.status == "SUCCEEDED_WITH_REJECTS"
-    assert report.rejects_path == "s3://landing/incoming/error/orders.csv.rejects.csv"
-    rejects = s3.get_object(Bucket="landing", Key="incoming/error/orders.csv.rejects.csv")
+    # Where the trigger would send them: error/ (never inside incoming/, which starts loads).
+    assert report.rejects_path == "s3://landing/error/day 1/orders.csv.rejects.csv"
+    rejects = s3.get_object(Bucket="landing", Key="error/day 1/orders.csv.rejects.csv")
     lines = rejects["Body"].read().decode().splitlines()
     assert lines[0] == "record_no,reason,id,amount"
     assert lines[1].startswith("2,")
     assert set(scan_table(TABLE)) == {("1",), ("2",)}
+
+
+def test_a_manual_run_rejects_into_the_folders_its_arguments_name(run_job: Any) -> None:
+    create_table(TABLE, [("id", "S", "HASH")])
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="landing")
+    s3.put_object(Bucket="landing", Key="csv/2024/05/orders.csv", Body=b"id,amount\n,6\n1,5\n")
+
+    report = run_job(source_path="s3://landing/csv/2024/05/orders.csv", incoming_prefix="csv/",
+                     error_prefix="failed/")
+
+    assert report.rejects_path == source_locations(
+        "landing", "csv/2024/05/orders.csv", BucketFolders(incoming="csv/", error="failed/")
+    ).rejects == "s3://landing/failed/2024/05/orders.csv.rejects.csv"
+    s3.head_object(Bucket="landing", Key="failed/2024/05/orders.csv.rejects.csv")
+
+
+def test_overlapping_folders_are_refused_before_anything_is_written(run_job: Any) -> None:
+    create_table(TABLE, [("id", "S", "HASH")])
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="landing")
+    s3.put_object(Bucket="landing", Key="data/orders.csv", Body=b"id,amount\n1,2\n")
+    report = run_job(source_path="s3://landing/data/orders.csv", incoming_prefix="data/",
+                     error_prefix="data/error/")
+    assert report.status == "FAILED"
+    assert "overlap" in (report.error or "")
+    assert not report.retryable
+    assert scan_table(TABLE) == {}
 
 
 def test_aws_like_faults_still_load_every_row_exactly_once(run_job: Any, aws: str,
