@@ -8,7 +8,7 @@ classifiers", CSV sections):
 - a CSV needs at least two columns (``allow_single_column`` is false) and a data row;
 - a header value parses as STRING, is shorter than 150 characters (except the last column),
   and meets the Glue column-name pattern (1-255 UTF-8 bytes, no control character but tab);
-  the last column may be empty throughout the file (a trailing delimiter) and is dropped;
+  an unnamed last column (a delimiter ending every line) is dropped, as the job drops it;
 - the built-in classifier also wants the header "sufficiently different" from the data (one
   column typed other than STRING); our custom classifier says ``contains_header: PRESENT``,
   so that rule applies only when the file falls to the built-in classifier (a delimiter other
@@ -41,7 +41,11 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from dynamo_ingest.catalog import Column, CsvSchema, glue_table_input
 from dynamo_ingest.errors import CatalogError, FileLayoutError, SourceError
 from dynamo_ingest.items import canonical_number, number_kept_as_written
-from dynamo_ingest.read import allow_large_csv_fields
+from dynamo_ingest.read import (
+    TRAILING_DELIMITER_NOTE,
+    allow_large_csv_fields,
+    ends_with_unnamed_column,
+)
 from dynamo_ingest.storage import is_s3, split_s3
 
 if TYPE_CHECKING:
@@ -235,10 +239,11 @@ def _detect_delimiter(name: str, lines: Sequence[str], quote_char: str, *,
 def _schema(name: str, header: list[str], rows: list[list[str]], delimiter: str,
             quote_char: str) -> CsvSchema:
     """Check the header against the classifier's rules and type every column."""
-    width = len(header)
-    if width > 1 and header[-1] == "" and all(len(r) < width or r[width - 1] == "" for r in rows):
-        width -= 1  # a trailing delimiter: the classifier allows an always-empty last column
-    names = header[:width]
+    trailing = ends_with_unnamed_column(header)
+    if trailing:
+        logger.info("%s: %s", name, TRAILING_DELIMITER_NOTE)
+    names = header[:-1] if trailing else header
+    width = len(names)
     stats = [_ColumnStats() for _ in names]
     for row in rows:
         for column, value in zip(stats, row[:width], strict=False):
@@ -258,7 +263,7 @@ def _schema(name: str, header: list[str], rows: list[list[str]], delimiter: str,
     for column_name, column in zip(names, stats, strict=True):
         _say_why_text(column_name, column)
     return CsvSchema(tuple(Column(n, t) for n, t in zip(names, types, strict=True)),
-                     delimiter, quote_char, True)
+                     delimiter, quote_char, True, trailing_delimiter=trailing)
 
 
 def _header_problems(names: Sequence[str], types: Sequence[str], *, built_in: bool) -> list[str]:

@@ -631,6 +631,16 @@ def _skip(item: Item, raw: str | None) -> int:
     return 0
 
 
+def past_last_column(value: str | None) -> Rejection | None:
+    """The rejection of a row with a value in the unnamed last field of a file whose every
+    line ends with the delimiter (``value`` as read, one char per byte); None when empty."""
+    if not value:
+        return None
+    shown = value.encode("latin-1", "replace").decode("utf-8", "replace")
+    return Rejection(f"a value {_shown(shown)} after the last named column (the header ends "
+                     "with an unnamed column)")
+
+
 def decode_utf8(values: Sequence[str | None],
                 names: Sequence[str] | None = None) -> tuple[str | None, ...] | Rejection:
     """Re-read fields read as ISO-8859-1 (one char per byte) as strict UTF-8.

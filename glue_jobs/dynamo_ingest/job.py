@@ -35,9 +35,10 @@ from dynamo_ingest.pipeline import (
     rate_per_task,
 )
 from dynamo_ingest.read import (
-    parse_header,
+    TRAILING_DELIMITER_NOTE,
     partitioned_for_writing,
     read_head,
+    read_header,
     read_records,
 )
 from dynamo_ingest.report import RowCounts, RunReport
@@ -78,8 +79,11 @@ def load_schema(args: JobArguments, aws: AwsConfig, source: ResolvedSource) -> C
         staged = bool(source.local_copy) or not source.bucket
         head = read_head(source.spark_path, None if staged else aws.client("s3"),
                          "" if staged else source.bucket, source.key)
-        header = parse_header(head, schema.delimiter, schema.quote_char, source.uri)
-        return schema.with_header_names(header)
+        header = read_header(head, schema.delimiter, schema.quote_char, source.uri)
+        if header.trailing_delimiter:
+            LOG.info("%s: %s", source.uri, TRAILING_DELIMITER_NOTE)
+        return replace(schema.with_header_names(header.names),
+                       trailing_delimiter=header.trailing_delimiter)
     from crawlers.local_crawler import infer_schema
 
     local = Path(source.local_copy or source.spark_path)
@@ -91,8 +95,9 @@ def load_schema(args: JobArguments, aws: AwsConfig, source: ResolvedSource) -> C
     schema = infer_schema(local, delimiter=args.delimiter, quote_char=args.quote_char or '"',
                           require_rows=False)
     head = read_head(str(local), None, "", "")
-    header = parse_header(head, schema.delimiter, schema.quote_char, source.uri)
-    return schema.with_header_names(header)
+    header = read_header(head, schema.delimiter, schema.quote_char, source.uri)
+    return replace(schema.with_header_names(header.names),
+                   trailing_delimiter=header.trailing_delimiter)
 
 
 def _task_function(task: PartitionTask) -> Callable[[Iterable[Any]], Iterable[Any]]:
@@ -237,7 +242,7 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
             ledger_table=args.ledger_table,
             source_key=(source.bucket, source.key, source.etag), partitions=partitions,
             resume=not args.restart, mapping=None if mapping.is_identity else mapping,
-            write_mode=args.write_mode)
+            write_mode=args.write_mode, trailing_delimiter=schema.trailing_delimiter)
         LOG.info("loading %s into %s: %d partitions, %.0f WCU/s (%s)", source.uri,
                  args.target_table, partitions, total_rate, rate_origin)
         records = read_records(spark, source.spark_path, schema)
@@ -334,5 +339,7 @@ def _rejects_header(schema: CsvSchema) -> bytes:
     import io
 
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow([*REJECTS_HEADER, *schema.names])
+    # A rejected row keeps every field it was read with, the unnamed last one too.
+    unnamed = [""] if schema.trailing_delimiter else []
+    csv.writer(buffer, lineterminator="\n").writerow([*REJECTS_HEADER, *schema.names, *unnamed])
     return buffer.getvalue().encode("utf-8")

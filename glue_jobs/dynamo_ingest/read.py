@@ -14,6 +14,7 @@ import codecs
 import csv
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dynamo_ingest.catalog import CsvSchema
@@ -47,8 +48,27 @@ def allow_large_csv_fields() -> None:
         csv.field_size_limit(CSV_FIELD_LIMIT)
 
 
-def parse_header(head: bytes, delimiter: str, quote_char: str, source: str) -> list[str]:
-    """The header names exactly as written (BOM dropped), from the first bytes of the file."""
+TRAILING_DELIMITER_NOTE = "every line ends with the delimiter: the empty last column is dropped"
+
+
+@dataclass(frozen=True)
+class HeaderRow:
+    """The header's column names, and whether every line ends with the delimiter."""
+
+    names: list[str]
+    trailing_delimiter: bool = False
+
+
+def ends_with_unnamed_column(fields: Sequence[str]) -> bool:
+    """True when the header's last field is empty: exporters that end every line with the
+    delimiter write one more (empty) field than there are columns. The crawler and the job
+    both drop that column, and a row with a value there is rejected."""
+    return len(fields) > 1 and fields[-1] == ""
+
+
+def read_header(head: bytes, delimiter: str, quote_char: str, source: str) -> HeaderRow:
+    """The header names exactly as written (BOM dropped), from the first bytes of the file;
+    an unnamed last column (a delimiter ending every line) is dropped and flagged."""
     if not head.strip():
         raise FileLayoutError(f"{source}: the file is empty; expected a header row")
     # Only the header must be valid UTF-8; bad bytes further down reject their own records.
@@ -67,6 +87,9 @@ def parse_header(head: bytes, delimiter: str, quote_char: str, source: str) -> l
             raise SourceError(f"{source}: the header row is longer than "
                               f"{HEADER_PROBE_BYTES} bytes") from err
     names = [name.strip("\r") for name in header]
+    trailing = ends_with_unnamed_column(names)
+    if trailing:
+        names.pop()
     for name in names:
         try:
             name.encode("utf-8")
@@ -82,7 +105,12 @@ def parse_header(head: bytes, delimiter: str, quote_char: str, source: str) -> l
     if repeated:
         raise SourceError(f"{source}: header names repeat ({', '.join(repeated)}); DynamoDB "
                           "attribute names must be unique")
-    return names
+    return HeaderRow(names, trailing)
+
+
+def parse_header(head: bytes, delimiter: str, quote_char: str, source: str) -> list[str]:
+    """The header's column names (see :func:`read_header`)."""
+    return read_header(head, delimiter, quote_char, source).names
 
 
 def read_head(spark_path: str, s3: Any | None, bucket: str, key: str) -> bytes:
@@ -100,7 +128,10 @@ def read_records(spark: SparkSession, path: str, schema: CsvSchema) -> DataFrame
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType, StructField, StructType
 
-    fields = [StructField(value_column(i), StringType()) for i in range(len(schema.columns))]
+    # A delimiter ending every line makes one more (unnamed) field: read it, so the row is
+    # not malformed and a value there can be rejected for what it is.
+    width = len(schema.columns) + schema.trailing_delimiter
+    fields = [StructField(value_column(i), StringType()) for i in range(width)]
     fields.append(StructField(CORRUPT_COLUMN, StringType()))
     frame = (
         spark.read.format("csv")

@@ -145,14 +145,26 @@ def test_header_case_is_kept(tmp_path: Path) -> None:
     assert schema.names == ("batchId", "Amount")
 
 
-def test_trailing_delimiter_drops_the_empty_last_column(tmp_path: Path) -> None:
-    schema = infer_schema(write(tmp_path, "id,name,\n1,ann,\n2,bob,\n"))
+def test_trailing_delimiter_drops_the_empty_last_column(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="crawlers.local_crawler"):
+        schema = infer_schema(write(tmp_path, "id,name,\n1,ann,\n2,bob,\n"))
     assert schema.names == ("id", "name")
+    assert schema.trailing_delimiter
+    assert "every line ends with the delimiter: the empty last column is dropped" in caplog.text
+    assert not infer_schema(write(tmp_path, "id,name\n1,ann\n", "plain.csv")).trailing_delimiter
 
 
-def test_empty_header_name_with_values_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(CatalogError, match="column 3 value '' is not a valid Glue column name"):
-        infer_schema(write(tmp_path, "id,name,\n1,ann,x\n"))
+def test_a_value_after_the_unnamed_last_column_is_left_to_the_job_to_reject(
+        tmp_path: Path) -> None:
+    # The header decides the layout; the job rejects the row holding x, with the reason.
+    schema = infer_schema(write(tmp_path, "id,name,\n1,ann,x\n2,bob,\n"))
+    assert (schema.names, schema.trailing_delimiter) == (("id", "name"), True)
+
+
+def test_a_repeated_empty_last_name_is_still_an_error(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="column 2 value '' is not a valid Glue column name"):
+        infer_schema(write(tmp_path, "id,,\n1,,\n"))
 
 
 def test_long_header_value_only_allowed_in_last_column(tmp_path: Path) -> None:
