@@ -5,7 +5,9 @@ Rules followed (AWS Glue Developer Guide, "Built-in classifiers" and "Writing cu
 classifiers", CSV sections):
 
 - delimiters tried: comma, pipe, tab, semicolon and Ctrl-A (``\\u0001``);
-- a CSV needs at least two columns (``allow_single_column`` is false) and a data row;
+- a CSV needs a data row, and at least two columns unless ``allow_single_column`` is true
+  (ours is: a key-only file is a table too); a first line that no candidate splits is then
+  one column;
 - a header value parses as STRING, is shorter than 150 characters (except the last column),
   and meets the Glue column-name pattern (1-255 UTF-8 bytes, no control character but tab);
   an unnamed last column (a delimiter ending every line) is dropped, as the job drops it;
@@ -211,7 +213,8 @@ def _read_prefix(text: io.TextIOBase) -> tuple[list[str], bool]:
 
 def _detect_delimiter(name: str, lines: Sequence[str], quote_char: str, *,
                       complete: bool) -> str:
-    """The candidate that splits the first row into 2+ columns and the most rows alike."""
+    """The candidate that splits the first row into 2+ columns and the most rows alike; when
+    none splits it, the file is one column (read with the classifier's delimiter)."""
     best: tuple[tuple[float, int], str] | None = None
     for candidate in CANDIDATE_DELIMITERS:
         if candidate == quote_char:
@@ -228,12 +231,16 @@ def _detect_delimiter(name: str, lines: Sequence[str], quote_char: str, *,
         score = (sum(len(r) == width for r in rows) / len(rows), width)
         if best is None or score > best[0]:  # ties keep the classifier's order
             best = (score, candidate)
-    if best is None:
+    if best is not None:
+        return best[1]
+    if not allow_single_column():
         raise FileLayoutError(
             f"{name}: no delimiter splits the first row {lines[0].rstrip()[:80]!r} into two or "
             "more columns (tried comma, pipe, tab, semicolon, Ctrl-A); the classifier needs at "
             "least two columns: pass the delimiter if the file uses another one")
-    return best[1]
+    logger.info("%s: no candidate delimiter splits the first row %r: read as a one-column file",
+                name, lines[0].rstrip()[:80])
+    return classifier_delimiter()
 
 
 def _schema(name: str, header: list[str], rows: list[list[str]], delimiter: str,
@@ -268,7 +275,7 @@ def _schema(name: str, header: list[str], rows: list[list[str]], delimiter: str,
 
 def _header_problems(names: Sequence[str], types: Sequence[str], *, built_in: bool) -> list[str]:
     """Why the first row cannot be a header under the classifier's rules (empty: it can)."""
-    if len(names) < 2:
+    if len(names) < 2 and not allow_single_column():
         return [f"found {len(names)} column(s) {list(names)}; the classifier needs at least two"]
     problems = []
     for position, value in enumerate(names, start=1):
@@ -281,7 +288,8 @@ def _header_problems(names: Sequence[str], types: Sequence[str], *, built_in: bo
         elif not _GLUE_NAME.fullmatch(value) or len(value.encode()) > COLUMN_NAME_MAX_BYTES:
             problems.append(f"column {position} value {value!r} is not a valid Glue column "
                             f"name (1-{COLUMN_NAME_MAX_BYTES} bytes, no control characters)")
-    if not problems and built_in and all(t == "string" for t in types):
+    # The built-in classifier never takes one column, so that rule has nothing to say there.
+    if not problems and built_in and len(names) > 1 and all(t == "string" for t in types):
         problems.append(
             "every column is STRING, so the built-in classifier, which handles delimiters other "
             "than the custom classifier's, cannot tell the first row from the data")
@@ -399,3 +407,8 @@ def load_definitions() -> tuple[dict[str, Any], dict[str, Any]]:
 def classifier_delimiter() -> str:
     """The custom CSV classifier's delimiter; other delimiters fall to the built-in one."""
     return str(load_definitions()[0]["delimiter"])
+
+
+def allow_single_column() -> bool:
+    """Whether the custom CSV classifier takes a file with one column (a key-only file)."""
+    return bool(load_definitions()[0]["allow_single_column"])

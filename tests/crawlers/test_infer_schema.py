@@ -185,11 +185,17 @@ def test_names_equal_but_for_case_are_refused(tmp_path: Path) -> None:
         infer_schema(write(tmp_path, "id,ID\n1,2\n"))
 
 
-def test_single_column_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(CatalogError, match="at least two columns"):
-        infer_schema(write(tmp_path, "id\n1\n2\n", "detect.csv"))
-    with pytest.raises(CatalogError, match="at least two"):
-        infer_schema(write(tmp_path, "id\n1\n2\n", "given.csv"), delimiter=",")
+@pytest.mark.parametrize("delimiter", [None, ",", ";"])
+def test_a_one_column_file_is_a_table(tmp_path: Path, delimiter: str | None) -> None:
+    schema = infer_schema(write(tmp_path, "email\nann@example.com\nbob@example.com\n"),
+                          delimiter=delimiter)
+    assert [(c.name, c.type) for c in schema.columns] == [("email", "string")]
+
+
+def test_a_one_column_file_of_numbers_is_typed(tmp_path: Path) -> None:
+    schema = infer_schema(write(tmp_path, "id\n1\n2\n"))
+    assert [(c.name, c.type) for c in schema.columns] == [("id", "bigint")]
+    assert schema.delimiter == ","
 
 
 def test_header_without_data_rows_is_an_error(tmp_path: Path) -> None:

@@ -61,3 +61,18 @@ def test_a_catalog_table_of_a_file_ending_every_line_with_the_delimiter_loads_it
     assert report.status == "SUCCEEDED_WITH_REJECTS", report.error
     assert sorted(scan_table(TABLE)) == [("1",), ("2",), ("4",)]
     assert report.counts.rows_rejected == 1
+
+
+@pytest.mark.parametrize("delimiter", [None, ","])
+def test_a_one_column_file_loads(run_job: Any, tmp_path: Path, delimiter: str | None) -> None:
+    create_table(TABLE, [("email", "S", "HASH")])
+    source = tmp_path / "keys.csv"
+    source.write_text("email\nann@example.com\nbob@example.com\n", encoding="utf-8")
+
+    report = run_job(source_path=str(source), delimiter=delimiter)
+
+    assert report.status == "SUCCEEDED", report.error
+    assert scan_table(TABLE) == {
+        ("ann@example.com",): {"email": {"S": "ann@example.com"}},
+        ("bob@example.com",): {"email": {"S": "bob@example.com"}},
+    }
