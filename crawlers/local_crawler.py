@@ -44,9 +44,11 @@ from dynamo_ingest.catalog import Column, CsvSchema, glue_table_input
 from dynamo_ingest.errors import CatalogError, FileLayoutError, SourceError
 from dynamo_ingest.items import canonical_number, number_kept_as_written
 from dynamo_ingest.read import (
+    CANDIDATE_DELIMITERS,
     TRAILING_DELIMITER_NOTE,
     allow_large_csv_fields,
     ends_with_unnamed_column,
+    refuse_wrong_delimiter,
 )
 from dynamo_ingest.storage import is_s3, split_s3
 
@@ -57,7 +59,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CANDIDATE_DELIMITERS = (",", "|", "\t", ";", "\x01")
 # The crawler, like us, reads only the start of an object; a few MB hold thousands of rows.
 S3_SAMPLE_BYTES = 4 * 1024 * 1024
 DETECTION_CHARS = 64 * 1024
@@ -159,6 +160,8 @@ def _infer(stream: BinaryIO, name: str, delimiter: str | None, quote_char: str, 
         lines = chain(prefix, iter(text.readline, ""))
         reader = csv.reader(lines, delimiter=delimiter, quotechar=quote_char, strict=False)
         header = next(reader)
+        refuse_wrong_delimiter(name, header, prefix[0], delimiter, quote_char,
+                               ", or leave --delimiter out to detect it")
         rows = [row for row in islice(reader, sample_rows + 1) if row]
     except csv.Error as err:
         raise FileLayoutError(f"{name} is not CSV the classifier can parse ({err})") from err

@@ -40,6 +40,7 @@ from dynamo_ingest.read import (
     read_head,
     read_header,
     read_records,
+    refuse_wrong_delimiter,
 )
 from dynamo_ingest.report import RowCounts, RunReport
 from dynamo_ingest.runtime import Runtime
@@ -80,6 +81,11 @@ def load_schema(args: JobArguments, aws: AwsConfig, source: ResolvedSource) -> C
         head = read_head(source.spark_path, None if staged else aws.client("s3"),
                          "" if staged else source.bucket, source.key)
         header = read_header(head, schema.delimiter, schema.quote_char, source.uri)
+        # The header's first line, for the candidates it holds when the delimiter is wrong.
+        first_line = head.split(b"\n", 1)[0].decode("utf-8-sig", "replace")
+        refuse_wrong_delimiter(source.uri, header.names, first_line, schema.delimiter,
+                               schema.quote_char, " (it overrides the catalog table's "
+                               "delimiter), or re-run the crawler")
         if header.trailing_delimiter:
             LOG.info("%s: %s", source.uri, TRAILING_DELIMITER_NOTE)
         return replace(schema.with_header_names(header.names),

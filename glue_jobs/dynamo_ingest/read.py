@@ -48,6 +48,8 @@ def allow_large_csv_fields() -> None:
         csv.field_size_limit(CSV_FIELD_LIMIT)
 
 
+# The delimiters Glue's CSV classifier tries, in its order.
+CANDIDATE_DELIMITERS = (",", "|", "\t", ";", "\x01")
 TRAILING_DELIMITER_NOTE = "every line ends with the delimiter: the empty last column is dropped"
 
 
@@ -64,6 +66,49 @@ def ends_with_unnamed_column(fields: Sequence[str]) -> bool:
     delimiter write one more (empty) field than there are columns. The crawler and the job
     both drop that column, and a row with a value there is rejected."""
     return len(fields) > 1 and fields[-1] == ""
+
+
+def delimiter_splits(first_line: str, quote_char: str) -> dict[str, int]:
+    """How many fields each candidate delimiter found in ``first_line`` splits it into."""
+    found: dict[str, int] = {}
+    for candidate in CANDIDATE_DELIMITERS:
+        if candidate == quote_char or candidate not in first_line:
+            continue
+        try:
+            fields = next(csv.reader([first_line], delimiter=candidate, quotechar=quote_char), [])
+        except csv.Error:
+            continue
+        if len(fields) > 1:
+            found[candidate] = len(fields)
+    return found
+
+
+def refuse_wrong_delimiter(source: str, header: Sequence[str], first_line: str, delimiter: str,
+                           quote_char: str, fix: str) -> None:
+    """Raise :class:`FileLayoutError` when ``delimiter`` leaves the header one field while
+    another candidate splits its first line: reading such a file as one column would load
+    nothing the user meant. ``fix`` ends the message (what else resolves it)."""
+    if len(header) != 1:
+        return
+    splits = delimiter_splits(first_line, quote_char)
+    if not splits:
+        return
+    found = ", ".join(f"{_named(c)} gives {n} fields" for c, n in splits.items())
+    best = max(splits, key=lambda c: splits[c])
+    raise FileLayoutError(
+        f"{source}: the delimiter {_named(delimiter)} does not split the header "
+        f"{first_line.rstrip()[:80]!r} (1 field), but the first line holds other candidate "
+        f"delimiters: {found}. Pass `--delimiter {_typed(best)}`{fix}")
+
+
+def _named(char: str) -> str:
+    """A delimiter as a message names it (a tab is invisible when quoted)."""
+    return {"\t": "tab", "\x01": "Ctrl-A"}.get(char, repr(char))
+
+
+def _typed(char: str) -> str:
+    """A delimiter as `--delimiter` takes it on a command line."""
+    return {"\t": "tab", "\x01": "ctrl-a", "|": "pipe", ";": "semicolon"}.get(char, char)
 
 
 def read_header(head: bytes, delimiter: str, quote_char: str, source: str) -> HeaderRow:

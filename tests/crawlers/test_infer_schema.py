@@ -198,6 +198,18 @@ def test_a_one_column_file_of_numbers_is_typed(tmp_path: Path) -> None:
     assert schema.delimiter == ","
 
 
+def test_a_given_delimiter_that_leaves_the_header_whole_says_which_splits_it(
+        tmp_path: Path) -> None:
+    with pytest.raises(FileLayoutError) as caught:
+        infer_schema(write(tmp_path, "id,name\ttab,val\n1,ann\tx,2\n"), delimiter=";")
+    assert str(caught.value) == (
+        f"{tmp_path / 'data.csv'}: the delimiter ';' does not split the header "
+        "'id,name\\ttab,val' (1 field), but the first line holds other candidate delimiters: "
+        "',' gives 3 fields, tab gives 2 fields. Pass `--delimiter ,`, or leave --delimiter "
+        "out to detect it")
+    assert "no header row detected" not in str(caught.value)
+
+
 def test_header_without_data_rows_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="no data rows") as caught:
         infer_schema(write(tmp_path, "id,name\n\n"))

@@ -76,3 +76,20 @@ def test_a_one_column_file_loads(run_job: Any, tmp_path: Path, delimiter: str | 
         ("ann@example.com",): {"email": {"S": "ann@example.com"}},
         ("bob@example.com",): {"email": {"S": "bob@example.com"}},
     }
+
+
+def test_a_catalog_delimiter_that_does_not_split_the_header_says_which_does(
+        run_job: Any, tmp_path: Path) -> None:
+    create_table(TABLE, [("id", "S", "HASH")])
+    register_catalog([("id", "string"), ("name", "string")])
+    source = tmp_path / "in.csv"
+    source.write_text("id,name\n1,ann\n", encoding="utf-8")
+
+    report = run_job(source_path=str(source), catalog_database=DATABASE,
+                     catalog_table=CATALOG_TABLE, delimiter=";")
+
+    assert report.status == "FAILED"
+    assert report.error == (
+        f"{source}: the delimiter ';' does not split the header 'id,name' (1 field), but the "
+        "first line holds other candidate delimiters: ',' gives 2 fields. Pass `--delimiter ,` "
+        "(it overrides the catalog table's delimiter), or re-run the crawler")
