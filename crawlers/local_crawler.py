@@ -272,7 +272,8 @@ def _schema(name: str, header: list[str], rows: list[list[str]], delimiter: str,
     _refuse_duplicates(name, names)
     for column_name, column in zip(names, stats, strict=True):
         _say_why_text(column_name, column)
-    return CsvSchema(tuple(Column(n, t) for n, t in zip(names, types, strict=True)),
+    origin = f"the crawler's sample of the first {len(rows):,} rows"
+    return CsvSchema(tuple(Column(n, t, origin) for n, t in zip(names, types, strict=True)),
                      delimiter, quote_char, True, trailing_delimiter=trailing)
 
 

@@ -24,6 +24,8 @@ class Column:
 
     name: str
     type: str = "string"
+    # Where the type came from (the crawler's sample, a catalog table), for reject reasons.
+    origin: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,8 @@ class CsvSchema:
 def schema_from_glue_table(table: dict[str, Any]) -> CsvSchema:
     """Read columns, types, delimiter and quote from a ``glue:GetTable`` ``Table`` dict."""
     sd = table.get("StorageDescriptor") or {}
-    columns = tuple(Column(c["Name"], c.get("Type", "string").lower())
+    origin = f"the catalog table {table.get('DatabaseName')}.{table.get('Name')}"
+    columns = tuple(Column(c["Name"], c.get("Type", "string").lower(), origin)
                     for c in sd.get("Columns", []))
     if not columns:
         raise CatalogError(f"catalog table {table.get('Name')!r} has no columns: run the crawler")

@@ -210,6 +210,13 @@ def test_a_given_delimiter_that_leaves_the_header_whole_says_which_splits_it(
     assert "no header row detected" not in str(caught.value)
 
 
+def test_the_type_says_it_came_from_the_sample(tmp_path: Path) -> None:
+    path = write(tmp_path, "id,code\n" + "".join(f"k{i},{i}\n" for i in range(5)) + "k9,N/A\n")
+    schema = infer_schema(path, sample_rows=5)
+    assert (schema.columns[1].type, schema.columns[1].origin) == (
+        "bigint", "the crawler's sample of the first 5 rows")
+
+
 def test_header_without_data_rows_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="no data rows") as caught:
         infer_schema(write(tmp_path, "id,name\n\n"))

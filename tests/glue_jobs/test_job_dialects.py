@@ -93,3 +93,19 @@ def test_a_catalog_delimiter_that_does_not_split_the_header_says_which_does(
         f"{source}: the delimiter ';' does not split the header 'id,name' (1 field), but the "
         "first line holds other candidate delimiters: ',' gives 2 fields. Pass `--delimiter ,` "
         "(it overrides the catalog table's delimiter), or re-run the crawler")
+
+
+def test_text_after_the_crawlers_sample_in_a_numeric_column_says_how_to_keep_it(
+        run_job: Any, tmp_path: Path) -> None:
+    create_table(TABLE, [("id", "S", "HASH")])
+    source = tmp_path / "in.csv"
+    rows = [f"k{n},{n}" for n in range(1, 1001)] + ["late,N/A"]
+    source.write_text("id,code\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    rejects = tmp_path / "rejects.csv"
+
+    report = run_job(source_path=str(source), rejects_path=str(rejects))
+
+    assert report.status == "SUCCEEDED_WITH_REJECTS", report.error
+    assert read_rejects(rejects)[1][:2] == ["1001", (
+        "column 'code': 'N/A' is not a number (the column is typed bigint from the crawler's "
+        "sample of the first 1,000 rows; `--column_types code:S` loads it as text)")]
