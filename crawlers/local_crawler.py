@@ -5,10 +5,12 @@ Rules followed (AWS Glue Developer Guide, "Built-in classifiers" and "Writing cu
 classifiers", CSV sections):
 
 - delimiters tried: comma, pipe, tab, semicolon and Ctrl-A (``\\u0001``);
-- a CSV needs at least two columns (``allow_single_column`` is false) and a data row;
+- a CSV needs a data row, and at least two columns unless ``allow_single_column`` is true
+  (ours is: a key-only file is a table too); a first line that no candidate splits is then
+  one column;
 - a header value parses as STRING, is shorter than 150 characters (except the last column),
   and meets the Glue column-name pattern (1-255 UTF-8 bytes, no control character but tab);
-  the last column may be empty throughout the file (a trailing delimiter) and is dropped;
+  an unnamed last column (a delimiter ending every line) is dropped, as the job drops it;
 - the built-in classifier also wants the header "sufficiently different" from the data (one
   column typed other than STRING); our custom classifier says ``contains_header: PRESENT``,
   so that rule applies only when the file falls to the built-in classifier (a delimiter other
@@ -41,7 +43,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from dynamo_ingest.catalog import Column, CsvSchema, glue_table_input
 from dynamo_ingest.errors import CatalogError, FileLayoutError, SourceError
 from dynamo_ingest.items import canonical_number, number_kept_as_written
-from dynamo_ingest.read import allow_large_csv_fields
+from dynamo_ingest.read import (
+    CANDIDATE_DELIMITERS,
+    TRAILING_DELIMITER_NOTE,
+    allow_large_csv_fields,
+    ends_with_unnamed_column,
+    refuse_wrong_delimiter,
+)
 from dynamo_ingest.storage import is_s3, split_s3
 
 if TYPE_CHECKING:
@@ -51,7 +59,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CANDIDATE_DELIMITERS = (",", "|", "\t", ";", "\x01")
 # The crawler, like us, reads only the start of an object; a few MB hold thousands of rows.
 S3_SAMPLE_BYTES = 4 * 1024 * 1024
 DETECTION_CHARS = 64 * 1024
@@ -153,6 +160,8 @@ def _infer(stream: BinaryIO, name: str, delimiter: str | None, quote_char: str, 
         lines = chain(prefix, iter(text.readline, ""))
         reader = csv.reader(lines, delimiter=delimiter, quotechar=quote_char, strict=False)
         header = next(reader)
+        refuse_wrong_delimiter(name, header, prefix[0], delimiter, quote_char,
+                               ", or leave --delimiter out to detect it")
         rows = [row for row in islice(reader, sample_rows + 1) if row]
     except csv.Error as err:
         raise FileLayoutError(f"{name} is not CSV the classifier can parse ({err})") from err
@@ -207,7 +216,8 @@ def _read_prefix(text: io.TextIOBase) -> tuple[list[str], bool]:
 
 def _detect_delimiter(name: str, lines: Sequence[str], quote_char: str, *,
                       complete: bool) -> str:
-    """The candidate that splits the first row into 2+ columns and the most rows alike."""
+    """The candidate that splits the first row into 2+ columns and the most rows alike; when
+    none splits it, the file is one column (read with the classifier's delimiter)."""
     best: tuple[tuple[float, int], str] | None = None
     for candidate in CANDIDATE_DELIMITERS:
         if candidate == quote_char:
@@ -224,21 +234,26 @@ def _detect_delimiter(name: str, lines: Sequence[str], quote_char: str, *,
         score = (sum(len(r) == width for r in rows) / len(rows), width)
         if best is None or score > best[0]:  # ties keep the classifier's order
             best = (score, candidate)
-    if best is None:
+    if best is not None:
+        return best[1]
+    if not allow_single_column():
         raise FileLayoutError(
             f"{name}: no delimiter splits the first row {lines[0].rstrip()[:80]!r} into two or "
             "more columns (tried comma, pipe, tab, semicolon, Ctrl-A); the classifier needs at "
             "least two columns: pass the delimiter if the file uses another one")
-    return best[1]
+    logger.info("%s: no candidate delimiter splits the first row %r: read as a one-column file",
+                name, lines[0].rstrip()[:80])
+    return classifier_delimiter()
 
 
 def _schema(name: str, header: list[str], rows: list[list[str]], delimiter: str,
             quote_char: str) -> CsvSchema:
     """Check the header against the classifier's rules and type every column."""
-    width = len(header)
-    if width > 1 and header[-1] == "" and all(len(r) < width or r[width - 1] == "" for r in rows):
-        width -= 1  # a trailing delimiter: the classifier allows an always-empty last column
-    names = header[:width]
+    trailing = ends_with_unnamed_column(header)
+    if trailing:
+        logger.info("%s: %s", name, TRAILING_DELIMITER_NOTE)
+    names = header[:-1] if trailing else header
+    width = len(names)
     stats = [_ColumnStats() for _ in names]
     for row in rows:
         for column, value in zip(stats, row[:width], strict=False):
@@ -257,13 +272,14 @@ def _schema(name: str, header: list[str], rows: list[list[str]], delimiter: str,
     _refuse_duplicates(name, names)
     for column_name, column in zip(names, stats, strict=True):
         _say_why_text(column_name, column)
-    return CsvSchema(tuple(Column(n, t) for n, t in zip(names, types, strict=True)),
-                     delimiter, quote_char, True)
+    origin = f"the crawler's sample of the first {len(rows):,} rows"
+    return CsvSchema(tuple(Column(n, t, origin) for n, t in zip(names, types, strict=True)),
+                     delimiter, quote_char, True, trailing_delimiter=trailing)
 
 
 def _header_problems(names: Sequence[str], types: Sequence[str], *, built_in: bool) -> list[str]:
     """Why the first row cannot be a header under the classifier's rules (empty: it can)."""
-    if len(names) < 2:
+    if len(names) < 2 and not allow_single_column():
         return [f"found {len(names)} column(s) {list(names)}; the classifier needs at least two"]
     problems = []
     for position, value in enumerate(names, start=1):
@@ -276,7 +292,8 @@ def _header_problems(names: Sequence[str], types: Sequence[str], *, built_in: bo
         elif not _GLUE_NAME.fullmatch(value) or len(value.encode()) > COLUMN_NAME_MAX_BYTES:
             problems.append(f"column {position} value {value!r} is not a valid Glue column "
                             f"name (1-{COLUMN_NAME_MAX_BYTES} bytes, no control characters)")
-    if not problems and built_in and all(t == "string" for t in types):
+    # The built-in classifier never takes one column, so that rule has nothing to say there.
+    if not problems and built_in and len(names) > 1 and all(t == "string" for t in types):
         problems.append(
             "every column is STRING, so the built-in classifier, which handles delimiters other "
             "than the custom classifier's, cannot tell the first row from the data")
@@ -394,3 +411,8 @@ def load_definitions() -> tuple[dict[str, Any], dict[str, Any]]:
 def classifier_delimiter() -> str:
     """The custom CSV classifier's delimiter; other delimiters fall to the built-in one."""
     return str(load_definitions()[0]["delimiter"])
+
+
+def allow_single_column() -> bool:
+    """Whether the custom CSV classifier takes a file with one column (a key-only file)."""
+    return bool(load_definitions()[0]["allow_single_column"])

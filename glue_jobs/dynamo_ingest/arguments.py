@@ -18,6 +18,7 @@ import functools
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Literal, Protocol, get_args
@@ -66,9 +67,18 @@ class Text:
         return raw
 
 
+# Characters a shell, a console or a Terraform map cannot easily pass as themselves, by name.
+CHARACTER_NAMES = {"tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "space": " ",
+                   "colon": ":", "ctrl-a": "\x01"}
+# One escape typed literally, as Python and Glue's docs write them: \t, \\, \xHH, \uHHHH.
+_ESCAPE = re.compile(r"\\(?:(t)|(\\)|x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4}))")
+
+
 @dataclass(frozen=True)
 class OneCharacter:
-    """A single character (a CSV delimiter or quote)."""
+    """A single character (a CSV delimiter or quote): itself, a name such as ``tab`` or
+    ``pipe``, or one escape typed literally (``\\t``, ``\\x1f``, ``\\u0001``, ``\\\\``), because
+    ``--delimiter '\\t'`` reaches the job as a backslash and a ``t``."""
 
     @property
     def metavar(self) -> str:
@@ -76,10 +86,21 @@ class OneCharacter:
         return "<char>"
 
     def parse(self, name: str, raw: str) -> str:
-        """The character, or :class:`ArgumentError`."""
-        if len(raw) != 1:
-            raise _expects(name, "one character", raw)
-        return raw
+        """The character, or :class:`ArgumentError` showing the value as typed."""
+        if len(raw) == 1:
+            return raw
+        named = CHARACTER_NAMES.get(raw.strip().lower())
+        if named is not None:
+            return named
+        escape = _ESCAPE.fullmatch(raw)
+        if escape is not None:
+            tab, backslash, byte, code = escape.groups()
+            return "\t" if tab else backslash or chr(int(byte or code, 16))
+        names = ", ".join(CHARACTER_NAMES)
+        # Shown as typed: repr() would double each backslash of a '\t' the user never doubled.
+        raise ArgumentError(
+            f"--{name} expects one character, a name ({names}) or one escape (\\t, \\xHH, "
+            f"\\uHHHH, \\\\), found '{raw}'")
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Glue Data Catalog's table structure (what a crawler with our CSV classifier regi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from dynamo_ingest.errors import CatalogError, SchemaMismatchError
@@ -24,6 +24,8 @@ class Column:
 
     name: str
     type: str = "string"
+    # Where the type came from (the crawler's sample, a catalog table), for reject reasons.
+    origin: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class CsvSchema:
     quote_char: str = '"'
     has_header: bool = True
     parameters: dict[str, str] = field(default_factory=dict, compare=False)
+    # Every line ends with the delimiter: the file holds one more, unnamed and empty, field.
+    trailing_delimiter: bool = False
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -52,9 +56,9 @@ class CsvSchema:
         catalog = [c.name.lower() for c in self.columns]
         found = [h.lower() for h in header]
         if catalog != found and sorted(catalog) == sorted(found) and len(set(found)) == len(found):
-            by_name = {c.name.lower(): c.type for c in self.columns}
-            return CsvSchema(tuple(Column(h, by_name[h.lower()]) for h in header),
-                             self.delimiter, self.quote_char, self.has_header, self.parameters)
+            by_name = {c.name.lower(): c for c in self.columns}
+            return replace(self, columns=tuple(replace(by_name[h.lower()], name=h)
+                                               for h in header))
         if catalog != found:
             missing = [c for c in catalog if c not in found]
             unexpected = [h for h, low in zip(header, found, strict=True) if low not in catalog]
@@ -68,15 +72,15 @@ class CsvSchema:
             raise SchemaMismatchError(
                 "the file header does not match the catalog table (" + "; ".join(detail)
                 + "): re-run the crawler for the new layout or fix the file")
-        types = [c.type for c in self.columns]
-        return CsvSchema(tuple(Column(h, t) for h, t in zip(header, types, strict=True)),
-                         self.delimiter, self.quote_char, self.has_header, self.parameters)
+        return replace(self, columns=tuple(replace(c, name=h)
+                                           for c, h in zip(self.columns, header, strict=True)))
 
 
 def schema_from_glue_table(table: dict[str, Any]) -> CsvSchema:
     """Read columns, types, delimiter and quote from a ``glue:GetTable`` ``Table`` dict."""
     sd = table.get("StorageDescriptor") or {}
-    columns = tuple(Column(c["Name"], c.get("Type", "string").lower())
+    origin = f"the catalog table {table.get('DatabaseName')}.{table.get('Name')}"
+    columns = tuple(Column(c["Name"], c.get("Type", "string").lower(), origin)
                     for c in sd.get("Columns", []))
     if not columns:
         raise CatalogError(f"catalog table {table.get('Name')!r} has no columns: run the crawler")

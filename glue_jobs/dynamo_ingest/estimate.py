@@ -38,7 +38,7 @@ from dynamo_ingest.arguments import EmptyPolicy, JobArguments, WriteMode
 from dynamo_ingest.capacity import table_write_capacity
 from dynamo_ingest.catalog import CsvSchema
 from dynamo_ingest.errors import ArgumentError, SourceError
-from dynamo_ingest.items import BuiltItem, ItemBuilder, Rejection, decode_utf8
+from dynamo_ingest.items import BuiltItem, ItemBuilder, Rejection, decode_utf8, past_last_column
 from dynamo_ingest.keys import KeySchema, index_keys_from_description
 from dynamo_ingest.mapping import AttributeMapping
 from dynamo_ingest.sizing import item_size, write_units
@@ -450,7 +450,7 @@ def estimate_source(path: str | Path, *, schema: CsvSchema, key_schema: KeySchem
     builder = ItemBuilder(schema.columns, key_schema, empty_value, mapping)
     indexes = secondary_indexes(table_description) if table_description else []
     names = list(schema.names)
-    width = len(names)
+    width = len(names) + schema.trailing_delimiter
     tally = _Tally()
     try:
         handle = source.open("rb")
@@ -463,6 +463,10 @@ def estimate_source(path: str | Path, *, schema: CsvSchema, key_schema: KeySchem
             if len(fields) != width:
                 tally.reject(record_no, f"malformed record: expected {width} fields, found "
                                         f"{len(fields)}")
+                continue
+            beyond = past_last_column(fields[-1]) if schema.trailing_delimiter else None
+            if beyond is not None:
+                tally.reject(record_no, beyond.reason)
                 continue
             decoded = decode_utf8(fields, names)
             if isinstance(decoded, Rejection):

@@ -221,8 +221,17 @@ def _number_put(name: str, name_size: int, on_empty: Callable[[Item], int],
     return put
 
 
+def _typed_by(glue_type: str, origin: str, column: str) -> str:
+    """What a reject reason adds for a value that does not fit a type the user did not give:
+    where the type came from (a sample may miss the later text), and the option that fixes it."""
+    if not origin:
+        return ""
+    return (f" (the column is typed {glue_type} from {origin}; `--column_types {column}:S` "
+            "loads it as text)")
+
+
 def _exact_number_put(name: str, name_size: int, on_empty: Callable[[Item], int], label: str,
-                      column: str) -> _Put:
+                      column: str, typed_by: str = "") -> _Put:
     """A column the catalog types as a number: DynamoDB normalises number text (``02869`` is
     stored as 2869), so a value it would not keep as written rejects the row instead of
     changing silently; ``--column_types`` says which the user wants."""
@@ -245,7 +254,7 @@ def _exact_number_put(name: str, name_size: int, on_empty: Callable[[Item], int]
         try:
             sent, parts = _checked_number(text)
         except _InvalidValueError as err:
-            raise _InvalidValueError(f"column {label!r}: {err}") from None
+            raise _InvalidValueError(f"column {label!r}: {err}{typed_by}") from None
         if sent != text or _canonical_from_parts(parts) != text:
             raise changed(text)
         item[name] = {"N": text}
@@ -254,7 +263,7 @@ def _exact_number_put(name: str, name_size: int, on_empty: Callable[[Item], int]
 
 
 def _boolean_put(name: str, name_size: int, on_empty: Callable[[Item], int],
-                 label: str | None = None) -> _Put:
+                 label: str | None = None, typed_by: str = "") -> _Put:
     """``true``/``false`` in any letter case, surrounding whitespace ignored; nothing else."""
     shown = label or name
 
@@ -266,7 +275,8 @@ def _boolean_put(name: str, name_size: int, on_empty: Callable[[Item], int],
                 return name_size + 1
             if text:
                 raise _InvalidValueError(
-                    f"column {shown!r}: {_shown(raw)} is not a boolean (expected true or false)")
+                    f"column {shown!r}: {_shown(raw)} is not a boolean (expected true or "
+                    f"false){typed_by}")
         return on_empty(item)
     return put
 
@@ -442,16 +452,18 @@ def _json_put(name: str, name_size: int, on_empty: Callable[[Item], int], label:
 
 
 def _column_put(name: str, label: str, glue_type: str, override: ColumnType | None,
-                on_empty: Callable[[Item], int], column: str) -> _Put:
-    """The put of a non-key column: ``--column_types`` first, else its Glue type."""
+                on_empty: Callable[[Item], int], column: str, origin: str = "") -> _Put:
+    """The put of a non-key column: ``--column_types`` first, else its Glue type (from
+    ``origin``, which a reject reason names)."""
     name_size = len(name.encode("utf-8"))
+    typed_by = "" if override is not None else _typed_by(glue_type, origin, column)
     if override is None and (glue_type in NUMERIC_GLUE_TYPES or glue_type.startswith("decimal")):
-        return _exact_number_put(name, name_size, on_empty, label, column)
+        return _exact_number_put(name, name_size, on_empty, label, column, typed_by)
     kind = override or ("BOOL" if glue_type == "boolean" else "S")
     if kind == "N":
         return _number_put(name, name_size, on_empty, label)
     if kind == "BOOL":
-        return _boolean_put(name, name_size, on_empty, label)
+        return _boolean_put(name, name_size, on_empty, label, typed_by)
     if kind == "JSON":
         return _json_put(name, name_size, on_empty, label)
     return _string_put(name, name_size, on_empty)
@@ -584,7 +596,8 @@ class ItemBuilder:
                 continue
             on_empty = _empty_put(name, len(name.encode("utf-8")), empty_value)
             puts.append(_column_put(name, label, column.type.strip().lower(),
-                                    resolved.column_types[index], on_empty, column.name))
+                                    resolved.column_types[index], on_empty, column.name,
+                                    column.origin))
         finishers: list[_Finish] = []
         templates = mapping.templates(key_schema)
         for attribute in reversed(key_schema.attributes):  # the shard hashes the sort key
@@ -629,6 +642,16 @@ class ItemBuilder:
 
 def _skip(item: Item, raw: str | None) -> int:
     return 0
+
+
+def past_last_column(value: str | None) -> Rejection | None:
+    """The rejection of a row with a value in the unnamed last field of a file whose every
+    line ends with the delimiter (``value`` as read, one char per byte); None when empty."""
+    if not value:
+        return None
+    shown = value.encode("latin-1", "replace").decode("utf-8", "replace")
+    return Rejection(f"a value {_shown(shown)} after the last named column (the header ends "
+                     "with an unnamed column)")
 
 
 def decode_utf8(values: Sequence[str | None],

@@ -35,11 +35,13 @@ from dynamo_ingest.pipeline import (
     rate_per_task,
 )
 from dynamo_ingest.read import (
+    TRAILING_DELIMITER_NOTE,
     is_unreadable_path,
-    parse_header,
     partitioned_for_writing,
     read_head,
+    read_header,
     read_records,
+    refuse_wrong_delimiter,
 )
 from dynamo_ingest.rejects import merge_parts, rejects_header
 from dynamo_ingest.report import RowCounts, RunReport
@@ -80,8 +82,16 @@ def load_schema(args: JobArguments, aws: AwsConfig, source: ResolvedSource) -> C
         staged = bool(source.local_copy) or not source.bucket
         head = read_head(source.spark_path, None if staged else aws.client("s3"),
                          "" if staged else source.bucket, source.key)
-        header = parse_header(head, schema.delimiter, schema.quote_char, source.uri)
-        return schema.with_header_names(header)
+        header = read_header(head, schema.delimiter, schema.quote_char, source.uri)
+        # The header's first line, for the candidates it holds when the delimiter is wrong.
+        first_line = head.split(b"\n", 1)[0].decode("utf-8-sig", "replace")
+        refuse_wrong_delimiter(source.uri, header.names, first_line, schema.delimiter,
+                               schema.quote_char, " (it overrides the catalog table's "
+                               "delimiter), or re-run the crawler")
+        if header.trailing_delimiter:
+            LOG.info("%s: %s", source.uri, TRAILING_DELIMITER_NOTE)
+        return replace(schema.with_header_names(header.names),
+                       trailing_delimiter=header.trailing_delimiter)
     from crawlers.local_crawler import infer_schema
 
     local = Path(source.local_copy or source.spark_path)
@@ -93,8 +103,9 @@ def load_schema(args: JobArguments, aws: AwsConfig, source: ResolvedSource) -> C
     schema = infer_schema(local, delimiter=args.delimiter, quote_char=args.quote_char or '"',
                           require_rows=False)
     head = read_head(str(local), None, "", "")
-    header = parse_header(head, schema.delimiter, schema.quote_char, source.uri)
-    return schema.with_header_names(header)
+    header = read_header(head, schema.delimiter, schema.quote_char, source.uri)
+    return replace(schema.with_header_names(header.names),
+                   trailing_delimiter=header.trailing_delimiter)
 
 
 def _task_function(task: PartitionTask) -> Callable[[Iterable[Any]], Iterable[Any]]:
@@ -241,7 +252,7 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
             ledger_table=args.ledger_table,
             source_key=(source.bucket, source.key, source.etag), partitions=partitions,
             resume=not args.restart, mapping=None if mapping.is_identity else mapping,
-            write_mode=args.write_mode)
+            write_mode=args.write_mode, trailing_delimiter=schema.trailing_delimiter)
         LOG.info("loading %s into %s: %d partitions, %.0f WCU/s (%s)", source.uri,
                  args.target_table, partitions, total_rate, rate_origin)
         records = read_records(spark, source.spark_path, schema, source.uri)
@@ -360,7 +371,10 @@ def _write_rejects(storage: Storage, task: PartitionTask, schema: CsvSchema,
     """Merge this run's rejects parts into the rejects file in record order, or remove an
     earlier run's file when this one rejected nothing; returns the file written, if any."""
     if rejected_parts:
-        merge_parts(storage, rejects_header(schema.names), rejected_parts, rejects_path)
+        # A rejected row keeps every field it was read with, the unnamed last one too.
+        unnamed = [""] if schema.trailing_delimiter else []
+        merge_parts(storage, rejects_header([*schema.names, *unnamed]), rejected_parts,
+                    rejects_path)
     elif storage.exists(rejects_path):
         _clean_up(storage, [rejects_path], "the earlier run's rejects file")
     # Every partition's part, also one an earlier attempt left that this run did not rewrite.

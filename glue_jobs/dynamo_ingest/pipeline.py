@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from dynamo_ingest.arguments import EmptyPolicy, WriteMode
 from dynamo_ingest.aws import AwsConfig
 from dynamo_ingest.catalog import Column
-from dynamo_ingest.items import BuiltItem, ItemBuilder, Rejection, decode_utf8
+from dynamo_ingest.items import BuiltItem, ItemBuilder, Rejection, decode_utf8, past_last_column
 from dynamo_ingest.keys import KeySchema
 from dynamo_ingest.mapping import AttributeMapping
 from dynamo_ingest.read import (
@@ -109,6 +109,7 @@ class PartitionTask:
     resume: bool = True
     mapping: AttributeMapping | None = None
     write_mode: WriteMode = "overwrite"
+    trailing_delimiter: bool = False  # every line ends with it: one more, unnamed, field
 
     @property
     def conditional(self) -> bool:
@@ -208,6 +209,7 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
     builder = ItemBuilder(task.columns, task.key_schema, task.empty_value, task.mapping)
     version = task.mapping.version_attribute() if task.mapping is not None else None
     width = len(task.columns)
+    read_width = width + task.trailing_delimiter
     counts = RowCounts()
     rejects = RejectsFile()
     resume_from = checkpoints.load(partition) if (checkpoints and task.resume) else None
@@ -288,7 +290,7 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
     def requests() -> Iterator[WriteRequest]:
         group = _Group()
         group_in_prefix = False
-        for index, (raw, corrupt, record_no, hashed) in enumerate(_rows(batches, width)):
+        for index, (raw, corrupt, record_no, hashed) in enumerate(_rows(batches, read_width)):
             counts.rows_read += 1
             in_prefix = skip_rows < 0 or index < skip_rows
             if hashed != group.key_hash or group.key_hash is None:
@@ -300,8 +302,13 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
             else:
                 state["rows"] = index + 1
             if corrupt is not None:
-                reason, fields = malformed_reason(corrupt, width, task.delimiter, task.quote_char)
+                reason, fields = malformed_reason(corrupt, read_width, task.delimiter,
+                                                  task.quote_char)
                 reject(record_no, reason, fields, count=not in_prefix)
+                continue
+            beyond = past_last_column(raw[width]) if task.trailing_delimiter else None
+            if beyond is not None:
+                reject(record_no, beyond.reason, raw, count=not in_prefix)
                 continue
             decoded = decode_utf8(raw)
             if isinstance(decoded, Rejection):

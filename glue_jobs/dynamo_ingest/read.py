@@ -14,6 +14,7 @@ import codecs
 import csv
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dynamo_ingest.catalog import CsvSchema
@@ -47,8 +48,72 @@ def allow_large_csv_fields() -> None:
         csv.field_size_limit(CSV_FIELD_LIMIT)
 
 
-def parse_header(head: bytes, delimiter: str, quote_char: str, source: str) -> list[str]:
-    """The header names exactly as written (BOM dropped), from the first bytes of the file."""
+# The delimiters Glue's CSV classifier tries, in its order.
+CANDIDATE_DELIMITERS = (",", "|", "\t", ";", "\x01")
+TRAILING_DELIMITER_NOTE = "every line ends with the delimiter: the empty last column is dropped"
+
+
+@dataclass(frozen=True)
+class HeaderRow:
+    """The header's column names, and whether every line ends with the delimiter."""
+
+    names: list[str]
+    trailing_delimiter: bool = False
+
+
+def ends_with_unnamed_column(fields: Sequence[str]) -> bool:
+    """True when the header's last field is empty: exporters that end every line with the
+    delimiter write one more (empty) field than there are columns. The crawler and the job
+    both drop that column, and a row with a value there is rejected."""
+    return len(fields) > 1 and fields[-1] == ""
+
+
+def delimiter_splits(first_line: str, quote_char: str) -> dict[str, int]:
+    """How many fields each candidate delimiter found in ``first_line`` splits it into."""
+    found: dict[str, int] = {}
+    for candidate in CANDIDATE_DELIMITERS:
+        if candidate == quote_char or candidate not in first_line:
+            continue
+        try:
+            fields = next(csv.reader([first_line], delimiter=candidate, quotechar=quote_char), [])
+        except csv.Error:
+            continue
+        if len(fields) > 1:
+            found[candidate] = len(fields)
+    return found
+
+
+def refuse_wrong_delimiter(source: str, header: Sequence[str], first_line: str, delimiter: str,
+                           quote_char: str, fix: str) -> None:
+    """Raise :class:`FileLayoutError` when ``delimiter`` leaves the header one field while
+    another candidate splits its first line: reading such a file as one column would load
+    nothing the user meant. ``fix`` ends the message (what else resolves it)."""
+    if len(header) != 1:
+        return
+    splits = delimiter_splits(first_line, quote_char)
+    if not splits:
+        return
+    found = ", ".join(f"{_named(c)} gives {n} fields" for c, n in splits.items())
+    best = max(splits, key=lambda c: splits[c])
+    raise FileLayoutError(
+        f"{source}: the delimiter {_named(delimiter)} does not split the header "
+        f"{first_line.rstrip()[:80]!r} (1 field), but the first line holds other candidate "
+        f"delimiters: {found}. Pass `--delimiter {_typed(best)}`{fix}")
+
+
+def _named(char: str) -> str:
+    """A delimiter as a message names it (a tab is invisible when quoted)."""
+    return {"\t": "tab", "\x01": "Ctrl-A"}.get(char, repr(char))
+
+
+def _typed(char: str) -> str:
+    """A delimiter as `--delimiter` takes it on a command line."""
+    return {"\t": "tab", "\x01": "ctrl-a", "|": "pipe", ";": "semicolon"}.get(char, char)
+
+
+def read_header(head: bytes, delimiter: str, quote_char: str, source: str) -> HeaderRow:
+    """The header names exactly as written (BOM dropped), from the first bytes of the file;
+    an unnamed last column (a delimiter ending every line) is dropped and flagged."""
     if not head.strip():
         raise FileLayoutError(f"{source}: the file is empty; expected a header row")
     # Only the header must be valid UTF-8; bad bytes further down reject their own records.
@@ -67,6 +132,9 @@ def parse_header(head: bytes, delimiter: str, quote_char: str, source: str) -> l
             raise SourceError(f"{source}: the header row is longer than "
                               f"{HEADER_PROBE_BYTES} bytes") from err
     names = [name.strip("\r") for name in header]
+    trailing = ends_with_unnamed_column(names)
+    if trailing:
+        names.pop()
     for name in names:
         try:
             name.encode("utf-8")
@@ -82,7 +150,12 @@ def parse_header(head: bytes, delimiter: str, quote_char: str, source: str) -> l
     if repeated:
         raise SourceError(f"{source}: header names repeat ({', '.join(repeated)}); DynamoDB "
                           "attribute names must be unique")
-    return names
+    return HeaderRow(names, trailing)
+
+
+def parse_header(head: bytes, delimiter: str, quote_char: str, source: str) -> list[str]:
+    """The header's column names (see :func:`read_header`)."""
+    return read_header(head, delimiter, quote_char, source).names
 
 
 def read_head(spark_path: str, s3: Any | None, bucket: str, key: str) -> bytes:
@@ -114,7 +187,10 @@ def read_records(spark: SparkSession, path: str, schema: CsvSchema,
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType, StructField, StructType
 
-    fields = [StructField(value_column(i), StringType()) for i in range(len(schema.columns))]
+    # A delimiter ending every line makes one more (unnamed) field: read it, so the row is
+    # not malformed and a value there can be rejected for what it is.
+    width = len(schema.columns) + schema.trailing_delimiter
+    fields = [StructField(value_column(i), StringType()) for i in range(width)]
     fields.append(StructField(CORRUPT_COLUMN, StringType()))
     frame = (
         spark.read.format("csv")

@@ -22,7 +22,8 @@ def test_classifier_keys_are_terraform_arguments() -> None:
     classifier, _ = load_definitions()
     assert set(classifier) - {"name_suffix"} <= CSV_CLASSIFIER_ARGUMENTS
     assert classifier["contains_header"] == "PRESENT"
-    assert classifier["allow_single_column"] is False
+    # A key-only file is a table: the job loads it, so the crawler must register it.
+    assert classifier["allow_single_column"] is True
     assert classifier["disable_value_trimming"] is True
     assert len(classifier["delimiter"]) == 1
     assert len(classifier["quote_symbol"]) == 1

@@ -145,14 +145,26 @@ def test_header_case_is_kept(tmp_path: Path) -> None:
     assert schema.names == ("batchId", "Amount")
 
 
-def test_trailing_delimiter_drops_the_empty_last_column(tmp_path: Path) -> None:
-    schema = infer_schema(write(tmp_path, "id,name,\n1,ann,\n2,bob,\n"))
+def test_trailing_delimiter_drops_the_empty_last_column(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="crawlers.local_crawler"):
+        schema = infer_schema(write(tmp_path, "id,name,\n1,ann,\n2,bob,\n"))
     assert schema.names == ("id", "name")
+    assert schema.trailing_delimiter
+    assert "every line ends with the delimiter: the empty last column is dropped" in caplog.text
+    assert not infer_schema(write(tmp_path, "id,name\n1,ann\n", "plain.csv")).trailing_delimiter
 
 
-def test_empty_header_name_with_values_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(CatalogError, match="column 3 value '' is not a valid Glue column name"):
-        infer_schema(write(tmp_path, "id,name,\n1,ann,x\n"))
+def test_a_value_after_the_unnamed_last_column_is_left_to_the_job_to_reject(
+        tmp_path: Path) -> None:
+    # The header decides the layout; the job rejects the row holding x, with the reason.
+    schema = infer_schema(write(tmp_path, "id,name,\n1,ann,x\n2,bob,\n"))
+    assert (schema.names, schema.trailing_delimiter) == (("id", "name"), True)
+
+
+def test_a_repeated_empty_last_name_is_still_an_error(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="column 2 value '' is not a valid Glue column name"):
+        infer_schema(write(tmp_path, "id,,\n1,,\n"))
 
 
 def test_long_header_value_only_allowed_in_last_column(tmp_path: Path) -> None:
@@ -173,11 +185,36 @@ def test_names_equal_but_for_case_are_refused(tmp_path: Path) -> None:
         infer_schema(write(tmp_path, "id,ID\n1,2\n"))
 
 
-def test_single_column_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(CatalogError, match="at least two columns"):
-        infer_schema(write(tmp_path, "id\n1\n2\n", "detect.csv"))
-    with pytest.raises(CatalogError, match="at least two"):
-        infer_schema(write(tmp_path, "id\n1\n2\n", "given.csv"), delimiter=",")
+@pytest.mark.parametrize("delimiter", [None, ",", ";"])
+def test_a_one_column_file_is_a_table(tmp_path: Path, delimiter: str | None) -> None:
+    schema = infer_schema(write(tmp_path, "email\nann@example.com\nbob@example.com\n"),
+                          delimiter=delimiter)
+    assert [(c.name, c.type) for c in schema.columns] == [("email", "string")]
+
+
+def test_a_one_column_file_of_numbers_is_typed(tmp_path: Path) -> None:
+    schema = infer_schema(write(tmp_path, "id\n1\n2\n"))
+    assert [(c.name, c.type) for c in schema.columns] == [("id", "bigint")]
+    assert schema.delimiter == ","
+
+
+def test_a_given_delimiter_that_leaves_the_header_whole_says_which_splits_it(
+        tmp_path: Path) -> None:
+    with pytest.raises(FileLayoutError) as caught:
+        infer_schema(write(tmp_path, "id,name\ttab,val\n1,ann\tx,2\n"), delimiter=";")
+    assert str(caught.value) == (
+        f"{tmp_path / 'data.csv'}: the delimiter ';' does not split the header "
+        "'id,name\\ttab,val' (1 field), but the first line holds other candidate delimiters: "
+        "',' gives 3 fields, tab gives 2 fields. Pass `--delimiter ,`, or leave --delimiter "
+        "out to detect it")
+    assert "no header row detected" not in str(caught.value)
+
+
+def test_the_type_says_it_came_from_the_sample(tmp_path: Path) -> None:
+    path = write(tmp_path, "id,code\n" + "".join(f"k{i},{i}\n" for i in range(5)) + "k9,N/A\n")
+    schema = infer_schema(path, sample_rows=5)
+    assert (schema.columns[1].type, schema.columns[1].origin) == (
+        "bigint", "the crawler's sample of the first 5 rows")
 
 
 def test_header_without_data_rows_is_an_error(tmp_path: Path) -> None:

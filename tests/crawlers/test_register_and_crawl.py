@@ -125,3 +125,13 @@ def test_failed_crawl_registers_nothing(glue: Any, tmp_path: Path) -> None:
         crawl(glue, None, str(path), "ingest", "t")
     with pytest.raises(CatalogError, match="not found"):
         get_catalog_schema(glue, "ingest", "t")
+
+
+def test_a_catalog_type_names_its_table_as_where_it_came_from(glue: Any, tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text("id,code\na,1\n", encoding="utf-8")
+    register_table(glue, "sales", "orders", infer_schema(path), "s3://b/p/")
+
+    schema = get_catalog_schema(glue, "sales", "orders")
+
+    assert {c.origin for c in schema.columns} == {"the catalog table sales.orders"}

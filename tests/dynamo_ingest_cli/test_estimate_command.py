@@ -84,3 +84,17 @@ def test_bad_arguments_exit_2_with_the_reason(tmp_path: Path, extra: list[str],
     result = CliRunner().invoke(app, ["estimate", str(source), *extra])
     assert result.exit_code == 2
     assert fragment in result.output
+
+
+def test_estimate_takes_a_tab_typed_as_an_escape_and_a_trailing_delimiter(
+        aws: str, tmp_path: Path) -> None:
+    source = tmp_path / "export.tsv"
+    source.write_text("id\tname\t\n1\tann\t\n2\tbob\tx\n", encoding="utf-8")
+
+    result = CliRunner().invoke(app, [
+        "estimate", str(source), "--target_table", "nope", "--partition_key", "id",
+        "--delimiter", "\\t", "--json"])
+
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["rows"], data["items"], data["rejected_rows"]) == (2, 1, 1)

@@ -155,3 +155,33 @@ def test_the_report_never_writes_nan_or_infinity_as_json() -> None:
         raise AssertionError(f"the report holds {constant}, which is not JSON")
 
     json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize(("raw", "char"), [
+    ("\\t", "\t"), ("tab", "\t"), ("TAB", "\t"), ("\\x1f", "\x1f"), ("\\u0001", "\x01"),
+    ("\\\\", "\\"), ("comma", ","), ("semicolon", ";"), ("pipe", "|"), ("ctrl-a", "\x01"),
+    ("\t", "\t"), (";", ";"), ("\\", "\\"),
+])
+def test_a_delimiter_typed_as_an_escape_or_a_name_is_the_character(raw: str, char: str) -> None:
+    args = job_arguments_from_mapping({**BASE, "delimiter": raw, "quote_char": raw})
+    assert (args.delimiter, args.quote_char) == (char, char)
+    # Glue's parser and the CLI read the same rule: the Glue-style argv gives the same value.
+    assert parse_job_arguments(["--source_path", "a.csv", "--target_table", "t",
+                                "--delimiter", raw]).delimiter == char
+
+
+@pytest.mark.parametrize("raw", ["\\q", "\\tt", "\\\\t", "\\x1", "tabs"])
+def test_a_wrong_delimiter_is_shown_as_typed(raw: str) -> None:
+    with pytest.raises(ArgumentError) as refused:
+        job_arguments_from_mapping({**BASE, "delimiter": raw})
+    message = str(refused.value)
+    # As typed: repr() would show each backslash doubled.
+    assert message.endswith(f"found '{raw}'"), message
+
+
+def test_the_message_for_a_wrong_delimiter_says_what_it_accepts() -> None:
+    with pytest.raises(ArgumentError) as refused:
+        job_arguments_from_mapping({**BASE, "delimiter": "\\q"})
+    assert str(refused.value) == (
+        "--delimiter expects one character, a name (tab, comma, semicolon, pipe, space, colon, "
+        "ctrl-a) or one escape (\\t, \\xHH, \\uHHHH, \\\\), found '\\q'")

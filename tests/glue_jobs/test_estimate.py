@@ -356,3 +356,16 @@ def test_estimate_matches_the_independent_oracle_of_the_demo_data(tmp_path: Path
     assert result.item_sizes is not None
     assert (result.item_sizes.min, result.item_sizes.max) == (sizes[0], sizes[-1])
     assert result.item_sizes.total == sum(sizes)
+
+
+def test_a_delimiter_ending_every_line_is_counted_as_the_job_loads_it(tmp_path: Path) -> None:
+    from crawlers.local_crawler import infer_schema
+
+    path = tmp_path / "trailing.csv"
+    path.write_bytes(b"id,name,val,\n1,ann,5,\n2,bob,,\n3,cy,7,x\n")
+
+    result = estimate_source(path, schema=infer_schema(path), key_schema=ID_S)
+
+    assert (result.rows, result.items, result.rejected_rows) == (3, 2, 1)
+    assert result.rejected_examples == [
+        (3, "a value 'x' after the last named column (the header ends with an unnamed column)")]

@@ -118,6 +118,30 @@ def test_non_numbers_reject_the_row_naming_column_and_value(text: str) -> None:
     assert reason == f"column 'v': {text.strip()!r} is not a number"
 
 
+SAMPLED = "the crawler's sample of the first 1,000 rows"
+
+
+def test_a_number_typed_from_the_crawlers_sample_says_so_and_how_to_keep_text() -> None:
+    builder = ItemBuilder([Column("id"), Column("code", "bigint", SAMPLED)], ID_S)
+    assert rejected(builder.build(["k", "N/A"])) == (
+        "column 'code': 'N/A' is not a number (the column is typed bigint from the crawler's "
+        "sample of the first 1,000 rows; `--column_types code:S` loads it as text)")
+
+
+def test_a_catalog_type_says_it_came_from_the_catalog_table() -> None:
+    builder = ItemBuilder([Column("id"), Column("flag", "boolean", "the catalog table db.t")],
+                          ID_S)
+    assert rejected(builder.build(["k", "12a"])) == (
+        "column 'flag': '12a' is not a boolean (expected true or false) (the column is typed "
+        "boolean from the catalog table db.t; `--column_types flag:S` loads it as text)")
+
+
+def test_a_number_the_user_typed_gives_no_hint_about_where_the_type_came_from() -> None:
+    builder = ItemBuilder([Column("id"), Column("code", "bigint", SAMPLED)], ID_S,
+                          mapping=AttributeMapping(column_types=(("code", "N"),)))
+    assert rejected(builder.build(["k", "N/A"])) == "column 'code': 'N/A' is not a number"
+
+
 def test_reason_for_amount_reads_naturally() -> None:
     builder = ItemBuilder([Column("id"), Column("amount", "decimal(10,2)")], ID_S)
     assert rejected(builder.build(["k", "12x"])) == "column 'amount': '12x' is not a number"

@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 from dynamo_ingest.errors import SourceError
-from dynamo_ingest.read import HEADER_PROBE_BYTES, key_hash, parse_header, value_column
+from dynamo_ingest.read import (
+    HEADER_PROBE_BYTES,
+    key_hash,
+    parse_header,
+    read_header,
+    value_column,
+)
 
 
 def test_header_keeps_case_and_drops_bom() -> None:
@@ -55,3 +61,12 @@ def test_number_keys_hash_alike_around_every_space_python_strips(spark: Any) -> 
     assert set(hashes[:-2]) == {hashes[0]}  # every spelling of 1, every space stripped
     assert hashes[-2] != hashes[0]  # 2 is another key
     assert hashes[-1] != hashes[0]  # a zero-width space is not whitespace to Python either
+
+
+def test_a_delimiter_ending_every_line_drops_the_unnamed_last_column() -> None:
+    header = read_header(b"id,name,val,\r\n1,a,2,\r\n", ",", '"', "f.csv")
+    assert (header.names, header.trailing_delimiter) == (["id", "name", "val"], True)
+    assert not read_header(b"id,name\n", ",", '"', "f.csv").trailing_delimiter
+    # Only the last column may be unnamed.
+    with pytest.raises(SourceError, match=r"header column\(s\) \[2\] have no name"):
+        read_header(b"id,,val\n", ",", '"', "f.csv")
