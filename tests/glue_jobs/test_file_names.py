@@ -65,7 +65,7 @@ def test_messages_name_the_users_file_not_the_link_spark_reads(run_job: Any,
                                                                tmp_path: Path) -> None:
     create_table(TABLE, [("id", "S", "HASH")])
     source = tmp_path / "orders 10:00 [1].csv"
-    source.write_bytes(b"id\n1\n")  # one column: the crawler cannot tell the delimiter
+    source.write_bytes(b"")  # an empty file fails the run, naming the file
     report = run_job(source_path=str(source))
     assert report.status == "FAILED"
     assert str(source) in (report.error or "")
