@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ from typing import Annotated, Any, Literal
 import typer
 from dynamo_ingest.arguments import DEFAULT_LEDGER_TABLE, JobArguments, job_arguments_from_mapping
 from dynamo_ingest.errors import DynamoIngestError
+from dynamo_ingest.interrupt import Interrupt, stop_on_signals
 from dynamo_ingest.report import RunReport
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -83,12 +85,14 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
 
 
 def run_with_cli_output(args: JobArguments, runtime: Any = None, *, quiet: bool = False,
-                        job_run_id: str | None = None) -> RunReport:
+                        job_run_id: str | None = None,
+                        interrupt: Interrupt | None = None) -> RunReport:
     """Run the job with a progress bar and print the summary and the JSON report."""
     from dynamo_ingest.job import run
 
     with progress_bar(not quiet and sys.stderr.isatty()) as progress:
-        report = run(args, runtime, progress=progress, job_run_id=job_run_id)
+        report = run(args, runtime, progress=progress, job_run_id=job_run_id,
+                     interrupt=interrupt)
     console.print(summary_table(report))
     out.print_json(report.to_json())
     return report
@@ -130,8 +134,9 @@ _RunWriteShare = Annotated[float, _opt("write_share", "share of the table's capa
 _RunMaxRetrySeconds = Annotated[float, _opt("max_retry_seconds", "retry budget per batch")]
 _RunLedgerTable = Annotated[str, _opt("ledger_table", "control table for runs and checkpoints")]
 _RunCheckpointEvery = Annotated[
-    int,
-    _opt("checkpoint_every", "checkpoint every K acknowledged batches"),
+    str,
+    _opt("checkpoint_every", "checkpoint every K acknowledged batches, or auto (a kill "
+         "rewrites at most 1 % of the rows)"),
 ]
 _RunRestart = Annotated[
     bool,
@@ -170,7 +175,7 @@ def run_command(
     write_share: _RunWriteShare = 0.9,
     max_retry_seconds: _RunMaxRetrySeconds = 300.0,
     ledger_table: _RunLedgerTable = DEFAULT_LEDGER_TABLE,
-    checkpoint_every: _RunCheckpointEvery = 100,
+    checkpoint_every: _RunCheckpointEvery = "auto",
     restart: _RunRestart = False,
     source_etag: _RunSourceEtag = None,
     partition_key_template: _PartitionKeyTemplate = None,
@@ -196,7 +201,11 @@ def run_command(
     except DynamoIngestError as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from err
-    report = run_with_cli_output(args, quiet=quiet)
+    # Ctrl-C or SIGTERM stops the load the way a failure does (report, ledger FAILED, resume).
+    with stop_on_signals() as interrupt:
+        report = run_with_cli_output(args, quiet=quiet, interrupt=interrupt)
+    if interrupt.signal_name is not None:
+        raise typer.Exit(128 + signal.Signals[interrupt.signal_name].value)
     raise typer.Exit(0 if report.status != "FAILED" else 1)
 
 

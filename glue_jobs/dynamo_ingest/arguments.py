@@ -41,7 +41,8 @@ class JobArguments:
     write_share: float = 0.9
     max_retry_seconds: float = 300.0
     ledger_table: str = DEFAULT_LEDGER_TABLE
-    checkpoint_every: int = 100
+    # K acknowledged batches per partition, or auto (dynamo_ingest.pipeline.auto_checkpoint_every)
+    checkpoint_every: int | Literal["auto"] = "auto"
     restart: bool = False
     source_etag: str | None = None
     # Mapping (documented in dynamo_ingest.mapping.AttributeMapping).
@@ -135,8 +136,10 @@ def job_arguments_from_mapping(values: Mapping[str, str]) -> JobArguments:
             continue
         raw = values[f.name]
         try:
-            if f.name in ("partitions", "checkpoint_every", "ttl_seconds",
-                          "partition_key_shards"):
+            if f.name == "checkpoint_every" and raw == "auto":
+                typed[f.name] = raw
+            elif f.name in ("partitions", "checkpoint_every", "ttl_seconds",
+                            "partition_key_shards"):
                 typed[f.name] = int(raw)
                 if typed[f.name] <= 0:  # type: ignore[operator]
                     raise ValueError

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -35,6 +37,12 @@ from dynamo_ingest.report import RowCounts
 from dynamo_ingest.writer import RetryPolicy, WriteOutcome, WriteRequest, WriteStats
 
 REJECTS_HEADER = ("record_no", "reason")
+BATCH_ITEMS = 25  # BatchWriteItem's limit: the items one acknowledged batch covers at most
+# A kill rewrites what was acknowledged after a partition's last checkpoint: at most
+# checkpoint_every batches per running partition. The default keeps that within this share of
+# the file's rows, and within CHECKPOINT_SECONDS of writes for files too big for the share.
+REWRITE_SHARE = 0.01
+CHECKPOINT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,7 @@ class PartitionTask:
     rate_per_task: float | None
     rejects_parts_prefix: str
     checkpoint_every: int = 100
+    checkpoint_seconds: float = CHECKPOINT_SECONDS
     ledger_table: str | None = None
     source_key: tuple[str, str, str] | None = None  # (bucket, key, etag) for the ledger
     partitions: int = 1
@@ -216,7 +225,7 @@ def _rows(batches: Iterable[Any],
     """(values, corrupt raw text, record number, key hash) for every row of the batches."""
     names = [value_column(i) for i in range(width)]
     for batch in batches:
-        # (helper I) NumPy's conversion costs ~1/9 of to_pydict()'s (benchmarks/README.md);
+        # NumPy's conversion costs ~1/9 of to_pydict()'s (benchmarks/README.md);
         # it gives None for null strings, and the two int64 columns are never null.
         data = {name: batch.column(name).to_numpy(zero_copy_only=False).tolist()
                 for name in batch.schema.names}
@@ -248,6 +257,7 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
     # Snapshots at hash-group ends: (positions_end, rows_end, rejected, duplicates).
     snapshots: list[tuple[int, int, int, int]] = []
     acked = {"positions": base_positions, "batches": 0}
+    last_checkpoint = [time.monotonic()]
     # "position" numbers the partition's write stream from 0 in every attempt, so the
     # prefix an earlier attempt wrote is replayed (not sent) up to base_positions.
     state = {"rows": 0, "rejected": 0, "duplicates": 0, "position": 0}
@@ -290,7 +300,10 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
     def on_acknowledged(prefix: int) -> None:
         acked["positions"] = base_positions + prefix
         acked["batches"] += 1
-        if acked["batches"] % task.checkpoint_every == 0:
+        now = time.monotonic()
+        if (acked["batches"] % task.checkpoint_every == 0
+                or now - last_checkpoint[0] >= task.checkpoint_seconds):
+            last_checkpoint[0] = now
             save_checkpoint()
 
     def reject(record_no: int, reason: str, values: Sequence[str | None], *, count: bool) -> None:
@@ -395,6 +408,15 @@ def rate_per_task(total_wcu_s: float | None, partitions: int, slots: int) -> flo
     if total_wcu_s is None:
         return None
     return total_wcu_s / max(1, min(partitions, slots))
+
+
+def auto_checkpoint_every(predicted_rows: int, partitions: int) -> int:
+    """``--checkpoint_every auto``: batches between checkpoints so that a kill rewrites at most
+    ``REWRITE_SHARE`` of the rows. Each running partition rewrites up to that many batches and
+    at most ``partitions`` run at once, so the share of one partition's rows bounds the
+    file's; the time bound (``CHECKPOINT_SECONDS``) caps it for big files."""
+    rows_per_partition = predicted_rows / max(1, partitions)
+    return max(1, math.floor(rows_per_partition * REWRITE_SHARE / BATCH_ITEMS))
 
 
 def default_partitions(parallelism: int, size_bytes: int) -> int:

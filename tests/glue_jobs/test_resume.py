@@ -579,3 +579,28 @@ def test_checkpoints_resume_only_a_run_with_the_same_arguments(
     else:
         assert all("remark" in item or "note" not in oracle.items[key]
                    for key, item in scan_table(TABLE).items())
+
+
+@pytest.mark.spark
+def test_checkpoints_do_not_resume_into_a_table_created_again(
+        run_job: Any, aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A failed run leaves checkpoints; the table is then deleted and created again under the
+    # same name: it holds none of the rows the checkpoints cover, so the run must start over.
+    create_table(TABLE, [("id", "S", "HASH")])
+    source = resume_file(tmp_path / "in.csv", 2000)
+    oracle = expected_outcome(source, key_columns=("id",),
+                              column_types={"id": "S", "n": "N", "note": "S"})
+    with dynamodb_double(aws, FaultPlan(fail_after_requests=30, tables=(TABLE,)), monkeypatch):
+        failed = run_job(source_path=str(source), partitions=2, max_retry_seconds=1,
+                         checkpoint_every=2)
+    assert failed.status == "FAILED"
+    client = boto3.client("dynamodb")
+    client.delete_table(TableName=TABLE)
+    create_table(TABLE, [("id", "S", "HASH")])
+
+    again = run_job(source_path=str(source), partitions=2)
+
+    assert again.status == "SUCCEEDED_WITH_REJECTS", again.error
+    assert again.counts.rows_skipped_by_resume == 0
+    assert "another instance of the target table" in again.extra["checkpoints_discarded"]
+    assert scan_table(TABLE) == oracle.items
