@@ -8,6 +8,7 @@ The signal handlers only record the request and cancel the Spark jobs; the drive
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ from types import FrameType
 
 from dynamo_ingest.errors import DynamoIngestError
 
+LOG = logging.getLogger(__name__)
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -81,7 +83,11 @@ class Interrupt:
     def _cancel_until_over(self) -> None:
         assert self._cancel is not None
         while True:
-            self._cancel()
+            try:
+                self._cancel()
+            except Exception:  # e.g. the JVM got the signal too and is gone
+                LOG.debug("cancelling the Spark jobs failed", exc_info=True)
+                return
             if self._over.wait(0.5):
                 return
 

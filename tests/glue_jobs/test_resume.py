@@ -26,8 +26,15 @@ from dynamo_ingest.arguments import DEFAULT_LEDGER_TABLE
 from dynamo_ingest.aws import AwsConfig
 from dynamo_ingest.catalog import Column
 from dynamo_ingest.keys import KeyAttribute, KeySchema
-from dynamo_ingest.ledger import Ledger, SourceObject
-from dynamo_ingest.pipeline import Checkpoint, PartitionResult, PartitionTask, process_partition
+from dynamo_ingest.ledger import Ledger, LedgerStatus, SourceObject
+from dynamo_ingest.pipeline import (
+    REWRITE_SHARE,
+    Checkpoint,
+    PartitionResult,
+    PartitionTask,
+    auto_checkpoint_every,
+    process_partition,
+)
 from dynamo_ingest.read import CORRUPT_COLUMN, KEY_HASH, RECORD_NO, value_column
 from dynamo_ingest.report import RowCounts
 from dynamo_ingest.storage import file_md5
@@ -342,8 +349,6 @@ def test_rows_left_unwritten_keep_their_original_bytes_in_the_rejects_file() -> 
 CLI = Path(sys.executable).parent / "dynamo-ingest"
 KILL_ROWS = 10_000
 KILL_PARTITIONS = 4
-KILL_CHECKPOINT_EVERY = 2
-SLOTS = os.cpu_count() or 1  # partitions running at once under the CLI's local[*]
 
 
 class CliRun:
@@ -444,14 +449,13 @@ def test_cli_killed_at_random_points_resumes_to_the_exact_table(
                               column_types={"id": "S", "n": "N", "note": "S"})
     distinct = len(oracle.items)
     report_path = tmp_path / "report.json"
+    # The default checkpointing (--checkpoint_every auto): a kill must rewrite <= 1 % of rows.
     argv = [str(CLI), "run", "--source_path", str(source), "--target_table", TABLE,
-            "--partitions", str(KILL_PARTITIONS), "--checkpoint_every",
-            str(KILL_CHECKPOINT_EVERY), "--report_path", str(report_path), "--quiet"]
+            "--partitions", str(KILL_PARTITIONS), "--report_path", str(report_path), "--quiet"]
     rng = random.Random(20_240_601)
     # Three kills at seeded random progress points, spread over the load. A kill costs at most
-    # K = 2 batches per running partition (one acknowledged after the last checkpoint, one
-    # DynamoDB took as the process died): 2 cores x 2 x 25 items = 1 % of 10,000 rows here. (A
-    # partition's slot frees only after its done checkpoint, so no third partition counts.)
+    # K batches per running partition (acknowledged after the last checkpoint, or taken by
+    # DynamoDB as the process died); auto picks K so that is <= 1 % of the file's rows.
     kill_points = [int(distinct * (0.1 + 0.25 * k + rng.uniform(0.0, 0.15))) for k in range(3)]
     ledger = Ledger(boto3.client("dynamodb"), DEFAULT_LEDGER_TABLE)
     source_object = SourceObject("", str(source), file_md5(source))
@@ -509,7 +513,7 @@ def test_cli_killed_at_random_points_resumes_to_the_exact_table(
     shares = [r / KILL_ROWS for r in rewrites]
     print(f"kill points {kill_points}: items written twice per kill {rewrites} "
           f"({', '.join(f'{s:.2%}' for s in shares)} of {KILL_ROWS} rows)")
-    assert all(r <= SLOTS * KILL_CHECKPOINT_EVERY * 25 for r in rewrites)
+    assert all(r <= KILL_ROWS * REWRITE_SHARE for r in rewrites)
 
 
 @pytest.mark.spark
@@ -603,4 +607,91 @@ def test_checkpoints_do_not_resume_into_a_table_created_again(
     assert again.status == "SUCCEEDED_WITH_REJECTS", again.error
     assert again.counts.rows_skipped_by_resume == 0
     assert "another instance of the target table" in again.extra["checkpoints_discarded"]
+    assert scan_table(TABLE) == oracle.items
+
+
+def test_auto_checkpointing_bounds_a_kills_rewrites_to_one_percent_of_the_rows() -> None:
+    # At most min(partitions, slots) partitions run at once, each rewriting up to K batches.
+    for rows, partitions, slots in ((10_000, 4, 2), (58_537, 4, 2), (1_000, 4, 8),
+                                    (200, 1, 2), (10_000_000, 16, 8)):
+        every = auto_checkpoint_every(rows, partitions)
+        running = min(partitions, slots)
+        assert every >= 1
+        if rows >= 100 * 25 * partitions:  # small files checkpoint every batch (K = 1)
+            assert running * every * 25 <= rows * REWRITE_SHARE, (rows, partitions, every)
+    assert auto_checkpoint_every(58_537, 4) == 5  # 100 was the old fixed default: 6.4 %
+
+
+INTERRUPT_ROWS = 10_000
+STORM_AFTER = 40  # write requests before the target table throttles until the plan changes
+
+
+def checkpointed_items(ledger: Ledger, source: SourceObject) -> int:
+    return sum(int(c.counts["items_written"]) for c in ledger.load_checkpoints(source).values())
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_cli_run_reports_its_checkpoints_ends_failed_and_resumes(
+        aws: str, tmp_path: Path, signum: signal.Signals,
+        cli_runs: Callable[[list[str], dict[str, str], Path], CliRun]) -> None:
+    create_table(TABLE, [("id", "S", "HASH")])
+    source = resume_file(tmp_path / "in.csv", INTERRUPT_ROWS)
+    oracle = expected_outcome(source, key_columns=("id",),
+                              column_types={"id": "S", "n": "N", "note": "S"})
+    report_path = tmp_path / "report.json"
+    argv = [str(CLI), "run", "--source_path", str(source), "--target_table", TABLE,
+            "--partitions", str(KILL_PARTITIONS), "--report_path", str(report_path), "--quiet"]
+    ledger = Ledger(boto3.client("dynamodb"), DEFAULT_LEDGER_TABLE)
+    source_object = SourceObject("", str(source), file_md5(source))
+    log = tmp_path / "interrupted.log"
+    # A throttling storm after STORM_AFTER requests holds the run in its retries (budget
+    # 300 s) until the test interrupts it: the signal lands mid-load on any machine.
+    with DynamoDBDouble(aws, FaultPlan(fail_after_requests=STORM_AFTER,
+                                       tables=(TABLE,))) as double:
+        env = {**os.environ, "AWS_ENDPOINT_URL_DYNAMODB": double.url}
+        run = cli_runs(argv, env, log)
+        deadline = time.monotonic() + 300
+        while (double.stats.items_throttled == 0
+               or checkpointed_items(ledger, source_object) == 0):
+            assert run.running(), log.read_text(errors="replace")[-2000:]
+            assert time.monotonic() < deadline, "the load never reached the storm"
+            time.sleep(0.05)
+        if signum == signal.SIGINT:
+            # Like Ctrl-C in a terminal: the whole process group (PySpark's JVM ignores it).
+            os.killpg(run.process.pid, signum)
+        else:
+            run.process.send_signal(signum)  # like `kill PID`
+        status = run.wait(timeout_s=120)
+
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+        record = ledger.get(source_object)
+        checkpointed = checkpointed_items(ledger, source_object)
+
+        double.set_plan(FaultPlan(tables=(TABLE,)))
+        final = cli_runs(argv, env, tmp_path / "final.log")
+        final_status = final.wait(timeout_s=300)
+
+    name = signal.Signals(signum).name
+    output = log.read_text(errors="replace")
+    assert status == 128 + signum, output[-3000:]
+    assert report["status"] == "FAILED"
+    assert report["error"] == f"interrupted ({name})"
+    assert "Traceback" not in output, output[-3000:]
+    assert report["partitions"] == KILL_PARTITIONS
+    # The counts the checkpoints hold, which the identity ties together.
+    assert report["items_written"] == checkpointed > 0
+    assert report["rows_read"] == (report["items_written"] + report["rows_rejected"]
+                                   + report["duplicate_rows"] + report["rows_skipped_by_resume"])
+    assert record is not None
+    assert record.status == LedgerStatus.FAILED
+    assert record.error == f"interrupted ({name})"
+    assert record.finished_at is not None
+    assert record.report_retryable
+    assert record.lease is None
+    assert final_status == 0, (tmp_path / "final.log").read_text(errors="replace")[-3000:]
+    resumed = json.loads(report_path.read_text(encoding="utf-8"))
+    assert resumed["status"] == "SUCCEEDED_WITH_REJECTS"
+    assert resumed["rows_skipped_by_resume"] > 0
     assert scan_table(TABLE) == oracle.items
