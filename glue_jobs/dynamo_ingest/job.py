@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dynamo_ingest.arguments import JobArguments
 from dynamo_ingest.aws import AwsConfig
@@ -26,7 +26,7 @@ from dynamo_ingest.estimate import Prices
 from dynamo_ingest.interrupt import Interrupt
 from dynamo_ingest.items import ItemBuilder
 from dynamo_ingest.keys import check_key_arguments, describe_key_schema
-from dynamo_ingest.mapping import AttributeMapping
+from dynamo_ingest.mapping import AttributeMapping, KeyHashPart
 from dynamo_ingest.pipeline import (
     REJECTS_HEADER,
     ItemWriter,
@@ -47,6 +47,9 @@ from dynamo_ingest.report import RowCounts, RunReport
 from dynamo_ingest.runtime import Runtime
 from dynamo_ingest.storage import ResolvedSource, Storage, default_rejects_path, resolve_source
 from dynamo_ingest.writer import RetryPolicy
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 LOG = logging.getLogger("dynamo_ingest")
 # One row per partition back to the driver: the partition, its RowCounts, and its outcome.
@@ -242,9 +245,41 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
     return report
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What the Spark job will do: the task every partition runs and where results go."""
+
+    task: PartitionTask
+    schema: CsvSchema
+    key_parts: list[KeyHashPart]
+    rejects_path: str
+    predicted_rows: int
+    total_rate: float
+
+
 def _load(args: JobArguments, runtime: Runtime | None, aws: AwsConfig, load: _Load,
           report: RunReport, progress: ProgressCallback | None, interrupt: Interrupt) -> None:
-    """Plan the load, run it on Spark and sum up its partitions into ``report``."""
+    """Start → plan → execute on Spark → sum up the partitions into ``report``."""
+    spark, source, ledger = _start(args, runtime, aws, load, report, interrupt)
+    plan = _plan(args, aws, spark, source, ledger, load, report)
+    records = read_records(spark, source.spark_path, plan.schema)
+    ordered = partitioned_for_writing(records, plan.key_parts, plan.task.partitions)
+    results_frame = ordered.mapInArrow(_task_function(plan.task), STATS_DDL)
+    interrupt.check()
+    if progress is not None:
+        with _ProgressPoller(ledger.items_written, plan.predicted_rows, progress):
+            rows = results_frame.collect()
+    else:
+        rows = results_frame.collect()
+    interrupt.disarm()
+    _finish(rows, plan, aws, ledger, report, progress)
+
+
+def _start(args: JobArguments, runtime: Runtime | None, aws: AwsConfig, load: _Load,
+           report: RunReport, interrupt: Interrupt) -> tuple[SparkSession, ResolvedSource,
+                                                              LedgerSession]:
+    """Spark up (a stop request now cancels its jobs), the source resolved, the run recorded
+    and its lease taken."""
     if runtime is None:
         from dynamo_ingest.runtime import local_runtime
 
@@ -258,27 +293,31 @@ def _load(args: JobArguments, runtime: Runtime | None, aws: AwsConfig, load: _Lo
     ledger = LedgerSession.open(aws, args.ledger_table, source, create=aws.is_emulated)
     report.attempt = ledger.job_started(load.run_id, args.to_glue_arguments())
     load.ledger = ledger
-    dynamodb = aws.client("dynamodb")
-    keys, table = describe_key_schema(dynamodb, args.target_table)
+    return spark, source, ledger
+
+
+def _plan(args: JobArguments, aws: AwsConfig, spark: SparkSession, source: ResolvedSource,
+          ledger: LedgerSession, load: _Load, report: RunReport) -> _Plan:
+    """Check the table, schema and mapping before Spark reads a row; decide the partitions
+    (a resume reuses the earlier run's), the write rate and the checkpoint interval."""
+    keys, table = describe_key_schema(aws.client("dynamodb"), args.target_table)
     check_key_arguments(keys, args.partition_key, args.sort_key, args.target_table)
     schema = load_schema(args, aws, source)
     mapping = AttributeMapping.from_arguments(args)
     # Fail on a mapping that does not fit the file before Spark starts.
     ItemBuilder(schema.columns, keys, args.empty_value, mapping)
-    key_parts = mapping.key_hash_parts(schema.columns, keys)
     if args.restart:
         ledger.clear_checkpoints()
     parallelism = spark.sparkContext.defaultParallelism
-    plan = load.plan = ledger.resume_plan(
+    resume = load.plan = ledger.resume_plan(
         args.partitions or default_partitions(parallelism, source.size), load.run_id,
         args.load_fingerprint(), table_instance(table))
-    if plan.discarded:
-        report.extra["checkpoints_discarded"] = plan.discarded
-    partitions = plan.partitions
+    if resume.discarded:
+        report.extra["checkpoints_discarded"] = resume.discarded
     total_rate, rate_origin = resolve_write_rate(args, table)
     rejects_path = args.rejects_path or default_rejects_path(source)
     predicted_rows = max(1, source.size // max(1, _bytes_per_row(source)))
-    checkpoint_every = (auto_checkpoint_every(predicted_rows, partitions)
+    checkpoint_every = (auto_checkpoint_every(predicted_rows, resume.partitions)
                         if args.checkpoint_every == "auto" else int(args.checkpoint_every))
     task = PartitionTask(
         columns=schema.columns, key_schema=keys, target_table=args.target_table,
@@ -286,36 +325,34 @@ def _load(args: JobArguments, runtime: Runtime | None, aws: AwsConfig, load: _Lo
         quote_char=schema.quote_char, aws=aws,
         retry=RetryPolicy(max_retry_seconds=args.max_retry_seconds),
         # A resume splits the budget over the partitions still to write.
-        rate_per_task=rate_per_task(total_rate, plan.unfinished, parallelism),
+        rate_per_task=rate_per_task(total_rate, resume.unfinished, parallelism),
         rejects_parts_prefix=rejects_path + ".parts",
         checkpoint_every=checkpoint_every,
         ledger_table=args.ledger_table,
-        source_key=(source.bucket, source.key, source.etag), partitions=partitions,
+        source_key=(source.bucket, source.key, source.etag), partitions=resume.partitions,
         resume=not args.restart, mapping=None if mapping.is_identity else mapping,
         write_mode=args.write_mode)
     LOG.info("loading %s into %s: %d partitions, %.0f WCU/s (%s), a checkpoint every %d "
-             "batches", source.uri, args.target_table, partitions, total_rate, rate_origin,
-             checkpoint_every)
-    records = read_records(spark, source.spark_path, schema)
-    ordered = partitioned_for_writing(records, key_parts, partitions)
-    results_frame = ordered.mapInArrow(_task_function(task), STATS_DDL)
-    interrupt.check()
-    if progress is not None:
-        with _ProgressPoller(ledger.items_written, predicted_rows, progress):
-            rows = results_frame.collect()
-    else:
-        rows = results_frame.collect()
-    interrupt.disarm()
-    _sum_up(rows, task, schema, aws, rejects_path, report)
-    report.partitions = partitions
-    report.write_rate_wcu_s = round(total_rate, 1)
+             "batches", source.uri, args.target_table, resume.partitions, total_rate,
+             rate_origin, checkpoint_every)
+    return _Plan(task, schema, mapping.key_hash_parts(schema.columns, keys), rejects_path,
+                 predicted_rows, total_rate)
+
+
+def _finish(rows: list[Any], plan: _Plan, aws: AwsConfig, ledger: LedgerSession,
+            report: RunReport, progress: ProgressCallback | None) -> None:
+    """The report from the partitions' rows; a finished load's file counts, and its
+    checkpoints cleared."""
+    _sum_up(rows, plan.task, plan.schema, aws, plan.rejects_path, report)
+    report.partitions = plan.task.partitions
+    report.write_rate_wcu_s = round(plan.total_rate, 1)
     if progress is not None:
         counts = report.counts
         progress(counts.items_written + counts.rows_skipped_by_resume, counts.rows_read)
     if report.status != "FAILED":
         # The file's counts over all attempts live in the done checkpoints: report them
         # before the checkpoints go.
-        file_counts = ledger.file_counts(partitions)
+        file_counts = ledger.file_counts(plan.task.partitions)
         if file_counts is not None:
             report.extra["file_counts"] = file_counts
         # A finished load leaves no checkpoints: the next run of this object starts fresh.

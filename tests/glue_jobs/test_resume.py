@@ -632,7 +632,7 @@ def checkpointed_items(ledger: Ledger, source: SourceObject) -> int:
 
 @pytest.mark.slow
 @pytest.mark.spark
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupted_cli_run_reports_its_checkpoints_ends_failed_and_resumes(
         aws: str, tmp_path: Path, signum: signal.Signals,
         cli_runs: Callable[[list[str], dict[str, str], Path], CliRun]) -> None:
