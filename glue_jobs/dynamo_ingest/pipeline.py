@@ -249,10 +249,12 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
     counts = RowCounts()
     rejects = RejectsFile()
     resume_from = checkpoints.load(partition) if (checkpoints and task.resume) else None
+    # A checkpoint marked done is not trusted to cover the whole partition: a task whose job
+    # was cancelled (or whose driver died) can see its input end early, cleanly, and record
+    # "done" over the rows it got. Resuming after its rows_done is exact either way; a
+    # partition that really was finished skips every row and records the same checkpoint.
     skip_rows = resume_from.rows_done if resume_from else 0
     base_positions = resume_from.positions_done if resume_from else 0
-    if resume_from and resume_from.done:
-        skip_rows = -1  # the whole partition was finished by an earlier attempt
 
     # Snapshots at hash-group ends: (positions_end, rows_end, rejected, duplicates).
     snapshots: list[tuple[int, int, int, int]] = []
@@ -265,7 +267,7 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
     def save_checkpoint(written_at_end: int | None = None) -> None:
         """A checkpoint at the last acknowledged group end, or (``written_at_end`` given) the
         partition's done checkpoint; its counts add the earlier attempts' prefix."""
-        if checkpoints is None or skip_rows < 0:
+        if checkpoints is None:
             return
         if written_at_end is not None:
             mark = (state["position"], counts.rows_read, state["rejected"], state["duplicates"])
@@ -332,8 +334,11 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
         group_in_prefix = False
         for index, (raw, corrupt, record_no, hashed) in enumerate(_rows(batches, width)):
             counts.rows_read += 1
-            in_prefix = skip_rows < 0 or index < skip_rows
-            if hashed != group.key_hash or group.key_hash is None:
+            in_prefix = index < skip_rows
+            # The end of the prefix is a group end too: a checkpoint an input cut short left
+            # may fall inside a hash group, whose later rows must still be written.
+            if (hashed != group.key_hash or group.key_hash is None
+                    or (group_in_prefix and not in_prefix)):
                 yield from flush(group, group_in_prefix)
                 group = _Group(key_hash=hashed)
                 group_in_prefix = in_prefix

@@ -489,6 +489,10 @@ def test_cli_killed_at_random_points_resumes_to_the_exact_table(
 
     report = json.loads(report_path.read_text(encoding="utf-8"))
     assert status == 0, (tmp_path / "final.log").read_text(errors="replace")[-3000:]
+    shares = [r / KILL_ROWS for r in rewrites]
+    print(f"kill points {kill_points}: items written twice per kill {rewrites} "
+          f"({', '.join(f'{s:.2%}' for s in shares)} of {KILL_ROWS} rows)")
+    assert all(r <= KILL_ROWS * REWRITE_SHARE for r in rewrites)
     assert report["status"] == "SUCCEEDED_WITH_REJECTS"
     assert inside_a_partition > 0, "no kill landed inside a partition after its checkpoint"
     assert report["rows_skipped_by_resume"] > 0
@@ -510,10 +514,6 @@ def test_cli_killed_at_random_points_resumes_to_the_exact_table(
     assert sorted(int(row[0]) for row in rejects) == sorted(oracle.rejected)
     written_twice = total_accepted - distinct
     assert written_twice == sum(rewrites)
-    shares = [r / KILL_ROWS for r in rewrites]
-    print(f"kill points {kill_points}: items written twice per kill {rewrites} "
-          f"({', '.join(f'{s:.2%}' for s in shares)} of {KILL_ROWS} rows)")
-    assert all(r <= KILL_ROWS * REWRITE_SHARE for r in rewrites)
 
 
 @pytest.mark.spark
@@ -695,3 +695,37 @@ def test_an_interrupted_cli_run_reports_its_checkpoints_ends_failed_and_resumes(
     assert resumed["status"] == "SUCCEEDED_WITH_REJECTS"
     assert resumed["rows_skipped_by_resume"] > 0
     assert scan_table(TABLE) == oracle.items
+
+
+@pytest.mark.parametrize("batches_seen", [0, 1, 4])
+def test_a_partition_whose_input_was_cut_short_is_resumed_not_skipped(
+        uninterrupted: tuple[list[pa.RecordBatch], MemoryTable, Attempt],
+        batches_seen: int) -> None:
+    # A task whose Spark job was cancelled (Ctrl-C) or whose driver died can see its input end
+    # early as if the partition were complete, and record a done checkpoint over the rows it
+    # got (none at all when it had not received its first batch yet). The next attempt must
+    # write the rest: skipping the partition whole lost those rows and reported
+    # file_counts.rows_read short of rows_read by exactly the rows "skipped by resume".
+    batches, _reference_table, reference = uninterrupted
+    assert reference.result is not None
+    table = MemoryTable()
+    checkpoints = MemoryCheckpoints()
+    cut = run_attempt(batches[:batches_seen], table, checkpoints, checkpoint_every=2)
+    assert cut.result is not None
+    assert checkpoints.saved[0].done
+    seen = sum(b.num_rows for b in batches[:batches_seen])
+    assert checkpoints.saved[0].rows_done == seen
+
+    again = run_attempt(batches, table, checkpoints, checkpoint_every=2)
+
+    assert again.result is not None
+    counts = again.result.counts
+    assert counts.identity_holds
+    assert counts.rows_read == reference.result.counts.rows_read
+    assert counts.rows_skipped_by_resume == seen
+    assert set(table.items) == set(_reference_table.items)
+    assert table.items == _reference_table.items
+    done = checkpoints.saved[0]
+    assert done.done
+    assert done.rows_done == counts.rows_read
+    assert done.rows_rejected == reference.result.counts.rows_rejected
