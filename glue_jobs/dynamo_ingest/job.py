@@ -199,6 +199,7 @@ class _Load:
     ledger: LedgerSession | None = None
     source: ResolvedSource | None = None
     plan: ResumePlan | None = None
+    own_spark: SparkSession | None = None  # the session this run started (and may stop)
 
 
 def run(args: JobArguments, runtime: Runtime | None = None, *,
@@ -225,6 +226,7 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
         report.status = "FAILED"
         if interrupt.requested:
             # Whatever the cancelled Spark job raised, the cause is the request.
+            _stop_own_spark(load)
             _report_interrupted(report, load, interrupt)
         elif isinstance(err, DynamoIngestError):
             report.error = str(err)
@@ -284,6 +286,7 @@ def _start(args: JobArguments, runtime: Runtime | None, aws: AwsConfig, load: _L
         from dynamo_ingest.runtime import local_runtime
 
         runtime = local_runtime()
+        load.own_spark = runtime.spark
     spark = runtime.spark
     interrupt.arm(spark.sparkContext.cancelAllJobs)
     source = load.source = resolve_source(args.source_path, aws, stage_s3=not runtime.is_glue,
@@ -390,6 +393,18 @@ def _sum_up(rows: list[Any], task: PartitionTask, schema: CsvSchema, aws: AwsCon
         report.status = "SUCCEEDED_WITH_REJECTS"
     else:
         report.status = "SUCCEEDED"
+
+
+def _stop_own_spark(load: _Load) -> None:
+    """Stop the Spark session this run started, so that the Python workers of cancelled tasks
+    (which hold their rows and keep writing until their process ends) stop before the
+    checkpoints are read and the process exits."""
+    if load.own_spark is None:
+        return
+    try:
+        load.own_spark.stop()
+    except Exception as err:  # e.g. the JVM got the signal too and is already gone
+        LOG.debug("stopping Spark after the interrupt failed: %s", err)
 
 
 def _report_interrupted(report: RunReport, load: _Load, interrupt: Interrupt) -> None:

@@ -694,6 +694,7 @@ def test_an_interrupted_cli_run_reports_its_checkpoints_ends_failed_and_resumes(
     resumed = json.loads(report_path.read_text(encoding="utf-8"))
     assert resumed["status"] == "SUCCEEDED_WITH_REJECTS"
     assert resumed["rows_skipped_by_resume"] > 0
+    assert resumed["rows_read"] == resumed["file_counts"]["rows_read"] == INTERRUPT_ROWS
     assert scan_table(TABLE) == oracle.items
 
 
