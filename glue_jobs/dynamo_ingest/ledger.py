@@ -523,7 +523,7 @@ class Ledger:
             return replace(current, report_job_run_id=job_run_id,
                            report_status=report.get("status"),
                            report_retryable=bool(report.get("retryable", True)),
-                           # This attempt's error only: an earlier one is in the job's history.
+                           # This attempt's error only: an earlier attempt's would read as its own.
                            error=report.get("error"),
                            rejects_location=rejects or current.rejects_location,
                            lease=_released(current.lease, job_run_id), **counts)
