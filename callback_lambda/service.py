@@ -187,7 +187,7 @@ def _succeeded(change: GlueJobStateChange, record: LedgerRecord, settings: Setti
     if record.report_job_run_id != change.job_run_id:
         LOG.warning("run %s succeeded without writing its report to the ledger: counts unknown",
                     change.job_run_id)
-    claimed = ledger.mark_succeeded(source, change.job_run_id)
+    claimed = ledger.finish(source, change.job_run_id, succeeded=True)
     location = _move(source, change.job_run_id,
                      _destination(source, settings, succeeded=True), ledger, clients,
                      settings, threshold)
@@ -257,7 +257,7 @@ def _failed(change: GlueJobStateChange, record: LedgerRecord, run: dict[str, Any
             threshold: int) -> CallbackResult:
     source = record.source
     error = _failure_message(change, record, run)
-    claimed = ledger.mark_failed(source, change.job_run_id, error)
+    claimed = ledger.finish(source, change.job_run_id, succeeded=False, error=error)
     destination = _destination(source, settings, succeeded=False)
     location = _move(source, change.job_run_id, destination, ledger, clients, settings, threshold)
     report: dict[str, Any] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ from typing import Annotated, Any, Literal
 import typer
 from dynamo_ingest.arguments import DEFAULT_LEDGER_TABLE, JobArguments, job_arguments_from_mapping
 from dynamo_ingest.errors import DynamoIngestError
+from dynamo_ingest.interrupt import Interrupt, stop_on_signals
 from dynamo_ingest.report import RunReport
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
@@ -111,13 +113,15 @@ def progress_bar(enabled: bool) -> Iterator[Any]:
 
 def run_with_cli_output(args: JobArguments, runtime: Any = None, *, quiet: bool = False,
                         job_run_id: str | None = None,
-                        emulator: str | None = None) -> RunReport:
+                        emulator: str | None = None,
+                        interrupt: Interrupt | None = None) -> RunReport:
     """Run the job with a progress bar and print the summary and the JSON report;
     ``emulator`` names the DynamoDB emulator (default: read from the endpoint variables)."""
     from dynamo_ingest.job import run
 
     with progress_bar(not quiet and console.is_terminal) as progress:
-        report = run(args, runtime, progress=progress, job_run_id=job_run_id)
+        report = run(args, runtime, progress=progress, job_run_id=job_run_id,
+                     interrupt=interrupt)
     console.print(summary_table(report, emulator or dynamodb_emulator()))
     out.print_json(report.to_json())
     return report
@@ -155,7 +159,11 @@ def run_command(
     except DynamoIngestError as err:
         print_error(err)
         raise typer.Exit(2) from err
-    report = run_with_cli_output(args, quiet=quiet)
+    # Ctrl-C or SIGTERM stops the load the way a failure does (report, ledger FAILED, resume).
+    with stop_on_signals() as interrupt:
+        report = run_with_cli_output(args, quiet=quiet, interrupt=interrupt)
+    if interrupt.signal_name is not None:
+        raise typer.Exit(128 + signal.Signals[interrupt.signal_name].value)
     raise typer.Exit(0 if report.status != "FAILED" else 1)
 
 

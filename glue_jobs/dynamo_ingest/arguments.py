@@ -228,6 +228,27 @@ class WriteRate:
 
 
 @dataclass(frozen=True)
+class AutoOrWholeNumber:
+    """``auto`` (the job decides from the file), or a whole number of ``number``'s range."""
+
+    number: WholeNumber
+
+    @property
+    def metavar(self) -> str:
+        """The value's placeholder in ``--help``."""
+        return "auto|<int>"
+
+    def parse(self, name: str, raw: str) -> int | str:
+        """``auto`` or the number, or :class:`ArgumentError` naming both."""
+        if raw.strip() == "auto":
+            return "auto"
+        try:
+            return self.number.parse(name, raw)
+        except ArgumentError:
+            raise _expects(name, f"auto or {self.number.accepted}", raw) from None
+
+
+@dataclass(frozen=True)
 class Declared:
     """What a :class:`JobArguments` field's metadata says about its argument."""
 
@@ -308,9 +329,11 @@ class JobArguments:
         "retry budget of one batch (throttling, unprocessed items, 5xx, connection errors)"))
     ledger_table: str = field(default=DEFAULT_LEDGER_TABLE, metadata=_about(
         _TEXT, "control table for runs and checkpoints", passed_by_trigger=True))
-    checkpoint_every: int = field(default=100, metadata=_about(
-        WholeNumber("a count of batches", 1, 1_000_000),
-        "checkpoint every K acknowledged batches per partition"))
+    # auto: dynamo_ingest.pipeline.auto_checkpoint_every (a kill rewrites <= 1 % of the rows).
+    checkpoint_every: int | Literal["auto"] = field(default="auto", metadata=_about(
+        AutoOrWholeNumber(WholeNumber("a count of batches", 1, 1_000_000)),
+        "checkpoint every K acknowledged batches per partition, or auto (a kill rewrites at "
+        "most 1 % of the rows, and at most about 5 s of writes)"))
     restart: bool = field(default=False, metadata=_about(
         Flag(), "ignore the checkpoints of an unfinished earlier run and load from the start"))
     source_etag: str | None = field(default=None, metadata=_about(

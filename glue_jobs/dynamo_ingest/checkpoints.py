@@ -4,16 +4,38 @@ the tasks. A thin adapter so the pipeline knows nothing about DynamoDB."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from dynamo_ingest.aws import AwsConfig
-from dynamo_ingest.errors import LedgerConflictError
-from dynamo_ingest.ledger import Ledger, LedgerTableError, SourceObject
+from dynamo_ingest.errors import DynamoIngestError, LedgerConflictError
+from dynamo_ingest.ledger import (
+    HEARTBEAT_S,
+    Lease,
+    Ledger,
+    LedgerRecord,
+    LedgerTableError,
+    SourceObject,
+)
 from dynamo_ingest.pipeline import Checkpoint, PartitionTask
+from dynamo_ingest.report import RowCounts
 from dynamo_ingest.storage import ResolvedSource
 
 LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    """How a run continues the file: the partition count, the partitions still to write,
+    what the checkpoints held when it began, and why earlier checkpoints were dropped."""
+
+    partitions: int
+    unfinished: int
+    prior: Mapping[int, Checkpoint] = field(default_factory=dict)
+    discarded: str | None = None
 
 
 @dataclass
@@ -22,6 +44,7 @@ class LedgerSession:
 
     ledger: Ledger
     source: SourceObject
+    _heartbeat: _Heartbeat | None = None
 
     @classmethod
     def open(cls, aws: AwsConfig, table: str, source: ResolvedSource, *,
@@ -33,34 +56,40 @@ class LedgerSession:
             ledger.ensure_table()
         return cls(ledger, SourceObject(source.bucket, source.key, source.etag))
 
-    def job_started(self, job_run_id: str) -> int:
-        """Record this run as started; returns its attempt number."""
-        return self.ledger.job_started(self.source, job_run_id).attempts
+    def job_started(self, job_run_id: str, arguments: Mapping[str, str]) -> int:
+        """Record this run as started with the arguments that reproduce it, take the file's
+        lease and keep it renewed until :meth:`release`; returns the attempt number.
+        :class:`~dynamo_ingest.ledger.LoadInProgressError` when a live run holds it."""
+        record = self.ledger.job_started(self.source, job_run_id, arguments,
+                                         Lease.for_this_process(job_run_id))
+        self._heartbeat = _Heartbeat(self.ledger, self.source, job_run_id)
+        self._heartbeat.start()
+        return record.attempts
 
-    def resume_plan(self, fresh_partitions: int, job_run_id: str,
-                    fingerprint: str) -> tuple[int, int]:
-        """(partition count, partitions still to write): an unfinished earlier run's count,
-        which a resume must reuse, or ``fresh_partitions`` when there is nothing to resume.
+    def resume_plan(self, fresh_partitions: int, job_run_id: str, fingerprint: str,
+                    table: str) -> ResumePlan:
+        """An unfinished earlier run's partition count (a resume must reuse it), or
+        ``fresh_partitions`` when there is nothing to resume.
 
-        Checkpoints written under other arguments (another target table, key or mapping) are
-        dropped: resuming them would skip rows that were never written the way this run writes.
+        Checkpoints written under other arguments (another target table, key or mapping), or
+        into another instance of the target table (deleted and created again since), are
+        dropped: resuming them would skip rows that are not in the table this run writes.
         """
         record = self.ledger.get(self.source)
         checkpoints = self.ledger.load_checkpoints(self.source)
-        earlier = record.load_fingerprint if record is not None else None
-        if checkpoints and earlier != fingerprint:
-            LOG.warning("%s: the checkpoints of an unfinished earlier run were written with "
-                        "other arguments (target table, key or mapping): starting over",
-                        self.source.uri)
+        discarded = _discard_reason(record, checkpoints, fingerprint, table)
+        if discarded is not None:
+            LOG.warning("%s: %s", self.source.uri, discarded)
             self.ledger.clear_checkpoints(self.source)
             checkpoints = {}
-        self.ledger.set_load_fingerprint(self.source, job_run_id, fingerprint)
+        self.ledger.set_load_fingerprint(self.source, job_run_id, fingerprint, table)
         if not checkpoints:
-            return fresh_partitions, fresh_partitions
+            return ResumePlan(fresh_partitions, fresh_partitions, discarded=discarded)
         partitions = next(iter(checkpoints.values())).partitions
-        done = sum(1 for c in checkpoints.values()
-                   if c.partitions == partitions and int(c.counts.get("done", 0)))
-        return partitions, max(1, partitions - done)
+        prior = {p: Checkpoint.from_counts(dict(c.counts)) for p, c in checkpoints.items()
+                 if c.partitions == partitions}
+        done = sum(1 for c in prior.values() if c.done)
+        return ResumePlan(partitions, max(1, partitions - done), prior)
 
     def clear_checkpoints(self) -> None:
         """Forget earlier progress (``--restart`` or after a finished load)."""
@@ -85,12 +114,102 @@ class LedgerSession:
                 "duplicate_rows": sum(c.duplicate_rows for c in found),
                 "wcu_consumed": round(sum(c.wcu_consumed for c in found), 1)}
 
-    def record_report(self, job_run_id: str, report: dict[str, Any]) -> None:
-        """Store the run report's counts in the ledger for the callback and `status`."""
+    def progress(self, partitions: int) -> dict[int, Checkpoint]:
+        """The checkpoints of this load's partitions now (what an interrupted run reports)."""
+        return {p: Checkpoint.from_counts(dict(c.counts))
+                for p, c in self.ledger.load_checkpoints(self.source).items()
+                if c.partitions == partitions}
+
+    def record_report(self, job_run_id: str, report: dict[str, Any], *,
+                      finish: bool) -> None:
+        """Stop the heartbeat, store the run report's counts (releasing the lease) for the
+        callback and `status`; with ``finish``, also set the final state, as the callback
+        does for a run of the event flow."""
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
         try:
             self.ledger.record_report(self.source, job_run_id, report)
+            if finish:
+                self.ledger.finish(self.source, job_run_id,
+                                   succeeded=report.get("status") != "FAILED",
+                                   error=report.get("error"))
         except LedgerConflictError as err:
             LOG.warning("run report not recorded: %s", err)
+
+
+def table_instance(table: Mapping[str, Any]) -> str:
+    """Which instance of a table a DescribeTable ``Table`` describes: its ``TableId``, or
+    (where an emulator has none) its ARN with its creation time. A table deleted and created
+    again under the same name is another instance, and holds none of the rows written before.
+    """
+    if table.get("TableId"):
+        return str(table["TableId"])
+    created: Any = table.get("CreationDateTime")
+    stamp = created.isoformat() if isinstance(created, datetime) else str(created)
+    return f"{table.get('TableArn') or table.get('TableName')}@{stamp}"
+
+
+def counts_since(before: Checkpoint | None, now: Checkpoint) -> RowCounts:
+    """What one run did in a partition between the checkpoint it resumed from (``before``)
+    and its latest one: the rows up to ``before`` count as skipped by resume, so the
+    identity rows_read = written + rejected + duplicates + skipped holds."""
+    base = before or Checkpoint(0, 0, 0, 0, 0)
+    return RowCounts(
+        rows_read=now.rows_done, rows_skipped_by_resume=base.rows_done,
+        items_written=now.items_written - base.items_written,
+        rows_rejected=now.rows_rejected - base.rows_rejected,
+        duplicate_rows=now.duplicate_rows - base.duplicate_rows,
+        items_skipped_existing=now.items_skipped_existing - base.items_skipped_existing,
+        items_skipped_stale=now.items_skipped_stale - base.items_skipped_stale,
+        wcu_consumed=round(now.wcu_consumed - base.wcu_consumed, 1))
+
+
+def _discard_reason(record: LedgerRecord | None, checkpoints: Mapping[int, Any],
+                    fingerprint: str, table: str) -> str | None:
+    """Why the checkpoints of an earlier run cannot be resumed by this one, or None."""
+    if not checkpoints or record is None:
+        return None
+    if record.load_fingerprint != fingerprint:
+        return ("the checkpoints of an unfinished earlier run were written with other "
+                "arguments (target table, key or mapping): starting over")
+    if record.load_table != table:
+        return (f"the checkpoints of an unfinished earlier run were written into another "
+                f"instance of the target table ({record.load_table or 'unknown'}; it is now "
+                f"{table}, deleted and created again since): starting over")
+    return None
+
+
+class _Heartbeat:
+    """Renews a run's lease every ``HEARTBEAT_S`` from a driver thread while the run lives."""
+
+    def __init__(self, ledger: Ledger, source: SourceObject, job_run_id: str) -> None:
+        self._ledger = ledger
+        self._source = source
+        self._run_id = job_run_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="lease-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        """Start renewing."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop renewing (before the lease is released)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                self._ledger.renew_lease(self._source, self._run_id,
+                                         Lease.for_this_process(self._run_id))
+            except LedgerConflictError as err:
+                LOG.error("lease lost: %s", err)
+                return
+            except DynamoIngestError as err:
+                # One missed renewal leaves LEASE_S - HEARTBEAT_S to spare; keep trying.
+                LOG.warning("lease not renewed: %s", err)
 
 
 class LedgerCheckpointStore:
@@ -129,4 +248,5 @@ def checkpoint_store(task: PartitionTask) -> LedgerCheckpointStore | None:
     return LedgerCheckpointStore(ledger, SourceObject(*task.source_key), task.partitions)
 
 
-__all__ = ["LedgerCheckpointStore", "LedgerSession", "LedgerTableError", "checkpoint_store"]
+__all__ = ["LedgerCheckpointStore", "LedgerSession", "LedgerTableError", "ResumePlan",
+           "checkpoint_store", "counts_since", "table_instance"]

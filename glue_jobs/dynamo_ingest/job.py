@@ -12,24 +12,27 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dynamo_ingest.arguments import JobArguments
 from dynamo_ingest.aws import AwsConfig
 from dynamo_ingest.capacity import table_write_capacity
 from dynamo_ingest.catalog import CsvSchema, get_catalog_schema
+from dynamo_ingest.checkpoints import LedgerSession, ResumePlan, counts_since, table_instance
 from dynamo_ingest.errors import ArgumentError, DynamoIngestError
 from dynamo_ingest.estimate import Prices
+from dynamo_ingest.interrupt import Interrupt
 from dynamo_ingest.items import ItemBuilder
 from dynamo_ingest.keys import check_key_arguments, describe_key_schema
 from dynamo_ingest.locations import BucketFolders, default_rejects_path
-from dynamo_ingest.mapping import AttributeMapping
+from dynamo_ingest.mapping import AttributeMapping, KeyHashPart
 from dynamo_ingest.pipeline import (
     ItemWriter,
     PartitionResult,
     PartitionTask,
+    auto_checkpoint_every,
     default_partitions,
     process_partition,
     rate_per_task,
@@ -48,6 +51,9 @@ from dynamo_ingest.report import RowCounts, RunReport
 from dynamo_ingest.runtime import Runtime
 from dynamo_ingest.storage import ResolvedSource, Storage, is_s3, resolve_source, split_s3
 from dynamo_ingest.writer import RetryPolicy
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 LOG = logging.getLogger("dynamo_ingest")
 # One row per partition back to the driver: the partition, its RowCounts, and its outcome.
@@ -122,7 +128,7 @@ def _task_function(task: PartitionTask) -> Callable[[Iterable[Any]], Iterable[An
 
         context = TaskContext.get()
         partition = context.partitionId() if context is not None else 0
-        # (helper I) The lean transport: ~8x less CPU per item than botocore (benchmarks/).
+        # The lean transport: ~8x less CPU per item than botocore (benchmarks/).
         transport = transport_from_config(
             endpoint_url=task.aws.endpoints.get("dynamodb"), region=task.aws.region,
             credentials=task.aws.credentials)
@@ -197,133 +203,242 @@ class _ProgressPoller:
         self._thread.join(timeout=5)
 
 
+@dataclass
+class _Load:
+    """What a run has established so far (each part set by the step that learns it)."""
+
+    run_id: str
+    finishes_itself: bool
+    ledger: LedgerSession | None = None
+    source: ResolvedSource | None = None
+    plan: ResumePlan | None = None
+    own_spark: SparkSession | None = None  # the session this run started (and may stop)
+
+
 def run(args: JobArguments, runtime: Runtime | None = None, *,
-        progress: ProgressCallback | None = None, job_run_id: str | None = None) -> RunReport:
+        progress: ProgressCallback | None = None, job_run_id: str | None = None,
+        interrupt: Interrupt | None = None) -> RunReport:
     """Load ``args.source_path`` into ``args.target_table``; never raises for a failed load:
-    the report's ``status`` says FAILED and ``error`` says why."""
+    the report's ``status`` says FAILED and ``error`` says why.
+
+    A run Glue started (``job_run_id``) is finished in the ledger by the callback when Glue
+    reports its end; any other run (``dynamo-ingest run``, a local script) finishes its own
+    record the same way. ``interrupt`` (SIGINT/SIGTERM) stops the run: it ends FAILED with the
+    counts its checkpoints hold, and the next run resumes.
+    """
     started = time.monotonic()
     aws = AwsConfig.from_environ()
     report = RunReport(status="FAILED", source_path=args.source_path,
                        target_table=args.target_table)
-    run_id = job_run_id or f"local-{uuid.uuid4().hex[:12]}"
-    ledger = None
-    source = None
+    load = _Load(run_id=job_run_id or f"local-{uuid.uuid4().hex[:12]}",
+                 finishes_itself=job_run_id is None)
+    interrupt = interrupt or Interrupt()
     try:
-        if runtime is None:
-            from dynamo_ingest.runtime import local_runtime
-
-            runtime = local_runtime()
-        source = resolve_source(args.source_path, aws, stage_s3=not runtime.is_glue,
-                                expected_etag=args.source_etag,
-                                copy_folder=_spark_copy_folder(args))
-        from dynamo_ingest.checkpoints import LedgerSession
-
-        # Record the run as soon as the object is known, so a run that fails on the table,
-        # the schema or the mapping still leaves its report (and reason) in the ledger.
-        ledger = LedgerSession.open(aws, args.ledger_table, source, create=aws.is_emulated)
-        report.attempt = ledger.job_started(run_id)
-        dynamodb = aws.client("dynamodb")
-        keys, table = describe_key_schema(dynamodb, args.target_table)
-        check_key_arguments(keys, args.partition_key, args.sort_key, args.target_table)
-        schema = load_schema(args, aws, source)
-        mapping = AttributeMapping.from_arguments(args)
-        # Fail on a mapping that does not fit the file before Spark starts.
-        ItemBuilder(schema.columns, keys, args.empty_value, mapping)
-        key_parts = mapping.key_hash_parts(schema.columns, keys)
-        if args.restart:
-            ledger.clear_checkpoints()
-        spark = runtime.spark
-        parallelism = spark.sparkContext.defaultParallelism
-        partitions, unfinished = ledger.resume_plan(
-            args.partitions or default_partitions(parallelism, source.size), run_id,
-            args.load_fingerprint())
-        total_rate, rate_origin = resolve_write_rate(args, table)
-        rejects_path = args.rejects_path or default_rejects_path(
-            source.bucket, source.key, _bucket_folders(args))
-        task = PartitionTask(
-            columns=schema.columns, key_schema=keys, target_table=args.target_table,
-            empty_value=args.empty_value, delimiter=schema.delimiter,
-            quote_char=schema.quote_char, aws=aws,
-            retry=RetryPolicy(max_retry_seconds=args.max_retry_seconds),
-            # A resume splits the budget over the partitions still to write.
-            rate_per_task=rate_per_task(total_rate, unfinished, parallelism),
-            rejects_parts_prefix=rejects_path + ".parts",
-            checkpoint_every=args.checkpoint_every,
-            ledger_table=args.ledger_table,
-            source_key=(source.bucket, source.key, source.etag), partitions=partitions,
-            resume=not args.restart, mapping=None if mapping.is_identity else mapping,
-            write_mode=args.write_mode, trailing_delimiter=schema.trailing_delimiter)
-        LOG.info("loading %s into %s: %d partitions, %.0f WCU/s (%s)", source.uri,
-                 args.target_table, partitions, total_rate, rate_origin)
-        records = read_records(spark, source.spark_path, schema, source.uri)
-        ordered = partitioned_for_writing(records, key_parts, partitions)
-        results_frame = ordered.mapInArrow(_task_function(task), STATS_DDL)
-        if progress is not None:
-            estimate = max(1, source.size // max(1, _bytes_per_row(source)))
-            with _ProgressPoller(ledger.items_written, estimate, progress):
-                rows = results_frame.collect()
-        else:
-            rows = results_frame.collect()
-        counts = RowCounts()
-        errors = []
-        rejected_parts = []
-        for row in rows:
-            counts.add(RowCounts(**{k: row[k] for k in RowCounts.__dataclass_fields__}))
-            if row["exhausted"] or row["error"]:
-                errors.append(f"partition {row['partition']}: {row['error']}")
-            if row["rejects_written"]:
-                rejected_parts.append(task.rejects_part(row["partition"]))
-        report.rejects_path = _write_rejects(Storage(aws), task, schema, rejected_parts,
-                                             rejects_path)
-        report.counts = counts
-        # On-demand price of what was consumed (provisioned tables pay per hour instead). An
-        # emulator's ConsumedCapacity is not DynamoDB's (moto reports one unit per batch), so
-        # there the price is that of the units the items' sizes cost.
-        emulated = "dynamodb" in aws.endpoints
-        report.extra["write_cost_on_demand_usd"] = round(Prices().on_demand_usd(
-            counts.wcu_estimated if emulated else counts.wcu_consumed), 6)
-        report.extra["write_cost_basis"] = "wcu_estimated" if emulated else "wcu_consumed"
-        report.partitions = partitions
-        report.write_rate_wcu_s = round(total_rate, 1)
-        if errors:
-            report.status = "FAILED"
-            report.error = f"{len(errors)} partition(s) could not finish: " + "; ".join(errors[:3])
-        elif counts.rows_rejected or rejected_parts:
-            # (helper J) A resumed run re-emits the rejects of rows an earlier attempt finished
-            # without counting them again: a non-empty rejects file means rows were rejected.
-            report.status = "SUCCEEDED_WITH_REJECTS"
-        else:
-            report.status = "SUCCEEDED"
-        if progress is not None:
-            progress(counts.items_written + counts.rows_skipped_by_resume, counts.rows_read)
-        if report.status != "FAILED":
-            # (helper J) The file's counts over all attempts live in the done checkpoints:
-            # report them before the checkpoints go.
-            file_counts = ledger.file_counts(partitions)
-            if file_counts is not None:
-                report.extra["file_counts"] = file_counts
-            # A finished load leaves no checkpoints: the next run of this object starts fresh.
-            ledger.clear_checkpoints()
-    except DynamoIngestError as err:
-        report.status = "FAILED"
-        report.error = str(err)
-        report.retryable = err.retryable
+        _load(args, runtime, aws, load, report, progress, interrupt)
     except Exception as err:
-        # e.g. a task that cannot reach the ledger: report FAILED (checkpoints are kept, so
-        # the retry resumes) instead of leaving the ledger STARTED with no counts.
-        LOG.exception("the Spark job failed")
         report.status = "FAILED"
-        report.error = f"the Spark job failed: {_first_line(err)}"
-        # A path Hadoop cannot read fails every run alike.
-        report.retryable = not is_unreadable_path(err)
-    if source is not None:
-        source.discard_staged_copy(Storage(aws))
+        if interrupt.requested:
+            # Whatever the cancelled Spark job raised, the cause is the request.
+            _stop_own_spark(load)
+            _report_interrupted(report, load, interrupt)
+        elif isinstance(err, DynamoIngestError):
+            report.error = str(err)
+            report.retryable = err.retryable
+        else:
+            # e.g. a task that cannot reach the ledger: report FAILED (checkpoints are kept,
+            # so the retry resumes) instead of leaving the ledger STARTED with no counts.
+            LOG.exception("the Spark job failed")
+            report.error = f"the Spark job failed: {_first_line(err)}"
+            # A path Hadoop cannot read fails every run alike.
+            report.retryable = not is_unreadable_path(err)
+    interrupt.disarm()
+    if load.source is not None:
+        load.source.discard_staged_copy(Storage(aws))
     report.elapsed_s = time.monotonic() - started
-    if ledger is not None:
-        ledger.record_report(run_id, report.to_dict())
+    if load.ledger is not None:
+        load.ledger.record_report(load.run_id, report.to_dict(), finish=load.finishes_itself)
     if args.report_path:
         Storage(aws).put_bytes(report.to_json().encode("utf-8") + b"\n", args.report_path)
     return report
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the Spark job will do: the task every partition runs and where results go."""
+
+    task: PartitionTask
+    schema: CsvSchema
+    key_parts: list[KeyHashPart]
+    rejects_path: str
+    predicted_rows: int
+    total_rate: float
+
+
+def _load(args: JobArguments, runtime: Runtime | None, aws: AwsConfig, load: _Load,
+          report: RunReport, progress: ProgressCallback | None, interrupt: Interrupt) -> None:
+    """Start → plan → execute on Spark → sum up the partitions into ``report``."""
+    spark, source, ledger = _start(args, runtime, aws, load, report, interrupt)
+    plan = _plan(args, aws, spark, source, ledger, load, report)
+    records = read_records(spark, source.spark_path, plan.schema, source.uri)
+    ordered = partitioned_for_writing(records, plan.key_parts, plan.task.partitions)
+    results_frame = ordered.mapInArrow(_task_function(plan.task), STATS_DDL)
+    interrupt.check()
+    if progress is not None:
+        with _ProgressPoller(ledger.items_written, plan.predicted_rows, progress):
+            rows = results_frame.collect()
+    else:
+        rows = results_frame.collect()
+    interrupt.disarm()
+    _finish(rows, plan, aws, ledger, report, progress)
+
+
+def _start(args: JobArguments, runtime: Runtime | None, aws: AwsConfig, load: _Load,
+           report: RunReport, interrupt: Interrupt) -> tuple[SparkSession, ResolvedSource,
+                                                              LedgerSession]:
+    """Spark up (a stop request now cancels its jobs), the source resolved, the run recorded
+    and its lease taken."""
+    if runtime is None:
+        from dynamo_ingest.runtime import local_runtime
+
+        runtime = local_runtime()
+        load.own_spark = runtime.spark
+    spark = runtime.spark
+    interrupt.arm(spark.sparkContext.cancelAllJobs)
+    source = load.source = resolve_source(args.source_path, aws, stage_s3=not runtime.is_glue,
+                                          expected_etag=args.source_etag,
+                                          copy_folder=_spark_copy_folder(args))
+    # Record the run as soon as the object is known, so a run that fails on the table, the
+    # schema or the mapping still leaves its report (and reason) in the ledger.
+    ledger = LedgerSession.open(aws, args.ledger_table, source, create=aws.is_emulated)
+    report.attempt = ledger.job_started(load.run_id, args.to_glue_arguments())
+    load.ledger = ledger
+    return spark, source, ledger
+
+
+def _plan(args: JobArguments, aws: AwsConfig, spark: SparkSession, source: ResolvedSource,
+          ledger: LedgerSession, load: _Load, report: RunReport) -> _Plan:
+    """Check the table, schema and mapping before Spark reads a row; decide the partitions
+    (a resume reuses the earlier run's), the write rate and the checkpoint interval."""
+    keys, table = describe_key_schema(aws.client("dynamodb"), args.target_table)
+    check_key_arguments(keys, args.partition_key, args.sort_key, args.target_table)
+    schema = load_schema(args, aws, source)
+    mapping = AttributeMapping.from_arguments(args)
+    # Fail on a mapping that does not fit the file before Spark starts.
+    ItemBuilder(schema.columns, keys, args.empty_value, mapping)
+    if args.restart:
+        ledger.clear_checkpoints()
+    parallelism = spark.sparkContext.defaultParallelism
+    resume = load.plan = ledger.resume_plan(
+        args.partitions or default_partitions(parallelism, source.size), load.run_id,
+        args.load_fingerprint(), table_instance(table))
+    if resume.discarded:
+        report.extra["checkpoints_discarded"] = resume.discarded
+    total_rate, rate_origin = resolve_write_rate(args, table)
+    rejects_path = args.rejects_path or default_rejects_path(
+        source.bucket, source.key, _bucket_folders(args))
+    predicted_rows = max(1, source.size // max(1, _bytes_per_row(source)))
+    checkpoint_every = (auto_checkpoint_every(predicted_rows, resume.partitions)
+                        if args.checkpoint_every == "auto" else int(args.checkpoint_every))
+    task = PartitionTask(
+        columns=schema.columns, key_schema=keys, target_table=args.target_table,
+        empty_value=args.empty_value, delimiter=schema.delimiter,
+        quote_char=schema.quote_char, aws=aws,
+        retry=RetryPolicy(max_retry_seconds=args.max_retry_seconds),
+        # A resume splits the budget over the partitions still to write.
+        rate_per_task=rate_per_task(total_rate, resume.unfinished, parallelism),
+        rejects_parts_prefix=rejects_path + ".parts",
+        checkpoint_every=checkpoint_every,
+        ledger_table=args.ledger_table,
+        source_key=(source.bucket, source.key, source.etag), partitions=resume.partitions,
+        resume=not args.restart, mapping=None if mapping.is_identity else mapping,
+        write_mode=args.write_mode, trailing_delimiter=schema.trailing_delimiter)
+    LOG.info("loading %s into %s: %d partitions, %.0f WCU/s (%s), a checkpoint every %d "
+             "batches", source.uri, args.target_table, resume.partitions, total_rate,
+             rate_origin, checkpoint_every)
+    return _Plan(task, schema, mapping.key_hash_parts(schema.columns, keys), rejects_path,
+                 predicted_rows, total_rate)
+
+
+def _finish(rows: list[Any], plan: _Plan, aws: AwsConfig, ledger: LedgerSession,
+            report: RunReport, progress: ProgressCallback | None) -> None:
+    """The report from the partitions' rows; a finished load's file counts, and its
+    checkpoints cleared."""
+    _sum_up(rows, plan.task, plan.schema, aws, plan.rejects_path, report)
+    report.partitions = plan.task.partitions
+    report.write_rate_wcu_s = round(plan.total_rate, 1)
+    if progress is not None:
+        counts = report.counts
+        progress(counts.items_written + counts.rows_skipped_by_resume, counts.rows_read)
+    if report.status != "FAILED":
+        # The file's counts over all attempts live in the done checkpoints: report them
+        # before the checkpoints go.
+        file_counts = ledger.file_counts(plan.task.partitions)
+        if file_counts is not None:
+            report.extra["file_counts"] = file_counts
+        # A finished load leaves no checkpoints: the next run of this object starts fresh.
+        ledger.clear_checkpoints()
+
+
+def _sum_up(rows: list[Any], task: PartitionTask, schema: CsvSchema, aws: AwsConfig,
+            rejects_path: str, report: RunReport) -> None:
+    """The partitions' rows → the report's counts, status and one rejects file."""
+    counts = RowCounts()
+    errors = []
+    rejected_parts = []
+    for row in rows:
+        counts.add(RowCounts(**{k: row[k] for k in RowCounts.__dataclass_fields__}))
+        if row["exhausted"] or row["error"]:
+            errors.append(f"partition {row['partition']}: {row['error']}")
+        if row["rejects_written"]:
+            rejected_parts.append(task.rejects_part(row["partition"]))
+    report.rejects_path = _write_rejects(Storage(aws), task, schema, rejected_parts,
+                                         rejects_path)
+    report.counts = counts
+    # On-demand price of what was consumed (provisioned tables pay per hour instead). An
+    # emulator's ConsumedCapacity is not DynamoDB's (moto reports one unit per batch), so
+    # there the price is that of the units the items' sizes cost.
+    emulated = "dynamodb" in aws.endpoints
+    report.extra["write_cost_on_demand_usd"] = round(Prices().on_demand_usd(
+        counts.wcu_estimated if emulated else counts.wcu_consumed), 6)
+    report.extra["write_cost_basis"] = "wcu_estimated" if emulated else "wcu_consumed"
+    if errors:
+        report.status = "FAILED"
+        report.error = f"{len(errors)} partition(s) could not finish: " + "; ".join(errors[:3])
+    elif counts.rows_rejected or rejected_parts:
+        # A resumed run re-emits the rejects of rows an earlier attempt finished without
+        # counting them again: a non-empty rejects file means rows were rejected.
+        report.status = "SUCCEEDED_WITH_REJECTS"
+    else:
+        report.status = "SUCCEEDED"
+
+
+def _stop_own_spark(load: _Load) -> None:
+    """Stop the Spark session this run started, so that the Python workers of cancelled tasks
+    (which hold their rows and keep writing until their process ends) stop before the
+    checkpoints are read and the process exits."""
+    if load.own_spark is None:
+        return
+    try:
+        load.own_spark.stop()
+    except Exception as err:  # e.g. the JVM got the signal too and is already gone
+        LOG.debug("stopping Spark after the interrupt failed: %s", err)
+
+
+def _report_interrupted(report: RunReport, load: _Load, interrupt: Interrupt) -> None:
+    """An interrupted run's report: one line of error and this run's counts as far as its
+    partitions' checkpoints hold them (the rows after them are written again on resume)."""
+    report.error = interrupt.reason
+    report.retryable = True
+    if load.ledger is None or load.plan is None:
+        return
+    report.partitions = load.plan.partitions
+    try:
+        now = load.ledger.progress(load.plan.partitions)
+    except DynamoIngestError as err:
+        LOG.warning("the checkpoints of the interrupted run could not be read: %s", err)
+        return
+    for partition, checkpoint in now.items():
+        report.counts.add(counts_since(load.plan.prior.get(partition), checkpoint))
 
 
 def _first_line(err: BaseException) -> str:

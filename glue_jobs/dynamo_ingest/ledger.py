@@ -10,13 +10,20 @@ file's history or one run's checkpoints; no index is needed.
 Every change is read → check → ``PutItem`` conditional on the record's ``version`` (or on
 its absence), so when two actors race exactly one write lands; the other re-reads, finds the
 state moved on, and gets :class:`LedgerConflictError`.
+
+A running job holds a :class:`Lease` on the record (taken in :meth:`Ledger.job_started`,
+renewed by the driver's heartbeat, released when it reports): a second run of the same file
+refuses while the holder may still be writing, and takes over only once it is provably dead.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -26,9 +33,15 @@ from botocore.exceptions import ClientError
 
 from dynamo_ingest.errors import DynamoIngestError, LedgerConflictError
 
+LOG = logging.getLogger(__name__)
+
 
 class LedgerTableError(DynamoIngestError):
     """The ledger table is missing, unreachable or has another key schema."""
+
+
+class LoadInProgressError(DynamoIngestError):
+    """Another run that may still be alive holds the file's lease."""
 
 
 class LedgerStatus(StrEnum):
@@ -66,6 +79,9 @@ INT_COUNTS = ("rows_read", "items_written", "rows_rejected", "duplicate_rows",
               "items_bounced", "throttled_retries")
 FLOAT_COUNTS = ("wcu_consumed", "elapsed_s")
 _CONFLICT_RETRIES = 5
+# A run renews its lease every HEARTBEAT_S; one that misses LEASE_S of heartbeats is dead.
+LEASE_S = 30.0
+HEARTBEAT_S = 5.0
 
 
 def utc_now() -> str:
@@ -145,6 +161,55 @@ def _from_item(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _from_attribute(v) for k, v in item.items()}
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Which run is loading the file right now, where, and until when (epoch seconds) its
+    holder promised to renew it."""
+
+    run_id: str
+    host: str
+    pid: int
+    expires_at: float
+    renewed_at: float
+
+    @classmethod
+    def for_this_process(cls, run_id: str, duration_s: float = LEASE_S) -> Lease:
+        """A lease for ``run_id`` held by this process, valid ``duration_s`` from now."""
+        now = time.time()
+        return cls(run_id, socket.gethostname(), os.getpid(), round(now + duration_s, 3),
+                   round(now, 3))
+
+    def dead_because(self, now: float) -> str | None:
+        """Why the holder is provably dead (its lease expired, or its process on this host is
+        gone), or None while it may still be loading."""
+        if self.expires_at <= now:
+            return f"its lease expired {now - self.expires_at:.0f} s ago"
+        if self.host == socket.gethostname() and not _pid_alive(self.pid):
+            return f"its process (pid {self.pid} on this host) is gone"
+        return None
+
+    def describe(self, now: float) -> str:
+        """``run local-abc (pid 123 on host h, last heartbeat 3 s ago)``."""
+        return (f"run {self.run_id} (pid {self.pid} on host {self.host}, last heartbeat "
+                f"{max(0.0, now - self.renewed_at):.0f} s ago)")
+
+    @classmethod
+    def from_value(cls, value: Mapping[str, Any]) -> Lease:
+        """From the ledger's map attribute."""
+        return cls(str(value["run_id"]), str(value["host"]), int(value["pid"]),
+                   float(value["expires_at"]), float(value["renewed_at"]))
+
+
 @dataclass(frozen=True)
 class LedgerRecord:
     """One source object's run record (the counts are those of ``report_job_run_id``)."""
@@ -167,6 +232,8 @@ class LedgerRecord:
     report_status: str | None = None
     report_retryable: bool = True  # False: that run's failure would repeat on a retry
     load_fingerprint: str | None = None  # the arguments the checkpoints were written under
+    load_table: str | None = None  # the table instance (id or ARN@created) they were written into
+    lease: Lease | None = None  # the run loading the file now (None: nobody)
     rows_read: int = 0
     items_written: int = 0
     rows_rejected: int = 0
@@ -198,6 +265,10 @@ class LedgerRecord:
                 value = list(value)
             elif f.name == "arguments":
                 value = dict(value) or None
+            elif f.name == "lease":
+                value = None if value is None else {
+                    k: Decimal(str(v)) if isinstance(v, float) else v
+                    for k, v in asdict(value).items()}
             elif f.name in FLOAT_COUNTS:
                 value = Decimal(str(round(float(value), 3)))
             values[f.name] = value
@@ -213,6 +284,7 @@ class LedgerRecord:
         values["status"] = LedgerStatus(raw["status"])
         values["job_run_ids"] = tuple(raw.get("job_run_ids", ()))
         values["arguments"] = {str(k): str(v) for k, v in raw.get("arguments", {}).items()}
+        values["lease"] = Lease.from_value(raw["lease"]) if raw.get("lease") else None
         for name in FLOAT_COUNTS:
             values[name] = float(values.get(name, 0.0))
         return cls(**values)
@@ -223,6 +295,7 @@ class LedgerRecord:
         data["status"] = str(self.status)
         data["job_run_ids"] = list(self.job_run_ids)
         data["arguments"] = dict(self.arguments)
+        data["lease"] = None if self.lease is None else asdict(self.lease)
         return {"object_id": self.object_id, "bucket": self.source.bucket,
                 "key": self.source.key, "etag": self.source.etag, **data}
 
@@ -389,34 +462,58 @@ class Ledger:
             return replace(current, status=status, error=reason)
         return self._update(source, change)
 
-    def job_started(self, source: SourceObject, job_run_id: str) -> LedgerRecord:
+    def job_started(self, source: SourceObject, job_run_id: str,
+                    arguments: Mapping[str, str] | None = None,
+                    lease: Lease | None = None) -> LedgerRecord:
         """Called by the job: confirm the run the trigger/callback started, or record a new
-        run (manual start, `dynamo-ingest run/retry`, a re-run after a kill)."""
+        run (manual start, `dynamo-ingest run/retry`, a re-run after a kill) with the
+        ``arguments`` that reproduce it; take ``lease``.
+
+        :class:`LoadInProgressError` when another run holds a lease and may still be alive:
+        two runs of one file must never share its checkpoints.
+        """
         def change(current: LedgerRecord | None) -> LedgerRecord | None:
+            _check_lease_free(source, current, job_run_id)
             if current is None:
                 now = utc_now()
                 return LedgerRecord(source=source, status=S.STARTED, attempts=1,
                                     job_run_id=job_run_id, job_run_ids=(job_run_id,),
-                                    received_at=now, started_at=now, file_location=source.uri)
+                                    arguments=dict(arguments or {}), received_at=now,
+                                    started_at=now, file_location=source.uri, lease=lease)
             if current.job_run_id == job_run_id and current.status == S.STARTED:
-                return None
-            return _new_run(current, job_run_id)
+                if current.lease == lease or lease is None:
+                    return None
+                return replace(current, lease=lease)
+            new = _new_run(current, job_run_id, arguments=dict(arguments) if arguments else None)
+            return replace(new, lease=lease)
+        return self._update(source, change)
+
+    def renew_lease(self, source: SourceObject, job_run_id: str,
+                    lease: Lease) -> LedgerRecord:
+        """The heartbeat: extend the lease ``job_run_id`` holds; :class:`LedgerConflictError`
+        when it lost it (another run took over after it looked dead)."""
+        def change(current: LedgerRecord | None) -> LedgerRecord:
+            if current is None or current.lease is None or current.lease.run_id != job_run_id:
+                raise _conflict(source, f"run {job_run_id} to hold the lease", current)
+            return replace(current, lease=lease)
         return self._update(source, change)
 
     def set_load_fingerprint(self, source: SourceObject, job_run_id: str,
-                             fingerprint: str) -> LedgerRecord:
-        """Record the arguments the current run writes its checkpoints under (the job)."""
+                             fingerprint: str, table: str | None = None) -> LedgerRecord:
+        """Record the arguments the current run writes its checkpoints under, and the
+        instance of the target table it writes into (the job)."""
         def change(current: LedgerRecord | None) -> LedgerRecord | None:
             if current is None or current.job_run_id != job_run_id:
                 raise _conflict(source, f"run {job_run_id} to be the current run", current)
-            if current.load_fingerprint == fingerprint:
+            if current.load_fingerprint == fingerprint and current.load_table == table:
                 return None
-            return replace(current, load_fingerprint=fingerprint)
+            return replace(current, load_fingerprint=fingerprint, load_table=table)
         return self._update(source, change)
 
     def record_report(self, source: SourceObject, job_run_id: str,
                       report: Mapping[str, Any]) -> LedgerRecord:
-        """Store the run report's status, counts, error and rejects location (the job)."""
+        """Store the run report's status, counts, error and rejects location, and release the
+        run's lease (the job, as it ends)."""
         def change(current: LedgerRecord | None) -> LedgerRecord:
             if current is None or current.job_run_id != job_run_id:
                 raise _conflict(source, f"run {job_run_id} to be the current run", current)
@@ -426,8 +523,10 @@ class Ledger:
             return replace(current, report_job_run_id=job_run_id,
                            report_status=report.get("status"),
                            report_retryable=bool(report.get("retryable", True)),
-                           error=report.get("error") or current.error,
-                           rejects_location=rejects or current.rejects_location, **counts)
+                           # This attempt's error only: an earlier attempt's would read as its own.
+                           error=report.get("error"),
+                           rejects_location=rejects or current.rejects_location,
+                           lease=_released(current.lease, job_run_id), **counts)
         return self._update(source, change)
 
     def mark_retrying(self, source: SourceObject, failed_job_run_id: str,
@@ -438,30 +537,35 @@ class Ledger:
                     or current.status not in (S.STARTED, *NOT_STARTED_STATUSES)):
                 raise _conflict(source, f"run {failed_job_run_id} STARTED (or waiting to be "
                                         "retried)", current)
-            return replace(current, status=S.RETRYING, error=error)
+            # Glue reported the failed run over: its lease, if it could not release it, is dead.
+            return replace(current, status=S.RETRYING, error=error,
+                           lease=_released(current.lease, failed_job_run_id))
         return self._update(source, change)
 
-    def mark_succeeded(self, source: SourceObject, job_run_id: str, *,
-                       rejects_location: str | None = None) -> LedgerRecord:
-        """Run ``job_run_id`` succeeded: SUCCEEDED, or SUCCEEDED_WITH_REJECTS when its report
-        counted rejected rows. Claims the file's move (one actor wins)."""
+    def finish(self, source: SourceObject, job_run_id: str, *, succeeded: bool,
+               error: str | None = None,
+               rejects_location: str | None = None) -> LedgerRecord:
+        """Run ``job_run_id`` ended: the one place that decides the file's final state, for
+        the callback (event flow) and the job itself (a run nobody else finishes).
+
+        Succeeded: SUCCEEDED, or SUCCEEDED_WITH_REJECTS when its report counted rejected rows;
+        else FAILED with ``error`` (or the report's). Stamps ``finished_at``, releases the
+        lease and claims the file's move (one actor wins)."""
         def change(current: LedgerRecord | None) -> LedgerRecord:
             if (current is None or current.job_run_id != job_run_id
                     or current.status != S.STARTED):
                 raise _conflict(source, f"run {job_run_id} STARTED", current)
-            rejected = current.report_job_run_id == job_run_id and current.rows_rejected > 0
-            return replace(current, finished_at=utc_now(), error=None,
-                           status=S.SUCCEEDED_WITH_REJECTS if rejected else S.SUCCEEDED,
+            reported = current.report_job_run_id == job_run_id
+            if succeeded:
+                rejected = reported and current.rows_rejected > 0
+                status = S.SUCCEEDED_WITH_REJECTS if rejected else S.SUCCEEDED
+                final_error = None
+            else:
+                status = S.FAILED
+                final_error = error or (current.error if reported else None) or "failed"
+            return replace(current, status=status, finished_at=utc_now(), error=final_error,
+                           lease=_released(current.lease, job_run_id),
                            rejects_location=rejects_location or current.rejects_location)
-        return self._update(source, change)
-
-    def mark_failed(self, source: SourceObject, job_run_id: str, error: str) -> LedgerRecord:
-        """Run ``job_run_id`` failed with no attempt left: FAILED (claims the file's move)."""
-        def change(current: LedgerRecord | None) -> LedgerRecord:
-            if (current is None or current.job_run_id != job_run_id
-                    or current.status != S.STARTED):
-                raise _conflict(source, f"run {job_run_id} STARTED", current)
-            return replace(current, status=S.FAILED, finished_at=utc_now(), error=error)
         return self._update(source, change)
 
     def file_moved(self, source: SourceObject, job_run_id: str, location: str) -> LedgerRecord:
@@ -579,3 +683,25 @@ def _new_run(current: LedgerRecord, job_run_id: str, *,
                    job_run_id=job_run_id, job_run_ids=(*current.job_run_ids, job_run_id),
                    started_at=utc_now(), finished_at=None,
                    arguments=current.arguments if arguments is None else arguments)
+
+
+def _released(lease: Lease | None, job_run_id: str) -> Lease | None:
+    """The lease after ``job_run_id`` let go of it (another run's lease stays)."""
+    return None if lease is not None and lease.run_id == job_run_id else lease
+
+
+def _check_lease_free(source: SourceObject, current: LedgerRecord | None,
+                      job_run_id: str) -> None:
+    """Raise :class:`LoadInProgressError` while another run that may be alive holds the
+    lease; log a take-over from a provably dead one."""
+    lease = None if current is None else current.lease
+    if lease is None or lease.run_id == job_run_id:
+        return
+    now = time.time()
+    dead = lease.dead_because(now)
+    if dead is None:
+        raise LoadInProgressError(
+            f"{source.uri} is being loaded by {lease.describe(now)}; wait for it to finish or "
+            "stop it, then run again (a run killed on another host is taken over once its "
+            f"lease expires, {lease.expires_at - now:.0f} s from now)")
+    LOG.warning("%s: taking over from %s: %s", source.uri, lease.describe(now), dead)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import csv
 import io
+import math
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -33,6 +35,13 @@ from dynamo_ingest.read import (
 from dynamo_ingest.rejects import RejectsFile
 from dynamo_ingest.report import RowCounts
 from dynamo_ingest.writer import RetryPolicy, WriteOutcome, WriteRequest, WriteStats
+
+BATCH_ITEMS = 25  # BatchWriteItem's limit: the items one acknowledged batch covers at most
+# A kill rewrites what was acknowledged after a partition's last checkpoint: at most
+# checkpoint_every batches per running partition. The default keeps that within this share of
+# the file's rows, and within CHECKPOINT_SECONDS of writes for files too big for the share.
+REWRITE_SHARE = 0.01
+CHECKPOINT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,7 @@ class PartitionTask:
     rate_per_task: float | None
     rejects_parts_prefix: str
     checkpoint_every: int = 100
+    checkpoint_seconds: float = CHECKPOINT_SECONDS
     ledger_table: str | None = None
     source_key: tuple[str, str, str] | None = None  # (bucket, key, etag) for the ledger
     partitions: int = 1
@@ -188,7 +198,7 @@ def _rows(batches: Iterable[Any],
     """(values, corrupt raw text, record number, key hash) for every row of the batches."""
     names = [value_column(i) for i in range(width)]
     for batch in batches:
-        # (helper I) NumPy's conversion costs ~1/9 of to_pydict()'s (benchmarks/README.md);
+        # NumPy's conversion costs ~1/9 of to_pydict()'s (benchmarks/README.md);
         # it gives None for null strings, and the two int64 columns are never null.
         data = {name: batch.column(name).to_numpy(zero_copy_only=False).tolist()
                 for name in batch.schema.names}
@@ -213,14 +223,17 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
     counts = RowCounts()
     rejects = RejectsFile()
     resume_from = checkpoints.load(partition) if (checkpoints and task.resume) else None
+    # A checkpoint marked done is not trusted to cover the whole partition: a task whose job
+    # was cancelled (or whose driver died) can see its input end early, cleanly, and record
+    # "done" over the rows it got. Resuming after its rows_done is exact either way; a
+    # partition that really was finished skips every row and records the same checkpoint.
     skip_rows = resume_from.rows_done if resume_from else 0
     base_positions = resume_from.positions_done if resume_from else 0
-    if resume_from and resume_from.done:
-        skip_rows = -1  # the whole partition was finished by an earlier attempt
 
     # Snapshots at hash-group ends: (positions_end, rows_end, rejected, duplicates).
     snapshots: list[tuple[int, int, int, int]] = []
     acked = {"positions": base_positions, "batches": 0}
+    last_checkpoint = [time.monotonic()]
     # "position" numbers the partition's write stream from 0 in every attempt, so the
     # prefix an earlier attempt wrote is replayed (not sent) up to base_positions.
     state = {"rows": 0, "rejected": 0, "duplicates": 0, "position": 0}
@@ -228,7 +241,7 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
     def save_checkpoint(written_at_end: int | None = None) -> None:
         """A checkpoint at the last acknowledged group end, or (``written_at_end`` given) the
         partition's done checkpoint; its counts add the earlier attempts' prefix."""
-        if checkpoints is None or skip_rows < 0:
+        if checkpoints is None:
             return
         if written_at_end is not None:
             mark = (state["position"], counts.rows_read, state["rejected"], state["duplicates"])
@@ -263,7 +276,10 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
     def on_acknowledged(prefix: int) -> None:
         acked["positions"] = base_positions + prefix
         acked["batches"] += 1
-        if acked["batches"] % task.checkpoint_every == 0:
+        now = time.monotonic()
+        if (acked["batches"] % task.checkpoint_every == 0
+                or now - last_checkpoint[0] >= task.checkpoint_seconds):
+            last_checkpoint[0] = now
             save_checkpoint()
 
     def reject(record_no: int, reason: str, values: Sequence[str | None], *, count: bool) -> None:
@@ -292,8 +308,11 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
         group_in_prefix = False
         for index, (raw, corrupt, record_no, hashed) in enumerate(_rows(batches, read_width)):
             counts.rows_read += 1
-            in_prefix = skip_rows < 0 or index < skip_rows
-            if hashed != group.key_hash or group.key_hash is None:
+            in_prefix = index < skip_rows
+            # The end of the prefix is a group end too: a checkpoint an input cut short left
+            # may fall inside a hash group, whose later rows must still be written.
+            if (hashed != group.key_hash or group.key_hash is None
+                    or (group_in_prefix and not in_prefix)):
                 yield from flush(group, group_in_prefix)
                 group = _Group(key_hash=hashed)
                 group_in_prefix = in_prefix
@@ -373,6 +392,15 @@ def rate_per_task(total_wcu_s: float | None, partitions: int, slots: int) -> flo
     if total_wcu_s is None:
         return None
     return total_wcu_s / max(1, min(partitions, slots))
+
+
+def auto_checkpoint_every(predicted_rows: int, partitions: int) -> int:
+    """``--checkpoint_every auto``: batches between checkpoints so that a kill rewrites at most
+    ``REWRITE_SHARE`` of the rows. Each running partition rewrites up to that many batches and
+    at most ``partitions`` run at once, so the share of one partition's rows bounds the
+    file's; the time bound (``CHECKPOINT_SECONDS``) caps it for big files."""
+    rows_per_partition = predicted_rows / max(1, partitions)
+    return max(1, math.floor(rows_per_partition * REWRITE_SHARE / BATCH_ITEMS))
 
 
 def default_partitions(parallelism: int, size_bytes: int) -> int:

@@ -8,10 +8,10 @@ from typing import Any
 
 import boto3
 import pytest
-from dynamo_ingest.arguments import DEFAULT_LEDGER_TABLE
+from dynamo_ingest.arguments import DEFAULT_LEDGER_TABLE, job_arguments_from_mapping
 from dynamo_ingest.catalog import Column, CsvSchema
 from dynamo_ingest.job import run
-from dynamo_ingest.ledger import LedgerStatus
+from dynamo_ingest.ledger import Ledger, LedgerStatus
 from dynamo_ingest.runtime import Runtime
 from rich.console import Console
 
@@ -88,3 +88,59 @@ def test_status_shows_a_failed_file_and_retry_loads_it_after_the_fix(aws: str,
                        Console(file=screen, width=200)) == 0
     assert '"status": "SUCCEEDED"' in screen.getvalue()
     assert '"attempts": 2' in screen.getvalue()
+
+
+@pytest.mark.spark
+def test_a_cli_run_ends_in_a_final_state_with_its_arguments_and_retry_reruns_it(
+        aws: str, spark: Any) -> None:
+    # A run nobody started through Glue (`dynamo-ingest run`) has no callback to finish it:
+    # it must finish its own record, like the event flow does, so `status` and `retry` work.
+    deployment = LocalDeployment(topic_arn=ensure_topic(boto3.client("sns")))
+    ensure_resources(bucket=deployment.bucket, database=deployment.database,
+                     target_table=deployment.target_table,
+                     partition_key=(deployment.partition_key, "S"), sort_key=None,
+                     ledger_table=deployment.ledger_table)
+    ensure_local_job(boto3.client("glue"), deployment.job_name, max_concurrent_runs=1)
+    catalog(deployment, [("orderId", "string"), ("amount", "double")])
+    boto3.client("s3").put_object(Bucket=LOCAL_BUCKET, Key=KEY,
+                                  Body=b"orderId,total\nA1,5\nA2,7\n,9\n")
+    uri = f"s3://{LOCAL_BUCKET}/{KEY}"
+    arguments = {"source_path": uri, "target_table": deployment.target_table,
+                 "catalog_database": deployment.database,
+                 "catalog_table": deployment.catalog_table}
+    ledger = Ledger(boto3.client("dynamodb"), DEFAULT_LEDGER_TABLE)
+
+    failed = run(job_arguments_from_mapping(arguments), Runtime(spark=spark))
+
+    record = ledger.find(uri)
+    assert failed.status == "FAILED"
+    assert record is not None
+    assert record.status == LedgerStatus.FAILED
+    assert record.finished_at is not None
+    assert "unexpected columns: total" in (record.error or "")
+    assert record.arguments["--source_path"] == uri
+    assert record.arguments["--catalog_table"] == deployment.catalog_table
+
+    catalog(deployment, [("orderId", "string"), ("total", "double")])
+    quiet = Console(file=io.StringIO(), width=200)
+    assert retry_file(uri, DEFAULT_LEDGER_TABLE, False, LOCAL_JOB, console=quiet,
+                      out=quiet) == 0
+    retried = ledger.find(uri)
+    assert retried is not None
+    assert (retried.status, retried.attempts) == (LedgerStatus.SUCCEEDED_WITH_REJECTS, 2)
+    assert retried.error is None  # the first attempt's error is not this one's
+    assert retried.finished_at is not None
+    assert retried.finished_at > record.finished_at
+    assert scan_table(deployment.target_table) == {
+        ("A1",): {"orderId": {"S": "A1"}, "total": {"N": "5"}},
+        ("A2",): {"orderId": {"S": "A2"}, "total": {"N": "7"}}}
+
+    # A plain re-run of the loaded file by hand (its record is now elsewhere: complete/).
+    boto3.client("s3").put_object(Bucket=LOCAL_BUCKET, Key=KEY, Body=b"orderId,total\nA3,1\n")
+    again = run(job_arguments_from_mapping(arguments), Runtime(spark=spark))
+    assert again.status == "SUCCEEDED", again.error
+    latest = ledger.find(uri)
+    assert latest is not None
+    assert (latest.status, latest.error, latest.lease) == (LedgerStatus.SUCCEEDED, None, None)
+    assert latest.finished_at is not None
+    assert latest.arguments["--source_path"] == uri

@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 from dynamo_ingest.arguments import JobArguments
+from dynamo_ingest.checkpoints import table_instance
 from dynamo_ingest.ledger import Ledger, SourceObject
 from dynamo_ingest.locations import BucketFolders, source_locations
 from dynamo_ingest.storage import file_md5
@@ -298,7 +299,8 @@ def test_a_failing_spark_task_still_ends_in_a_failed_report(run_job: Any, tmp_pa
     earlier = SourceObject("", str(source), file_md5(source))
     ledger.job_started(earlier, "earlier-run")
     ledger.set_load_fingerprint(earlier, "earlier-run", JobArguments(
-        source_path=str(source), target_table=TABLE, partitions=2).load_fingerprint())
+        source_path=str(source), target_table=TABLE, partitions=2).load_fingerprint(),
+        table_instance(boto3.client("dynamodb").describe_table(TableName=TABLE)["Table"]))
     ledger.save_checkpoint(earlier, 0, 5, {"bogus": 1}, partitions=2)
 
     report = run_job(source_path=str(source), partitions=2)

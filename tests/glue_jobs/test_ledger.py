@@ -93,7 +93,7 @@ def test_the_event_driven_lifecycle(ledger: Ledger) -> None:
     ledger.record_report(SOURCE, "jr_1", {"status": "SUCCEEDED", "rows_read": 5,
                                           "items_written": 5, "wcu_consumed": 5.0,
                                           "elapsed_s": 0.5})
-    done = ledger.mark_succeeded(SOURCE, "jr_1")
+    done = ledger.finish(SOURCE, "jr_1", succeeded=True)
     assert (done.status, done.items_written, done.finished_at is not None) == (
         LedgerStatus.SUCCEEDED, 5, True)
     moved = ledger.file_moved(SOURCE, "jr_1", "s3://landing/complete/données 1.csv")
@@ -107,7 +107,7 @@ def test_a_report_with_rejected_rows_makes_success_succeeded_with_rejects(ledger
     ledger.record_report(SOURCE, "jr_1", {
         "status": "SUCCEEDED_WITH_REJECTS", "rows_read": 4, "items_written": 3,
         "rows_rejected": 1, "rejects_path": "s3://landing/error/x.rejects.csv"})
-    done = ledger.mark_succeeded(SOURCE, "jr_1")
+    done = ledger.finish(SOURCE, "jr_1", succeeded=True)
     assert done.status == LedgerStatus.SUCCEEDED_WITH_REJECTS
     assert done.rejects_location == "s3://landing/error/x.rejects.csv"
 
@@ -145,16 +145,16 @@ def test_callback_transitions_need_the_current_run(ledger: Ledger) -> None:
     ledger.receive(SOURCE)
     ledger.mark_started(SOURCE, "jr_1", {})
     with pytest.raises(LedgerConflictError, match="run jr_0 STARTED"):
-        ledger.mark_succeeded(SOURCE, "jr_0")
+        ledger.finish(SOURCE, "jr_0", succeeded=True)
     retrying = ledger.mark_retrying(SOURCE, "jr_1", "FAILED: boom")
     assert (retrying.status, retrying.error) == (LedgerStatus.RETRYING, "FAILED: boom")
     with pytest.raises(LedgerConflictError):
         ledger.mark_retrying(SOURCE, "jr_1", "FAILED: boom")  # a second callback
     with pytest.raises(LedgerConflictError):
-        ledger.mark_failed(SOURCE, "jr_1", "FAILED: boom")
+        ledger.finish(SOURCE, "jr_1", succeeded=False, error="FAILED: boom")
     second = ledger.mark_started(SOURCE, "jr_2", {})
     assert (second.status, second.attempts) == (LedgerStatus.STARTED, 2)
-    failed = ledger.mark_failed(SOURCE, "jr_2", "FAILED again")
+    failed = ledger.finish(SOURCE, "jr_2", succeeded=False, error="FAILED again")
     assert (failed.status, failed.error) == (LedgerStatus.FAILED, "FAILED again")
     # a manual retry (the job's own registration) may restart a FAILED file
     assert ledger.job_started(SOURCE, "jr_3").attempts == 3
@@ -209,7 +209,7 @@ def test_two_actors_racing_for_the_same_transition_one_wins(ledger: Ledger) -> N
         mine = Ledger(boto3.client("dynamodb"), TABLE)
         barrier.wait()
         try:
-            mine.mark_failed(SOURCE, "jr_1", name)
+            mine.finish(SOURCE, "jr_1", succeeded=False, error=name)
             outcomes.append("won")
         except LedgerConflictError:
             outcomes.append("conflict")
@@ -231,7 +231,7 @@ def test_recent_and_find(ledger: Ledger) -> None:
     recent = ledger.recent(limit=2)
     assert [r.source for r in recent] == [sources[0], sources[2]]
     assert len(ledger.recent()) == 3  # checkpoints are not run records
-    ledger.mark_succeeded(sources[0], "jr_0")
+    ledger.finish(sources[0], "jr_0", succeeded=True)
     ledger.file_moved(sources[0], "jr_0", "s3://landing/complete/0.csv")
     assert ledger.find("s3://landing/complete/0.csv").source == sources[0]  # type: ignore[union-attr]
     assert ledger.find("s3://landing/incoming/1.csv").source == sources[1]  # type: ignore[union-attr]

@@ -26,8 +26,15 @@ from dynamo_ingest.arguments import DEFAULT_LEDGER_TABLE
 from dynamo_ingest.aws import AwsConfig
 from dynamo_ingest.catalog import Column
 from dynamo_ingest.keys import KeyAttribute, KeySchema
-from dynamo_ingest.ledger import Ledger, SourceObject
-from dynamo_ingest.pipeline import Checkpoint, PartitionResult, PartitionTask, process_partition
+from dynamo_ingest.ledger import Ledger, LedgerStatus, SourceObject
+from dynamo_ingest.pipeline import (
+    REWRITE_SHARE,
+    Checkpoint,
+    PartitionResult,
+    PartitionTask,
+    auto_checkpoint_every,
+    process_partition,
+)
 from dynamo_ingest.read import CORRUPT_COLUMN, KEY_HASH, RECORD_NO, value_column
 from dynamo_ingest.report import RowCounts
 from dynamo_ingest.storage import file_md5
@@ -342,8 +349,6 @@ def test_rows_left_unwritten_keep_their_original_bytes_in_the_rejects_file() -> 
 CLI = Path(sys.executable).parent / "dynamo-ingest"
 KILL_ROWS = 10_000
 KILL_PARTITIONS = 4
-KILL_CHECKPOINT_EVERY = 2
-SLOTS = os.cpu_count() or 1  # partitions running at once under the CLI's local[*]
 
 
 class CliRun:
@@ -444,14 +449,13 @@ def test_cli_killed_at_random_points_resumes_to_the_exact_table(
                               column_types={"id": "S", "n": "N", "note": "S"})
     distinct = len(oracle.items)
     report_path = tmp_path / "report.json"
+    # The default checkpointing (--checkpoint_every auto): a kill must rewrite <= 1 % of rows.
     argv = [str(CLI), "run", "--source_path", str(source), "--target_table", TABLE,
-            "--partitions", str(KILL_PARTITIONS), "--checkpoint_every",
-            str(KILL_CHECKPOINT_EVERY), "--report_path", str(report_path), "--quiet"]
+            "--partitions", str(KILL_PARTITIONS), "--report_path", str(report_path), "--quiet"]
     rng = random.Random(20_240_601)
     # Three kills at seeded random progress points, spread over the load. A kill costs at most
-    # K = 2 batches per running partition (one acknowledged after the last checkpoint, one
-    # DynamoDB took as the process died): 2 cores x 2 x 25 items = 1 % of 10,000 rows here. (A
-    # partition's slot frees only after its done checkpoint, so no third partition counts.)
+    # K batches per running partition (acknowledged after the last checkpoint, or taken by
+    # DynamoDB as the process died); auto picks K so that is <= 1 % of the file's rows.
     kill_points = [int(distinct * (0.1 + 0.25 * k + rng.uniform(0.0, 0.15))) for k in range(3)]
     ledger = Ledger(boto3.client("dynamodb"), DEFAULT_LEDGER_TABLE)
     source_object = SourceObject("", str(source), file_md5(source))
@@ -485,6 +489,10 @@ def test_cli_killed_at_random_points_resumes_to_the_exact_table(
 
     report = json.loads(report_path.read_text(encoding="utf-8"))
     assert status == 0, (tmp_path / "final.log").read_text(errors="replace")[-3000:]
+    shares = [r / KILL_ROWS for r in rewrites]
+    print(f"kill points {kill_points}: items written twice per kill {rewrites} "
+          f"({', '.join(f'{s:.2%}' for s in shares)} of {KILL_ROWS} rows)")
+    assert all(r <= KILL_ROWS * REWRITE_SHARE for r in rewrites)
     assert report["status"] == "SUCCEEDED_WITH_REJECTS"
     assert inside_a_partition > 0, "no kill landed inside a partition after its checkpoint"
     assert report["rows_skipped_by_resume"] > 0
@@ -506,10 +514,6 @@ def test_cli_killed_at_random_points_resumes_to_the_exact_table(
     assert sorted(int(row[0]) for row in rejects) == sorted(oracle.rejected)
     written_twice = total_accepted - distinct
     assert written_twice == sum(rewrites)
-    shares = [r / KILL_ROWS for r in rewrites]
-    print(f"kill points {kill_points}: items written twice per kill {rewrites} "
-          f"({', '.join(f'{s:.2%}' for s in shares)} of {KILL_ROWS} rows)")
-    assert all(r <= SLOTS * KILL_CHECKPOINT_EVERY * 25 for r in rewrites)
 
 
 @pytest.mark.spark
@@ -579,3 +583,150 @@ def test_checkpoints_resume_only_a_run_with_the_same_arguments(
     else:
         assert all("remark" in item or "note" not in oracle.items[key]
                    for key, item in scan_table(TABLE).items())
+
+
+@pytest.mark.spark
+def test_checkpoints_do_not_resume_into_a_table_created_again(
+        run_job: Any, aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A failed run leaves checkpoints; the table is then deleted and created again under the
+    # same name: it holds none of the rows the checkpoints cover, so the run must start over.
+    create_table(TABLE, [("id", "S", "HASH")])
+    source = resume_file(tmp_path / "in.csv", 2000)
+    oracle = expected_outcome(source, key_columns=("id",),
+                              column_types={"id": "S", "n": "N", "note": "S"})
+    with dynamodb_double(aws, FaultPlan(fail_after_requests=30, tables=(TABLE,)), monkeypatch):
+        failed = run_job(source_path=str(source), partitions=2, max_retry_seconds=1,
+                         checkpoint_every=2)
+    assert failed.status == "FAILED"
+    client = boto3.client("dynamodb")
+    client.delete_table(TableName=TABLE)
+    create_table(TABLE, [("id", "S", "HASH")])
+
+    again = run_job(source_path=str(source), partitions=2)
+
+    assert again.status == "SUCCEEDED_WITH_REJECTS", again.error
+    assert again.counts.rows_skipped_by_resume == 0
+    assert "another instance of the target table" in again.extra["checkpoints_discarded"]
+    assert scan_table(TABLE) == oracle.items
+
+
+def test_auto_checkpointing_bounds_a_kills_rewrites_to_one_percent_of_the_rows() -> None:
+    # At most min(partitions, slots) partitions run at once, each rewriting up to K batches.
+    for rows, partitions, slots in ((10_000, 4, 2), (58_537, 4, 2), (1_000, 4, 8),
+                                    (200, 1, 2), (10_000_000, 16, 8)):
+        every = auto_checkpoint_every(rows, partitions)
+        running = min(partitions, slots)
+        assert every >= 1
+        if rows >= 100 * 25 * partitions:  # small files checkpoint every batch (K = 1)
+            assert running * every * 25 <= rows * REWRITE_SHARE, (rows, partitions, every)
+    assert auto_checkpoint_every(58_537, 4) == 5  # 100 was the old fixed default: 6.4 %
+
+
+INTERRUPT_ROWS = 10_000
+STORM_AFTER = 40  # write requests before the target table throttles until the plan changes
+
+
+def checkpointed_items(ledger: Ledger, source: SourceObject) -> int:
+    return sum(int(c.counts["items_written"]) for c in ledger.load_checkpoints(source).values())
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_cli_run_reports_its_checkpoints_ends_failed_and_resumes(
+        aws: str, tmp_path: Path, signum: signal.Signals,
+        cli_runs: Callable[[list[str], dict[str, str], Path], CliRun]) -> None:
+    create_table(TABLE, [("id", "S", "HASH")])
+    source = resume_file(tmp_path / "in.csv", INTERRUPT_ROWS)
+    oracle = expected_outcome(source, key_columns=("id",),
+                              column_types={"id": "S", "n": "N", "note": "S"})
+    report_path = tmp_path / "report.json"
+    argv = [str(CLI), "run", "--source_path", str(source), "--target_table", TABLE,
+            "--partitions", str(KILL_PARTITIONS), "--report_path", str(report_path), "--quiet"]
+    ledger = Ledger(boto3.client("dynamodb"), DEFAULT_LEDGER_TABLE)
+    source_object = SourceObject("", str(source), file_md5(source))
+    log = tmp_path / "interrupted.log"
+    # A throttling storm after STORM_AFTER requests holds the run in its retries (budget
+    # 300 s) until the test interrupts it: the signal lands mid-load on any machine.
+    with DynamoDBDouble(aws, FaultPlan(fail_after_requests=STORM_AFTER,
+                                       tables=(TABLE,))) as double:
+        env = {**os.environ, "AWS_ENDPOINT_URL_DYNAMODB": double.url}
+        run = cli_runs(argv, env, log)
+        deadline = time.monotonic() + 300
+        while (double.stats.items_throttled == 0
+               or checkpointed_items(ledger, source_object) == 0):
+            assert run.running(), log.read_text(errors="replace")[-2000:]
+            assert time.monotonic() < deadline, "the load never reached the storm"
+            time.sleep(0.05)
+        if signum == signal.SIGINT:
+            # Like Ctrl-C in a terminal: the whole process group (PySpark's JVM ignores it).
+            os.killpg(run.process.pid, signum)
+        else:
+            run.process.send_signal(signum)  # like `kill PID`
+        status = run.wait(timeout_s=120)
+
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+        record = ledger.get(source_object)
+        checkpointed = checkpointed_items(ledger, source_object)
+
+        double.set_plan(FaultPlan(tables=(TABLE,)))
+        final = cli_runs(argv, env, tmp_path / "final.log")
+        final_status = final.wait(timeout_s=300)
+
+    name = signal.Signals(signum).name
+    output = log.read_text(errors="replace")
+    assert status == 128 + signum, output[-3000:]
+    assert report["status"] == "FAILED"
+    assert report["error"] == f"interrupted ({name})"
+    assert "Traceback" not in output, output[-3000:]
+    assert report["partitions"] == KILL_PARTITIONS
+    # The counts the checkpoints hold, which the identity ties together.
+    assert report["items_written"] == checkpointed > 0
+    assert report["rows_read"] == (report["items_written"] + report["rows_rejected"]
+                                   + report["duplicate_rows"] + report["rows_skipped_by_resume"])
+    assert record is not None
+    assert record.status == LedgerStatus.FAILED
+    assert record.error == f"interrupted ({name})"
+    assert record.finished_at is not None
+    assert record.report_retryable
+    assert record.lease is None
+    assert final_status == 0, (tmp_path / "final.log").read_text(errors="replace")[-3000:]
+    resumed = json.loads(report_path.read_text(encoding="utf-8"))
+    assert resumed["status"] == "SUCCEEDED_WITH_REJECTS"
+    assert resumed["rows_skipped_by_resume"] > 0
+    assert resumed["rows_read"] == resumed["file_counts"]["rows_read"] == INTERRUPT_ROWS
+    assert scan_table(TABLE) == oracle.items
+
+
+@pytest.mark.parametrize("batches_seen", [0, 1, 4])
+def test_a_partition_whose_input_was_cut_short_is_resumed_not_skipped(
+        uninterrupted: tuple[list[pa.RecordBatch], MemoryTable, Attempt],
+        batches_seen: int) -> None:
+    # A task whose Spark job was cancelled (Ctrl-C) or whose driver died can see its input end
+    # early as if the partition were complete, and record a done checkpoint over the rows it
+    # got (none at all when it had not received its first batch yet). The next attempt must
+    # write the rest: skipping the partition whole lost those rows and reported
+    # file_counts.rows_read short of rows_read by exactly the rows "skipped by resume".
+    batches, _reference_table, reference = uninterrupted
+    assert reference.result is not None
+    table = MemoryTable()
+    checkpoints = MemoryCheckpoints()
+    cut = run_attempt(batches[:batches_seen], table, checkpoints, checkpoint_every=2)
+    assert cut.result is not None
+    assert checkpoints.saved[0].done
+    seen = sum(b.num_rows for b in batches[:batches_seen])
+    assert checkpoints.saved[0].rows_done == seen
+
+    again = run_attempt(batches, table, checkpoints, checkpoint_every=2)
+
+    assert again.result is not None
+    counts = again.result.counts
+    assert counts.identity_holds
+    assert counts.rows_read == reference.result.counts.rows_read
+    assert counts.rows_skipped_by_resume == seen
+    assert set(table.items) == set(_reference_table.items)
+    assert table.items == _reference_table.items
+    done = checkpoints.saved[0]
+    assert done.done
+    assert done.rows_done == counts.rows_read
+    assert done.rows_rejected == reference.result.counts.rows_rejected
