@@ -210,8 +210,9 @@ def read_records(spark: SparkSession, path: str, schema: CsvSchema,
         .load(path)
     )
     partitions = frame.rdd.getNumPartitions()
-    if partitions == 0:
+    if partitions == 0 and path.rstrip("/").rsplit("/", 1)[-1][:1] in ("_", "."):
         # Hadoop skips names that start with '_' or '.' as hidden: never load nothing silently.
+        # (An empty file also gives no partition, and rightly no records.)
         raise FileLayoutError(
             f"{source_name or path}: Spark found no file to read at {path} (Hadoop skips file "
             "names that begin with '_' or '.' as hidden); read it through a copy under another "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import boto3
 import pytest
 from dynamo_ingest.arguments import DEFAULT_LEDGER_TABLE
 from dynamo_ingest.ledger import Ledger, SourceObject
@@ -82,6 +83,9 @@ def test_missing_credentials_are_one_error_saying_what_to_set(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    # boto3's default session keeps the credentials an earlier test resolved: start a new one
+    # (else the call would be signed and sent to the real AWS endpoint).
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
 
     with pytest.raises(CredentialsNotFoundError, match=(
             r"credentials for dynamodb in region eu-west-1 \(set by AWS_REGION\), found none")):

@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 from dynamo_ingest.arguments import (
     ArgumentSpec,
+    AutoOrWholeNumber,
     Choice,
     Flag,
     JobArguments,
@@ -72,7 +73,7 @@ def test_the_message_says_what_write_rate_accepts() -> None:
     ("write_rate", "auto", "auto"), ("write_rate", "1", "1"), ("write_rate", "40000", "40000"),
     ("write_rate", "2.5e3", "2.5e3"), ("write_share", "1", 1.0), ("write_share", "0.01", 0.01),
     ("max_retry_seconds", "0.5", 0.5), ("max_retry_seconds", "86400", 86_400.0),
-    ("partitions", " 8 ", 8), ("checkpoint_every", "1", 1),
+    ("partitions", " 8 ", 8), ("checkpoint_every", "1", 1), ("checkpoint_every", "auto", "auto"),
     ("partition_key_shards", "10000", 10_000),
     ("restart", "true", True), ("restart", "TRUE", True), ("restart", "1", True),
     ("restart", "false", False), ("restart", "", False), ("ttl_seconds", "3600", 3600),
@@ -84,7 +85,7 @@ def test_values_in_range_are_typed(name: str, raw: str, typed: object) -> None:
 
 def test_every_number_the_job_reads_is_checked_as_a_finite_bounded_number() -> None:
     numeric = {s.name: s.rule for s in job_argument_specs()
-               if isinstance(s.rule, WholeNumber | Number | WriteRate)}
+               if isinstance(s.rule, WholeNumber | Number | WriteRate | AutoOrWholeNumber)}
     assert set(numeric) == {"partitions", "write_rate", "write_share", "max_retry_seconds",
                             "checkpoint_every", "ttl_seconds", "partition_key_shards"}
     for name, rule in numeric.items():
