@@ -189,7 +189,6 @@ def test_capacity_figures_use_whole_seconds_and_count_every_bounce() -> None:
     assert figures["bounced_ratio"] == pytest.approx(39 / 3900)
 
 
-@pytest.mark.timeout(120)
 def test_a_small_benchmark_run_writes_consistent_results(tmp_path: Path) -> None:
     rows, sample, capacity = 2000, 200, 1000.0
     code = bench_run.main([
