@@ -10,6 +10,7 @@ this one leaves them spinning. Exit code 0 only when every run passed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -22,16 +23,20 @@ from types import FrameType
 
 import psutil
 
-# A burner spins on the CPU until its parent dies (PR_SET_PDEATHSIG = 1); the getppid check
-# covers a parent that died before the request was made.
+# A burner spins on the CPU until its parent dies (PR_SET_PDEATHSIG = 1; the getppid check
+# covers a parent that died before the request was made) and leaves Ctrl-C to the runner.
 _BURNER = """
 import ctypes, os, signal, sys
 ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+signal.signal(signal.SIGINT, signal.SIG_IGN)
 if os.getppid() != int(sys.argv[1]):
     sys.exit(0)
 while True:
     pass
 """
+
+# How long an interrupted command may take to stop its own children before it is killed.
+_STOP_GRACE_S = 60.0
 
 
 class BusyError(Exception):
@@ -80,6 +85,26 @@ def burners(count: int) -> Iterator[list[psutil.Process]]:
             process.wait()
 
 
+def _run_to_the_end(command: Sequence[str]) -> int:
+    """Run ``command`` in its own process group; if this runner is interrupted, the whole
+    group is interrupted too (pytest then stops its servers), and killed if it lingers."""
+    try:
+        process = subprocess.Popen(list(command), start_new_session=True)
+    except OSError as err:
+        raise BusyError(f"could not run {command[0]!r}: {err}") from err
+    try:
+        return process.wait()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=_STOP_GRACE_S)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+
+
 def run_busy(command: Sequence[str], runs: int, burner_count: int) -> list[BusyRun]:
     """Run ``command`` ``runs`` times in a row beside ``burner_count`` burners."""
     results: list[BusyRun] = []
@@ -88,10 +113,7 @@ def run_busy(command: Sequence[str], runs: int, burner_count: int) -> list[BusyR
             print(f"busy run {number}/{runs}: {burner_count} burners, {' '.join(command)}",
                   flush=True)
             cpu_before, started = _cpu_s(spinning), time.monotonic()
-            try:
-                returncode = subprocess.call(list(command))
-            except OSError as err:
-                raise BusyError(f"could not run {command[0]!r}: {err}") from err
+            returncode = _run_to_the_end(command)
             run = BusyRun(returncode, time.monotonic() - started, _cpu_s(spinning) - cpu_before)
             results.append(run)
             print(f"busy run {number}/{runs}: exit {run.returncode} in {run.wall_s:.0f} s, "
@@ -119,7 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"expected --runs >= 1 and --burners >= 0, found {args.runs} and "
                      f"{args.burners}")
     signal.signal(signal.SIGTERM, _stop_on_term)
-    results = run_busy(command, args.runs, args.burners)
+    try:
+        results = run_busy(command, args.runs, args.burners)
+    except KeyboardInterrupt:
+        print("busy runs: interrupted; the command and the burners are stopped", flush=True)
+        return 130
     passed = sum(r.returncode == 0 for r in results)
     print(f"busy runs: {passed} of {len(results)} passed; wall "
           f"{', '.join(f'{r.wall_s:.0f}' for r in results)} s", flush=True)

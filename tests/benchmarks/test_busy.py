@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -102,3 +103,46 @@ def test_a_killed_runner_leaves_no_burner_spinning() -> None:
         if runner.poll() is None:
             runner.kill()
             runner.wait()
+
+
+# The command for the terminate test: starts a child of its own (as make starts pytest) that
+# waits for a signal, prints the burners' and the child's pids, and waits for the child.
+WITH_A_CHILD = """
+import os, subprocess, sys, psutil
+siblings = [p.pid for p in psutil.Process(os.getppid()).children() if p.pid != os.getpid()]
+child = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
+print("pids", " ".join(map(str, siblings)), child.pid, flush=True)
+child.wait()
+"""
+
+
+def test_a_terminated_runner_stops_its_command_its_children_and_the_burners() -> None:
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.busy", "--burners", "1", "--", sys.executable, "-c",
+         WITH_A_CHILD], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    assert runner.stdout is not None
+    started: list[int] = []
+    try:
+        line = runner.stdout.readline()
+        while not line.startswith("pids"):
+            assert line, "the runner ended before its command started"
+            line = runner.stdout.readline()
+        started = [int(pid) for pid in line.split()[1:]]
+        started += [c.pid for c in psutil.Process(runner.pid).children() if c.pid not in started]
+        runner.send_signal(signal.SIGTERM)
+        code = runner.wait(timeout=120)
+        # Up to the runner's last line only: a child left running would keep the pipe open.
+        last = runner.stdout.readline()
+        while last and not last.startswith("busy runs:"):
+            last = runner.stdout.readline()
+        assert code == 130
+        assert "interrupted" in last
+        assert len(started) == 3  # a burner, the command and its child
+        assert gone(started)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+        for pid in started:  # whatever the runner failed to stop
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).kill()
