@@ -84,7 +84,7 @@ def component_of(cmdline: Sequence[str], is_root: bool) -> str:
     return "other"
 
 
-class _Sampler:
+class TreeSampler:
     """Periodic psutil snapshots of the reaper's descendants."""
 
     def __init__(self, reaper_pid: int) -> None:
@@ -106,10 +106,20 @@ class _Sampler:
         if self._root_pid is None and process.ppid() == self._reaper.pid:
             self._root_pid = process.pid
         kind = component_of(process.cmdline(), process.pid == self._root_pid)
-        if known is None and _ignores_sigchld(process.ppid()):
-            self._unreaped.add(process.pid)
         self._kinds[process.pid] = (name, kind)
         return kind
+
+    def _note_reaping(self, process: psutil.Process, ignoring: dict[int, bool]) -> None:
+        # What counts is the parent's disposition when the process exits, so it is read at
+        # every sample, not only at first sight: a parent may ignore SIGCHLD only after it
+        # started a child (and a child whose parent exits is adopted by the reaper).
+        ppid = process.ppid()
+        if ppid not in ignoring:
+            ignoring[ppid] = _ignores_sigchld(ppid)
+        if ignoring[ppid]:
+            self._unreaped.add(process.pid)
+        else:
+            self._unreaped.discard(process.pid)
 
     def sample(self) -> None:
         try:
@@ -118,10 +128,12 @@ class _Sampler:
             return
         total = 0
         by_component = dict.fromkeys(COMPONENTS, 0)
+        ignoring: dict[int, bool] = {}  # parent pid → ignores SIGCHLD, read once per sample
         for process in processes:
             try:
                 with process.oneshot():
                     kind = self._component(process)
+                    self._note_reaping(process, ignoring)
                     times = process.cpu_times()
                     rss = process.memory_info().rss
             except psutil.Error:
@@ -141,8 +153,9 @@ class _Sampler:
         return out
 
     def unreaped_cpu(self, reaped_by_reaper: set[int]) -> float:
-        """Sampled CPU of processes the kernel does not account to any parent: children of a
-        parent ignoring SIGCHLD, unless they outlived it and the reaper waited for them."""
+        """Sampled CPU of processes the kernel does not account to any parent: children whose
+        parent ignored SIGCHLD when last sampled, unless they outlived it and the reaper waited
+        for them. Each misses the CPU it used after its last sample."""
         return sum(self._cpu.get(pid, 0.0) for pid in self._unreaped - reaped_by_reaper)
 
     @property
@@ -182,7 +195,7 @@ def measure(command: Sequence[str], *, env: Mapping[str, str] | None = None,
         reaper = subprocess.Popen(reaper_cmd, env=dict(env) if env is not None else None,
                                   stdout=log, stderr=subprocess.STDOUT,
                                   cwd=cwd or REPO_ROOT)
-        sampler = _Sampler(reaper.pid)
+        sampler = TreeSampler(reaper.pid)
         started = time.monotonic()
         try:
             while reaper.poll() is None:

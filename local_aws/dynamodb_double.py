@@ -452,8 +452,9 @@ class DynamoDBDouble:
             seen.add(key)
 
     def _admit(self, plan: FaultPlan, writes: Sequence[_Write]) -> tuple[list[_Write],
-                                                                          list[_Write], int]:
-        """Split writes into (accepted, unprocessed, refused for capacity) and take the WCU."""
+                                                                          list[_Write], int, float]:
+        """Split writes into (accepted, unprocessed, refused for capacity) and take the WCU;
+        the fourth value is the monotonic time the capacity was taken."""
         accepted: list[_Write] = []
         unprocessed: list[_Write] = []
         refused = 0
@@ -476,7 +477,7 @@ class DynamoDBDouble:
                     bucket.tokens -= write.wcu
                 accepted.append(write)
             self._prune_partitions(plan, now)
-        return accepted, unprocessed, refused
+        return accepted, unprocessed, refused, now
 
     def _buckets_for(self, plan: FaultPlan, write: _Write, now: float) -> list[_TokenBucket]:
         buckets = []
@@ -504,19 +505,21 @@ class DynamoDBDouble:
         self._partition_buckets = {k: b for k, b in self._partition_buckets.items()
                                    if now - b.updated < plan.burst_s}
 
-    def _account(self, accepted: Sequence[_Write], unprocessed: int) -> None:
+    def _account(self, accepted: Sequence[_Write], unprocessed: int, admitted_at: float) -> None:
         wcu = float(sum(w.wcu for w in accepted))
         with self._lock:
             self._stats.items_accepted += len(accepted)
             self._stats.items_unprocessed += unprocessed
             self._stats.wcu_accepted += wcu
-            second = int(time.monotonic() - self._started_at)
+            # The second the capacity was taken, not the one the upstream answered in: a slow
+            # upstream (a busy machine) would otherwise pile two seconds' writes into one.
+            second = int(admitted_at - self._started_at)
             by_second = self._stats.wcu_by_second
             by_second[second] = by_second.get(second, 0.0) + wcu
 
     def _batch_write(self, plan: FaultPlan, request: dict[str, Any], writes: Sequence[_Write],
                      headers: Mapping[str, str]) -> _Reply:
-        accepted, unprocessed, refused = self._admit(plan, writes)
+        accepted, unprocessed, refused, admitted_at = self._admit(plan, writes)
         if not accepted and refused:
             self._throttle("ProvisionedThroughputExceededException", len(writes))
         unprocessed_items: dict[str, list[dict[str, Any]]] = {}
@@ -535,7 +538,7 @@ class DynamoDBDouble:
             for table, entries in answer.get("UnprocessedItems", {}).items():
                 unprocessed_items.setdefault(table, []).extend(entries)
         returned_upstream = sum(len(e) for e in answer.get("UnprocessedItems", {}).values())
-        self._account(accepted, len(unprocessed) + returned_upstream)
+        self._account(accepted, len(unprocessed) + returned_upstream, admitted_at)
         answer["UnprocessedItems"] = unprocessed_items
         answer.pop("ConsumedCapacity", None)
         if request.get("ReturnConsumedCapacity") in ("TOTAL", "INDEXES"):
@@ -547,7 +550,8 @@ class DynamoDBDouble:
 
     def _single_write(self, plan: FaultPlan, request: Mapping[str, Any], write: _Write,
                       body: bytes, headers: Mapping[str, str]) -> _Reply:
-        accepted, _, _ = self._admit(dataclasses.replace(plan, unprocessed_share=0.0), [write])
+        accepted, _, _, admitted_at = self._admit(
+            dataclasses.replace(plan, unprocessed_share=0.0), [write])
         if not accepted:
             self._throttle("ProvisionedThroughputExceededException", 1)
         answer: dict[str, Any] = {}
@@ -556,7 +560,7 @@ class DynamoDBDouble:
             if upstream.status != 200:
                 return upstream
             answer = json.loads(upstream.body)
-        self._account(accepted, 0)
+        self._account(accepted, 0, admitted_at)
         answer.pop("ConsumedCapacity", None)
         if request.get("ReturnConsumedCapacity") in ("TOTAL", "INDEXES"):
             answer["ConsumedCapacity"] = _consumed(write.table, write.wcu,

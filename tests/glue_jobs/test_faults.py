@@ -95,11 +95,13 @@ CASES = {
     "5xx_share": FaultCase({"error_5xx_share": 0.2}, check_5xx),
     "connection_resets": FaultCase({"reset_share": 0.15}, check_resets),
     "latency": FaultCase({"latency_s": 0.03}, check_latency),
-    "table_capacity": FaultCase({"capacity_wcu_s": 300.0}, check_capacity),
+    # The buckets hold 0.05 s of capacity (15 and 12.5 WCU), less than one 25-item batch: every
+    # batch is cut short however slowly a busy machine sends, so push back is certain.
+    "table_capacity": FaultCase({"capacity_wcu_s": 300.0, "burst_s": 0.05}, check_capacity),
     # Every row of the orders file below 5,000 rows has batchId batch-0001: one hot partition
     # key holding all the sort keys.
-    "hot_partition_key": FaultCase({"partition_key_wcu_s": 250.0}, check_capacity,
-                                   keys=("batchId", "orderId")),
+    "hot_partition_key": FaultCase({"partition_key_wcu_s": 250.0, "burst_s": 0.05},
+                                   check_capacity, keys=("batchId", "orderId")),
     "duplicate_keys": FaultCase({}, check_duplicates, generator={"duplicate_every": 3}),
 }
 

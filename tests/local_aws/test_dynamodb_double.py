@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -185,9 +186,11 @@ def test_latency_is_added_to_every_request(double: DynamoDBDouble) -> None:
 
     started = time.monotonic()
     via_double.describe_table(TableName=TABLE)
+    via_double.describe_table(TableName=TABLE)
     elapsed = time.monotonic() - started
 
-    assert 0.3 <= elapsed < 2.0
+    # Each of the two requests waits its 0.3 s; no upper bound, a busy machine only adds to it.
+    assert elapsed >= 2 * 0.3
 
 
 def test_duplicate_keys_in_one_batch_fail_the_whole_batch(double: DynamoDBDouble,
@@ -222,8 +225,9 @@ def test_duplicates_are_rejected_even_by_the_null_sink(double: DynamoDBDouble) -
 def test_capacity_limits_accepted_wcu_per_second(double: DynamoDBDouble, tables: str) -> None:
     capacity, burst_s = 400.0, 0.25
     double.set_plan(FaultPlan(capacity_wcu_s=capacity, burst_s=burst_s))
-    # 200 × 3 KB = 600 WCU: more than one second's capacity plus the burst.
-    items = [item(f"k{i:03}", size=2900) for i in range(200)]
+    # 120 × 5 KB = 600 WCU: more than one second's capacity plus the burst, and one batch
+    # (125 WCU) more than the burst, so every batch is cut short however slow the client is.
+    items = [item(f"k{i:03}", size=4900) for i in range(120)]
     wcu_each = write_units(item_size(items[0]))
     via_double = client(double.url)
     pending, refusals, refused_items, reported_wcu = list(items), 0, 0, 0.0
@@ -254,8 +258,8 @@ def test_capacity_limits_accepted_wcu_per_second(double: DynamoDBDouble, tables:
 
     stats = double.stats
     total_wcu = wcu_each * len(items)
-    assert wcu_each == 3
-    assert first_answer_unprocessed == 0  # the burst (100 WCU) takes the first 25 × 3 WCU
+    assert wcu_each == 5
+    assert first_answer_unprocessed == 5  # the burst (100 WCU) takes 20 of the first 25
     assert refusals + stats.items_unprocessed > 0
     assert refusal_codes <= {"ProvisionedThroughputExceededException"}
     assert stats.items_throttled == refused_items
@@ -264,6 +268,67 @@ def test_capacity_limits_accepted_wcu_per_second(double: DynamoDBDouble, tables:
     assert 0 < stats.peak_wcu_per_second() <= capacity * (1 + burst_s)
     assert reported_wcu == stats.wcu_accepted == total_wcu
     assert stored_keys(tables) == {i["pk"]["S"] for i in items}
+
+
+# How long the slow upstream holds each BatchWriteItem after the double took its capacity.
+UPSTREAM_HOLD_S = 1.2
+
+
+@pytest.fixture
+def slow_upstream(tables: str) -> Iterator[str]:
+    """moto behind a proxy that holds every BatchWriteItem ``UPSTREAM_HOLD_S`` (an upstream on
+    a busy machine); yields the proxy's URL."""
+
+    class Proxy(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if self.headers.get("X-Amz-Target", "").endswith(".BatchWriteItem"):
+                time.sleep(UPSTREAM_HOLD_S)  # the latency under test, not a wait
+            headers = {k: v for k, v in self.headers.items()
+                       if k.lower() not in ("host", "content-length")}
+            try:
+                with urllib.request.urlopen(urllib.request.Request(tables, data=body,
+                                                                   headers=headers),
+                                            timeout=30) as answer:
+                    status, payload, answer_headers = answer.status, answer.read(), answer.headers
+            except urllib.error.HTTPError as err:
+                status, payload, answer_headers = err.code, err.read(), err.headers
+            self.send_response(status)
+            for name in ("Content-Type", "x-amz-crc32", "x-amzn-RequestId"):
+                if answer_headers.get(name):
+                    self.send_header(name, answer_headers[name])
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_capacity_is_counted_in_the_second_it_was_taken(slow_upstream: str,
+                                                        tables: str) -> None:
+    with DynamoDBDouble(slow_upstream) as double:
+        answer = client(double.url).batch_write_item(RequestItems=puts([item("a")]))
+        answered_at = time.monotonic() - double._started_at
+        stats = double.stats
+
+    # The upstream held the write UPSTREAM_HOLD_S after the double took the capacity, so the
+    # second it was taken in is before the one the upstream answered in.
+    assert answer["UnprocessedItems"] == {}
+    assert stored_keys(tables) == {"a"}
+    assert stats.wcu_accepted == 1.0
+    [second] = stats.wcu_by_second
+    assert second <= int(answered_at - UPSTREAM_HOLD_S)
 
 
 def test_single_writes_over_capacity_are_throttled_whole(double: DynamoDBDouble) -> None:
