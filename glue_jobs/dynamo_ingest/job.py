@@ -24,14 +24,19 @@ from dynamo_ingest.errors import DynamoIngestError
 from dynamo_ingest.estimate import Prices
 from dynamo_ingest.items import ItemBuilder
 from dynamo_ingest.keys import check_key_arguments, describe_key_schema
-from dynamo_ingest.mapping import AttributeMapping
+from dynamo_ingest.local_engine import (
+    LocalLoad,
+    engine_fingerprint,
+    load_file,
+    resolve_engine,
+    worker_count,
+)
+from dynamo_ingest.mapping import AttributeMapping, KeyHashPart
 from dynamo_ingest.pipeline import (
     REJECTS_HEADER,
-    ItemWriter,
     PartitionResult,
     PartitionTask,
     default_partitions,
-    process_partition,
     rate_per_task,
 )
 from dynamo_ingest.read import (
@@ -102,44 +107,26 @@ def _task_function(task: PartitionTask) -> Callable[[Iterable[Any]], Iterable[An
         import pyarrow as pa
         from pyspark import TaskContext
 
-        from dynamo_ingest.checkpoints import checkpoint_store
-        from dynamo_ingest.rate import AdaptiveRateLimiter
-        from dynamo_ingest.transport import transport_from_config
-        from dynamo_ingest.writer import BatchWriter
+        from dynamo_ingest.partition_run import run_partition as run_one
 
         context = TaskContext.get()
         partition = context.partitionId() if context is not None else 0
-        # (helper I) The lean transport: ~8x less CPU per item than botocore (benchmarks/).
-        transport = transport_from_config(
-            endpoint_url=task.aws.endpoints.get("dynamodb"), region=task.aws.region,
-            credentials=task.aws.credentials)
-        limiter = AdaptiveRateLimiter(task.rate_per_task)
-        storage = Storage(task.aws)
-
-        def writer_factory(on_ack: Callable[[int], None]) -> ItemWriter:
-            if not task.conditional:
-                return BatchWriter(transport, task.target_table, policy=task.retry,
-                                   limiter=limiter, on_acknowledged=on_ack)
-            # insert/merge/version guard need a condition: PutItem/UpdateItem, several in
-            # flight, paced by the same limiter.
-            from dynamo_ingest.conditional_writer import (
-                BotocoreConditionalTransport,
-                ConditionalWriter,
-                RequestBuilder,
-            )
-
-            version = task.mapping.version_attribute() if task.mapping else None
-            return ConditionalWriter(
-                BotocoreConditionalTransport.from_config(task.aws.endpoints.get("dynamodb"),
-                                                         task.aws.region, task.aws.credentials),
-                RequestBuilder(task.target_table, task.key_schema, task.write_mode, version),
-                policy=task.retry, limiter=limiter, on_acknowledged=on_ack)
-
-        result = process_partition(partition, batches, task, writer_factory,
-                                   checkpoint_store(task), storage.put_file)
+        result = run_one(task, partition, batches)
         yield pa.RecordBatch.from_pylist([_result_row(result)], schema=_stats_schema())
 
     return run_partition
+
+
+def _execute(runtime: Runtime | None, source: ResolvedSource, schema: CsvSchema,
+             key_parts: list[KeyHashPart], task: PartitionTask, workers: int) -> list[Any]:
+    """Every partition's stats row: Spark's (no runtime: the in-process engine's)."""
+    if runtime is None:
+        load = LocalLoad(source.local_copy or source.spark_path, schema, tuple(key_parts),
+                         workers)
+        return [_result_row(result) for result in load_file(load, task)]
+    records = read_records(runtime.spark, source.spark_path, schema)
+    ordered = partitioned_for_writing(records, key_parts, task.partitions)
+    return ordered.mapInArrow(_task_function(task), STATS_DDL).collect()
 
 
 def _stats_schema() -> Any:
@@ -196,11 +183,15 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
     ledger = None
     source = None
     try:
-        if runtime is None:
+        engine = resolve_engine(args.engine)
+        if engine != "spark":
+            runtime = None  # the in-process engine starts no JVM (and reads a staged copy)
+        elif runtime is None:
             from dynamo_ingest.runtime import local_runtime
 
             runtime = local_runtime()
-        source = resolve_source(args.source_path, aws, stage_s3=not runtime.is_glue,
+        source = resolve_source(args.source_path, aws,
+                                stage_s3=runtime is None or not runtime.is_glue,
                                 expected_etag=args.source_etag)
         from dynamo_ingest.checkpoints import LedgerSession
 
@@ -218,11 +209,11 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
         key_parts = mapping.key_hash_parts(schema.columns, keys)
         if args.restart:
             ledger.clear_checkpoints()
-        spark = runtime.spark
-        parallelism = spark.sparkContext.defaultParallelism
+        parallelism = (worker_count() if runtime is None
+                       else runtime.spark.sparkContext.defaultParallelism)
         partitions, unfinished = ledger.resume_plan(
             args.partitions or default_partitions(parallelism, source.size), run_id,
-            args.load_fingerprint())
+            engine_fingerprint(args.load_fingerprint(), engine))
         total_rate, rate_origin = resolve_write_rate(args, table)
         rejects_path = args.rejects_path or default_rejects_path(source)
         task = PartitionTask(
@@ -238,17 +229,14 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
             source_key=(source.bucket, source.key, source.etag), partitions=partitions,
             resume=not args.restart, mapping=None if mapping.is_identity else mapping,
             write_mode=args.write_mode)
-        LOG.info("loading %s into %s: %d partitions, %.0f WCU/s (%s)", source.uri,
-                 args.target_table, partitions, total_rate, rate_origin)
-        records = read_records(spark, source.spark_path, schema)
-        ordered = partitioned_for_writing(records, key_parts, partitions)
-        results_frame = ordered.mapInArrow(_task_function(task), STATS_DDL)
+        LOG.info("loading %s into %s with the %s engine: %d partitions, %.0f WCU/s (%s)",
+                 source.uri, args.target_table, engine, partitions, total_rate, rate_origin)
         if progress is not None:
             estimate = max(1, source.size // max(1, _bytes_per_row(source)))
             with _ProgressPoller(ledger.items_written, estimate, progress):
-                rows = results_frame.collect()
+                rows = _execute(runtime, source, schema, key_parts, task, parallelism)
         else:
-            rows = results_frame.collect()
+            rows = _execute(runtime, source, schema, key_parts, task, parallelism)
         counts = RowCounts()
         errors = []
         rejected_parts = []
@@ -269,6 +257,7 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
         report.extra["write_cost_on_demand_usd"] = round(
             Prices().on_demand_usd(counts.wcu_consumed), 6)
         report.partitions = partitions
+        report.extra["engine"] = engine
         report.write_rate_wcu_s = round(total_rate, 1)
         if errors:
             report.status = "FAILED"
