@@ -153,32 +153,24 @@ def key_hasher(key_parts: Sequence[KeyHashPart]) -> Callable[[Sequence[str | Non
     return hashed
 
 
-def _mix_k1(k1: int) -> int:
-    k1 = (k1 * 0xCC9E2D51) & 0xFFFFFFFF
-    k1 = ((k1 << 15) | (k1 >> 17)) & 0xFFFFFFFF
-    return (k1 * 0x1B873593) & 0xFFFFFFFF
-
-
-def _mix_h1(h1: int, k1: int) -> int:
-    h1 ^= k1
-    h1 = ((h1 << 13) | (h1 >> 19)) & 0xFFFFFFFF
-    return (h1 * 5 + 0xE6546B64) & 0xFFFFFFFF
-
-
 def spark_partition(key_hash: int, partitions: int) -> int:
     """The partition ``repartition(partitions, _key_hash)`` gives a row: pmod of Spark's
-    ``Murmur3_x86_32.hashLong(key_hash, 42)``."""
+    ``Murmur3_x86_32.hashLong(key_hash, 42)`` (inlined: it runs once per record)."""
     unsigned = key_hash & _MASK64
-    h1 = _mix_h1(SPARK_SEED, _mix_k1(unsigned & 0xFFFFFFFF))
-    h1 = _mix_h1(h1, _mix_k1(unsigned >> 32))
+    h1 = SPARK_SEED
+    for k1 in (unsigned & 0xFFFFFFFF, unsigned >> 32):
+        k1 = (k1 * 0xCC9E2D51) & 0xFFFFFFFF
+        k1 = ((k1 << 15) | (k1 >> 17)) & 0xFFFFFFFF
+        h1 ^= (k1 * 0x1B873593) & 0xFFFFFFFF
+        h1 = ((h1 << 13) | (h1 >> 19)) & 0xFFFFFFFF
+        h1 = (h1 * 5 + 0xE6546B64) & 0xFFFFFFFF
     h1 ^= 8
     h1 ^= h1 >> 16
     h1 = (h1 * 0x85EBCA6B) & 0xFFFFFFFF
     h1 ^= h1 >> 13
     h1 = (h1 * 0xC2B2AE35) & 0xFFFFFFFF
     h1 ^= h1 >> 16
-    signed = h1 - (1 << 32) if h1 >= 1 << 31 else h1
-    return signed % partitions
+    return (h1 - (1 << 32) if h1 >= 1 << 31 else h1) % partitions
 
 
 # -- spilling and the external sort ---------------------------------------------------------
