@@ -31,6 +31,7 @@ from tests.glue_jobs.conftest import (
     TABLE,
     create_table,
     dynamodb_double,
+    read_rejects,
     register_catalog,
     scan_table,
 )
@@ -233,3 +234,27 @@ def test_local_engine_resumes_a_load_that_failed_midway(aws: str, tmp_path: Path
     rewritten = written_first + written_second - len(oracle.items)
     assert 0 <= rewritten <= 4 * 2 * 25 + 4 * 25, rewritten
     assert json.dumps(second.to_dict())
+
+
+def test_local_engine_rejects_a_record_too_long_to_hold(aws: str, tmp_path: Path) -> None:
+    from dynamo_ingest.job import run
+    from dynamo_ingest.records import DEFAULT_RECORD_LIMIT
+
+    source = tmp_path / "long.csv"
+    # Record 2 opens a quote it never closes before the limit: a runaway value.
+    source.write_bytes(b"id,name,amount\n1,a,1.5\n2,\"" + b"x" * (DEFAULT_RECORD_LIMIT + 10)
+                       + b"\",2\n3,c,3\n")
+    register_catalog(CORPUS_COLUMNS)
+    create_table(TABLE, [("id", "S", "HASH")])
+
+    report = run(JobArguments(source_path=str(source), target_table=TABLE, engine="local",
+                              catalog_database=DATABASE, catalog_table=CATALOG_TABLE,
+                              partitions=2))
+
+    assert report.status == "SUCCEEDED_WITH_REJECTS", report.error
+    assert sorted(scan_table(TABLE)) == [("1",), ("3",)]
+    assert (report.counts.rows_read, report.counts.rows_rejected) == (3, 1)
+    assert report.counts.identity_holds
+    rejects = read_rejects(report.rejects_path or "")
+    assert [row[:1] for row in rejects[1:]] == [["2"]]
+    assert "is over 4 MiB" in rejects[1][1]
