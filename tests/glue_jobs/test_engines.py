@@ -9,7 +9,7 @@ import random
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -258,3 +258,29 @@ def test_local_engine_rejects_a_record_too_long_to_hold(aws: str, tmp_path: Path
     rejects = read_rejects(report.rejects_path or "")
     assert [row[:1] for row in rejects[1:]] == [["2"]]
     assert "is over 4 MiB" in rejects[1][1]
+
+
+@pytest.mark.spark
+def test_checkpoints_of_one_engine_are_not_resumed_by_the_other(
+        aws: str, spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dynamo_ingest.job import run
+
+    generated = generate_csv(tmp_path / "orders.csv", 2000, seed=4, duplicate_every=None,
+                             bad_every=None, line_ending="lf")
+    register_catalog(schema_for_layout())
+    create_table(TABLE, [("orderId", "S", "HASH")])
+    args = JobArguments(source_path=str(generated.path), target_table=TABLE, engine="spark",
+                        catalog_database=DATABASE, catalog_table=CATALOG_TABLE, partitions=2,
+                        checkpoint_every=1, max_retry_seconds=0.5)
+    with dynamodb_double(aws, FaultPlan(fail_after_requests=20, tables=(TABLE,)),
+                         monkeypatch) as double:
+        first = run(args, Runtime(spark=spark))
+        double.set_plan(FaultPlan(tables=(TABLE,)))
+        second = run(replace(args, engine="local"))
+
+    assert first.status == "FAILED", first.to_dict()
+    assert second.status == "SUCCEEDED", second.error
+    # The Spark run's checkpoints were dropped: the local run wrote every row itself.
+    assert second.counts.rows_skipped_by_resume == 0
+    assert second.counts.items_written == 2000
+    assert len(scan_table(TABLE)) == 2000
