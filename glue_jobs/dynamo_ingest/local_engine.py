@@ -117,7 +117,12 @@ def _double_bits(value: float) -> bytes:
 def key_hasher(key_parts: Sequence[KeyHashPart]) -> Callable[[Sequence[str | None]], int]:
     """The function giving a record's ``_key_hash`` from its values (bytes read as
     ISO-8859-1), equal to :func:`dynamo_ingest.read.key_hash`'s Spark column."""
-    import xxhash
+    try:
+        import xxhash
+    except ImportError as err:
+        # The Glue job ships without it: Spark hashes there.
+        raise LocalEngineError("the in-process engine needs the xxhash package (a dependency "
+                               "of dynamo-ingest); install it, or use --engine spark") from err
 
     hash64 = xxhash.xxh64_intdigest
     prepared = [(tuple(p if isinstance(p, int) else p.encode("utf-8").decode("latin-1")
