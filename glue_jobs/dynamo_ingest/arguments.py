@@ -27,6 +27,7 @@ from dynamo_ingest.errors import ArgumentError
 
 EmptyPolicy = Literal["omit", "null", "empty_string"]
 WriteMode = Literal["overwrite", "insert", "merge"]
+Engine = Literal["auto", "spark", "local"]
 Command = Literal["run", "estimate"]
 DEFAULT_LEDGER_TABLE = "dynamo-ingest-ledger"
 # The words a boolean argument takes (Glue passes "true"/"false"; an empty value is false).
@@ -377,6 +378,9 @@ class JobArguments:
     version_column: str | None = field(default=None, metadata=_about(
         _TEXT, "with overwrite or merge: write only when not older than the stored version",
         shapes_load=True, commands=RUN_AND_ESTIMATE))
+    engine: Engine = field(default="spark", metadata=_about(
+        Choice(get_args(Engine)), "spark: the Glue/Spark job; local: in this process, no "
+        "JVM; auto: spark until the small-file threshold exists"))
     JOB_NAME: str | None = None  # Glue's reserved name, not one of ours
 
     def load_fingerprint(self) -> str:

