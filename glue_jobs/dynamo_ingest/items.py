@@ -289,44 +289,16 @@ def _key_put(attribute: KeyAttribute, name_size: int, role: str, label: str | No
     max_bytes = MAX_PARTITION_KEY_BYTES if role == "partition" else MAX_SORT_KEY_BYTES
     missing = f"missing value for key attribute {name!r}" + (f" ({label})" if label else "")
 
+    def refuse_empty() -> int:
+        raise _InvalidValueError(missing)
+
     def too_long(size: int) -> _InvalidValueError:
         return _InvalidValueError(
             f"column {shown!r}: key value is {size} bytes but a DynamoDB {role} key holds at "
             f"most {max_bytes}")
 
-    if attribute.type == "N":
-        def number_key(item: Item, raw: str | None) -> int:
-            text = raw.strip() if raw else None
-            if not text:
-                raise _InvalidValueError(missing)
-            return _set_number(item, name, name_size, shown, text)
-        return number_key
-
-    if attribute.type == "B":
-        def binary_key(item: Item, raw: str | None) -> int:
-            text = raw.strip() if raw else ""
-            try:
-                data = base64.b64decode(text, validate=True)
-            except (binascii.Error, ValueError) as err:
-                raise _InvalidValueError(
-                    f"column {shown!r}: {_shown(text)} is not base64 for a binary key") from err
-            if not data:
-                raise _InvalidValueError(missing)
-            if len(data) > max_bytes:
-                raise too_long(len(data))
-            item[name] = {"B": data}
-            return name_size + len(data)
-        return binary_key
-
-    def string_key(item: Item, raw: str | None) -> int:
-        if not raw:
-            raise _InvalidValueError(missing)
-        size = len(raw) if raw.isascii() else len(raw.encode("utf-8"))
-        if size > max_bytes:
-            raise too_long(size)
-        item[name] = {"S": raw}
-        return name_size + size
-    return string_key
+    return _typed_key_value(attribute, name_size, shown, max_bytes, refuse_empty, too_long,
+                            number_why="", binary_why=" for a binary key")
 
 
 def _index_key_put(keys: Sequence[IndexKey], name_size: int, label: str) -> _Put:
@@ -339,22 +311,32 @@ def _index_key_put(keys: Sequence[IndexKey], name_size: int, label: str) -> _Put
     why = f"{declared} declare{'s' if len(keys) == 1 else ''} {attribute.name} as {attribute.type}"
     max_bytes = (MAX_SORT_KEY_BYTES if any(k.role == "sort" for k in keys)
                  else MAX_PARTITION_KEY_BYTES)
-    name = attribute.name
 
     def too_long(size: int) -> _InvalidValueError:
         return _InvalidValueError(
             f"column {label!r}: value is {size} bytes, but as a key of {declared} it may hold "
             f"at most {max_bytes}")
 
+    return _typed_key_value(attribute, name_size, label, max_bytes, lambda: 0, too_long,
+                            number_why=f", and {why}", binary_why=f", and {why}")
+
+
+def _typed_key_value(attribute: KeyAttribute, name_size: int, shown: str, max_bytes: int,
+                     on_empty: Callable[[], int], too_long: Callable[[int], _InvalidValueError],
+                     *, number_why: str, binary_why: str) -> _Put:
+    """A key attribute (of the table or of an index) typed as declared, S, N or B, within
+    ``max_bytes``; an empty field is ``on_empty``'s (the table's key refuses it, an index's is
+    left out), and an invalid value's reason ends with ``number_why``/``binary_why``."""
+    name = attribute.name
     if attribute.type == "N":
         def number_key(item: Item, raw: str | None) -> int:
             text = raw.strip() if raw else None
             if not text:
-                return 0
+                return on_empty()
             try:
                 text, size = _number_attribute(text)
             except _InvalidValueError as err:
-                raise _InvalidValueError(f"column {label!r}: {err}, and {why}") from None
+                raise _InvalidValueError(f"column {shown!r}: {err}{number_why}") from None
             item[name] = {"N": text}
             return name_size + size
         return number_key
@@ -366,9 +348,9 @@ def _index_key_put(keys: Sequence[IndexKey], name_size: int, label: str) -> _Put
                 data = base64.b64decode(text, validate=True)
             except (binascii.Error, ValueError) as err:
                 raise _InvalidValueError(
-                    f"column {label!r}: {_shown(text)} is not base64, and {why}") from err
+                    f"column {shown!r}: {_shown(text)} is not base64{binary_why}") from err
             if not data:
-                return 0
+                return on_empty()
             if len(data) > max_bytes:
                 raise too_long(len(data))
             item[name] = {"B": data}
@@ -377,7 +359,7 @@ def _index_key_put(keys: Sequence[IndexKey], name_size: int, label: str) -> _Put
 
     def string_key(item: Item, raw: str | None) -> int:
         if not raw:
-            return 0
+            return on_empty()
         size = len(raw) if raw.isascii() else len(raw.encode("utf-8"))
         if size > max_bytes:
             raise too_long(size)
