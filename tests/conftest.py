@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from local_aws.moto_server import ENDPOINT_VARIABLES, MotoServer, local_environment
+
+if TYPE_CHECKING:
+    from dynamo_ingest_cli.local_flow import LocalDeployment
 
 EVENTS_DIR = Path(__file__).parent / "events"
 
@@ -51,3 +55,21 @@ def spark():  # type: ignore[no-untyped-def]
     yield session
     session.stop()
     os.environ.pop("PYSPARK_SUBMIT_ARGS", None)
+
+
+def deploy_local_flow() -> LocalDeployment:
+    """What Terraform would create for the event flow, on the test's moto server: the bucket,
+    catalog database, target table (key ``orderId``), ledger, topic and a one-run Glue job."""
+    import boto3
+
+    from dynamo_ingest_cli.local_flow import LocalDeployment, ensure_topic
+    from local_aws.orchestration import ensure_local_job
+    from local_aws.resources import ensure_resources
+
+    deployment = LocalDeployment(topic_arn=ensure_topic(boto3.client("sns")))
+    ensure_resources(bucket=deployment.bucket, database=deployment.database,
+                     target_table=deployment.target_table,
+                     partition_key=(deployment.partition_key, "S"), sort_key=None,
+                     ledger_table=deployment.ledger_table)
+    ensure_local_job(boto3.client("glue"), deployment.job_name, max_concurrent_runs=1)
+    return deployment

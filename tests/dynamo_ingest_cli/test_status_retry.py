@@ -21,11 +21,10 @@ from dynamo_ingest_cli.local_flow import (
     LOCAL_JOB,
     JobRunner,
     LocalDeployment,
-    ensure_topic,
 )
 from dynamo_ingest_cli.status import retry_file, show_status
-from local_aws.orchestration import ensure_local_job, run_local_flow
-from local_aws.resources import ensure_resources
+from local_aws.orchestration import run_local_flow
+from tests.conftest import deploy_local_flow
 from tests.glue_jobs.conftest import scan_table
 
 KEY = "incoming/orders.csv"
@@ -45,12 +44,7 @@ def keys_in_bucket() -> list[str]:
 @pytest.mark.spark
 def test_status_shows_a_failed_file_and_retry_loads_it_after_the_fix(aws: str,
                                                                      spark: Any) -> None:
-    deployment = LocalDeployment(topic_arn=ensure_topic(boto3.client("sns")))
-    ensure_resources(bucket=deployment.bucket, database=deployment.database,
-                     target_table=deployment.target_table,
-                     partition_key=(deployment.partition_key, "S"), sort_key=None,
-                     ledger_table=deployment.ledger_table)
-    ensure_local_job(boto3.client("glue"), deployment.job_name, max_concurrent_runs=1)
+    deployment = deploy_local_flow()
     catalog(deployment, [("orderId", "string"), ("amount", "double")])
     boto3.client("s3").put_object(Bucket=LOCAL_BUCKET, Key=KEY,
                                   Body=b"orderId,total\nA1,5\nA2,7\n")
@@ -95,12 +89,7 @@ def test_a_cli_run_ends_in_a_final_state_with_its_arguments_and_retry_reruns_it(
         aws: str, spark: Any) -> None:
     # A run nobody started through Glue (`dynamo-ingest run`) has no callback to finish it:
     # it must finish its own record, like the event flow does, so `status` and `retry` work.
-    deployment = LocalDeployment(topic_arn=ensure_topic(boto3.client("sns")))
-    ensure_resources(bucket=deployment.bucket, database=deployment.database,
-                     target_table=deployment.target_table,
-                     partition_key=(deployment.partition_key, "S"), sort_key=None,
-                     ledger_table=deployment.ledger_table)
-    ensure_local_job(boto3.client("glue"), deployment.job_name, max_concurrent_runs=1)
+    deployment = deploy_local_flow()
     catalog(deployment, [("orderId", "string"), ("amount", "double")])
     boto3.client("s3").put_object(Bucket=LOCAL_BUCKET, Key=KEY,
                                   Body=b"orderId,total\nA1,5\nA2,7\n,9\n")

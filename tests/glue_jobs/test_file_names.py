@@ -21,9 +21,9 @@ from dynamo_ingest.runtime import Runtime
 from dynamo_ingest.storage import Storage, resolve_source, spark_safe_name, split_s3
 
 from crawlers.local_crawler import register_table
-from dynamo_ingest_cli.local_flow import JobRunner, LocalDeployment, ensure_topic
-from local_aws.orchestration import ensure_local_job, run_local_flow
-from local_aws.resources import ensure_resources
+from dynamo_ingest_cli.local_flow import JobRunner
+from local_aws.orchestration import run_local_flow
+from tests.conftest import deploy_local_flow
 from tests.glue_jobs.conftest import TABLE, create_table, read_rejects, scan_table
 
 pytestmark = pytest.mark.spark
@@ -142,12 +142,7 @@ def test_a_path_hadoop_cannot_parse_is_recognised_as_permanent(spark: Any,
 
 
 def test_the_event_flow_loads_and_completes_a_key_with_such_a_name(aws: str, spark: Any) -> None:
-    deployment = LocalDeployment(topic_arn=ensure_topic(boto3.client("sns")))
-    ensure_resources(bucket=deployment.bucket, database=deployment.database,
-                     target_table=deployment.target_table,
-                     partition_key=(deployment.partition_key, "S"), sort_key=None,
-                     ledger_table=deployment.ledger_table)
-    ensure_local_job(boto3.client("glue"), deployment.job_name, max_concurrent_runs=1)
+    deployment = deploy_local_flow()
     register_table(boto3.client("glue"), deployment.database, deployment.catalog_table,
                    CsvSchema((Column("orderId", "string"), Column("total", "double"))),
                    f"s3://{deployment.bucket}/schema/")
