@@ -297,7 +297,7 @@ def load_file(load: LocalLoad, task: PartitionTask,
         spills, too_long = _spill(load, task, directory, open_source or _open_local)
         with _executor(min(load.workers, task.partitions)) as pool:
             futures = [pool.submit(_partition_worker, task, partition, str(path),
-                                   len(load.schema.columns), load.run_records)
+                                   _width(load.schema), load.run_records)
                        for partition, path in enumerate(spills)]
             results = [future.result() for future in futures]
         if too_long:
@@ -335,7 +335,7 @@ def _spill(load: LocalLoad, task: PartitionTask, directory: Path,
     spill = _Spill([directory / f"partition-{p:05d}.pickle" for p in range(task.partitions)])
     too_long: list[tuple[int, str, list[str | None]]] = []
     with open_source(load.path) as source:
-        splitter = RecordSplitter(source, dialect, len(schema.columns), source=load.path)
+        splitter = RecordSplitter(source, dialect, _width(schema), source=load.path)
         for record in splitter:
             if record.rejected is not None:
                 too_long.append((record.record_no, record.rejected, record.values))
@@ -371,6 +371,11 @@ class _Spill:
                     _dump_all(pending, handle)
                 pending.clear()
         self._held = 0
+
+
+def _width(schema: CsvSchema) -> int:
+    """Fields per record as Spark reads them: a delimiter ending every line adds one."""
+    return len(schema.columns) + schema.trailing_delimiter
 
 
 def _partition_worker(task: PartitionTask, partition: int, spill: str, width: int,

@@ -107,6 +107,19 @@ def test_both_engines_load_each_corpus_file_alike(name: str, aws: str, spark: An
     assert local_run.rejects == spark_run.rejects
 
 
+@pytest.mark.spark
+def test_both_engines_load_a_file_whose_lines_end_with_the_delimiter_alike(
+        aws: str, spark: Any, tmp_path: Path) -> None:
+    source = tmp_path / "trailing.csv"
+    source.write_bytes(b"id,name,val,\n1,a,10,\n2,b,20,\n3,c,30,x\n4,d,40,\n")
+    spark_run, local_run = [load(engine, spark, [("id", "S", "HASH")], source_path=str(source),
+                                 partitions=2) for engine in ENGINES]
+    assert (spark_run.status, spark_run.counts["items_written"]) == ("SUCCEEDED_WITH_REJECTS", 3)
+    assert local_run.counts == spark_run.counts
+    assert local_run.table == spark_run.table
+    assert local_run.rejects == spark_run.rejects
+
+
 GENERATED_CASES = {
     "overwrite": {},
     "merge_with_version": {"write_mode": "merge", "version_column": "quantity"},
