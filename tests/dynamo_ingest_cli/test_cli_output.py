@@ -36,6 +36,26 @@ def test_piped_status_prints_whole_uris(aws: str, tmp_path: Path) -> None:
     assert "…" not in result.output
 
 
+def test_status_shows_the_rows_a_resumed_run_skipped(aws: str, tmp_path: Path) -> None:
+    # A resumed run writes only what earlier attempts did not: without the skipped rows, its
+    # row reads like 20,000 read and 13,200 written, as if rows were lost.
+    ledger = Ledger(boto3.client("dynamodb"), DEFAULT_LEDGER_TABLE)
+    ledger.ensure_table()
+    source = SourceObject(BUCKET, "incoming/resumed.csv", "etag-1")
+    ledger.receive(source)
+    ledger.job_started(source, "local-1")
+    ledger.record_report(source, "local-1", {
+        "status": "SUCCEEDED", "rows_read": 20_000, "items_written": 13_200,
+        "rows_rejected": 0, "duplicate_rows": 0, "rows_skipped_by_resume": 6_800})
+
+    result = run_piped(["status"], child_environ(), tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.output.splitlines() if "resumed.csv" in line)
+    assert "skipped (resumed)" in result.output
+    assert "6,800" in row
+
+
 def test_piped_estimate_prints_whole_lines(aws: str, tmp_path: Path) -> None:
     import json
 
