@@ -48,6 +48,7 @@ from dynamo_ingest.read import (
     TRAILING_DELIMITER_NOTE,
     allow_large_csv_fields,
     ends_with_unnamed_column,
+    refuse_compressed,
     refuse_wrong_delimiter,
 )
 from dynamo_ingest.storage import is_s3, split_s3
@@ -145,6 +146,10 @@ def _infer(stream: BinaryIO, name: str, delimiter: str | None, quote_char: str, 
     if sample_rows < 1:
         raise ValueError(f"sample_rows must be at least 1, found {sample_rows}")
     allow_large_csv_fields()
+    if stream.seekable():
+        start = stream.tell()
+        refuse_compressed(stream.read(16), name)
+        stream.seek(start)
     # Lenient decoding: one record with invalid UTF-8 is the job's to reject, not a reason to
     # fail the whole file; undecodable bytes come through as lone surrogates we can spot.
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")

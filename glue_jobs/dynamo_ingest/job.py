@@ -49,6 +49,7 @@ from dynamo_ingest.read import (
     read_head,
     read_header,
     read_records,
+    refuse_compressed,
     refuse_wrong_delimiter,
 )
 from dynamo_ingest.rejects import merge_parts, rejects_header
@@ -110,6 +111,8 @@ def load_schema(args: JobArguments, aws: AwsConfig, source: ResolvedSource) -> C
         raise DynamoIngestError(
             f"{source.uri}: no catalog table named; pass --catalog_database/--catalog_table "
             "(the crawler's table) when the file is read from S3 by Glue")
+    # Named before the crawler reads it, with the user's name for the file (not a staged copy's).
+    refuse_compressed(read_head(str(local), None, "", "")[:16], source.uri)
     # A header with no data rows (an export with nothing new) loads nothing and succeeds.
     schema = infer_schema(local, delimiter=args.delimiter, quote_char=args.quote_char or '"',
                           require_rows=False)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -111,11 +112,34 @@ def _typed(char: str) -> str:
     return {"\t": "tab", "\x01": "ctrl-a", "|": "pipe", ";": "semicolon"}.get(char, char)
 
 
+# The signatures of the compressions exporters write (gzip, bzip2, zstd, zip): such a file's
+# bytes are no text in any encoding, and saying "not UTF-8" would send the user astray.
+_COMPRESSED = ((b"\x1f\x8b", "gzip", "gunzip"),
+               (b"\x28\xb5\x2f\xfd", "zstd", "unzstd"),
+               (b"PK\x03\x04", "zip", "unzip"))
+_BZIP2 = re.compile(rb"BZh[1-9]1AY&SY")
+
+
+def refuse_compressed(head: bytes, source: str) -> None:
+    """:class:`FileLayoutError` naming the compression when ``head`` (the file's first bytes)
+    starts with a compressed format's signature, whatever the file is called."""
+    found = [(codec, tool) for magic, codec, tool in _COMPRESSED if head.startswith(magic)]
+    if _BZIP2.match(head):
+        found.append(("bzip2", "bunzip2"))
+    if found:
+        codec, tool = found[0]
+        raise FileLayoutError(
+            f"{source} is {codec}-compressed (its first bytes are {codec}'s signature), not CSV "
+            f"text: compressed input is not supported yet; decompress it ({tool}) and load the "
+            "CSV it holds")
+
+
 def read_header(head: bytes, delimiter: str, quote_char: str, source: str) -> HeaderRow:
     """The header names exactly as written (BOM dropped), from the first bytes of the file;
     an unnamed last column (a delimiter ending every line) is dropped and flagged."""
     if not head.strip():
         raise FileLayoutError(f"{source}: the file is empty; expected a header row")
+    refuse_compressed(head, source)
     # Only the header must be valid UTF-8; bad bytes further down reject their own records.
     text = head.removeprefix(codecs.BOM_UTF8).decode("utf-8", "surrogateescape")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quote_char,
