@@ -199,12 +199,14 @@ def _string_put(name: str, name_size: int, on_empty: Callable[[Item], int]) -> _
     return put
 
 
-def _set_number(item: Item, name: str, name_size: int, shown: str, text: str) -> int:
-    """Store ``text`` as the N attribute ``name``; its size, or why DynamoDB would refuse it."""
+def _set_number(item: Item, name: str, name_size: int, shown: str, text: str,
+                why: str = "") -> int:
+    """Store ``text`` as the N attribute ``name``; its size, or why DynamoDB would refuse it
+    (the reason ending with ``why``)."""
     try:
         text, size = _number_attribute(text)
     except _InvalidValueError as err:
-        raise _InvalidValueError(f"column {shown!r}: {err}") from None
+        raise _InvalidValueError(f"column {shown!r}: {err}{why}") from None
     item[name] = {"N": text}
     return name_size + size
 
@@ -333,12 +335,7 @@ def _typed_key_value(attribute: KeyAttribute, name_size: int, shown: str, max_by
             text = raw.strip() if raw else None
             if not text:
                 return on_empty()
-            try:
-                text, size = _number_attribute(text)
-            except _InvalidValueError as err:
-                raise _InvalidValueError(f"column {shown!r}: {err}{number_why}") from None
-            item[name] = {"N": text}
-            return name_size + size
+            return _set_number(item, name, name_size, shown, text, number_why)
         return number_key
 
     if attribute.type == "B":
