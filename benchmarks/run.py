@@ -299,7 +299,7 @@ def measure_worker_stages(bench: Bench, path: Path, rows: int) -> dict[str, Any]
 def ensure_tables(endpoints: LocalEndpoints,
                   tables: Sequence[str] = (TABLE, CAPACITY_TABLE)) -> None:
     """Create the tables the measured commands write to (on moto, through the double)."""
-    from dynamo_ingest.aws import AwsConfig
+    from dynamo_ingest.core.aws import AwsConfig
 
     from local_aws.resources import AwsClients, ensure_resources
 

@@ -22,15 +22,15 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from dynamo_ingest.arguments import EmptyPolicy
-from dynamo_ingest.aws import AwsConfig
-from dynamo_ingest.catalog import Column
-from dynamo_ingest.items import ItemBuilder, Rejection, decode_utf8
-from dynamo_ingest.keys import KeyAttribute, KeySchema
-from dynamo_ingest.pipeline import PartitionTask, _rows, process_partition
-from dynamo_ingest.read import CORRUPT_COLUMN, KEY_HASH, RECORD_NO, value_column
-from dynamo_ingest.transport import BotocoreTransport, DynamoTransport, LeanHttpTransport
-from dynamo_ingest.writer import BatchWriter, RetryPolicy
+from dynamo_ingest.core.arguments import EmptyPolicy
+from dynamo_ingest.core.aws import AwsConfig
+from dynamo_ingest.core.catalog import Column
+from dynamo_ingest.core.keys import KeyAttribute, KeySchema
+from dynamo_ingest.engine.items import ItemBuilder, Rejection, decode_utf8
+from dynamo_ingest.engine.layout import CORRUPT_COLUMN, KEY_HASH, RECORD_NO, value_column
+from dynamo_ingest.engine.pipeline import PartitionTask, _rows, process_partition
+from dynamo_ingest.engine.transport import BotocoreTransport, DynamoTransport, LeanHttpTransport
+from dynamo_ingest.engine.writer import BatchWriter, RetryPolicy
 
 from dynamo_ingest_cli.datagen import ORDERS_SCHEMA
 

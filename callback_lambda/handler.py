@@ -8,7 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 import boto3
-from dynamo_ingest.ledger import Ledger
+from dynamo_ingest.control.ledger import Ledger
 
 from callback_lambda.errors import MalformedGlueEventError
 from callback_lambda.events import GlueJobStateChange, is_glue_state_change

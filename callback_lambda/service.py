@@ -15,9 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
-from dynamo_ingest.arguments import argument_names
-from dynamo_ingest.errors import DynamoIngestError, LedgerConflictError, SourceError
-from dynamo_ingest.ledger import (
+from dynamo_ingest.control.ledger import (
     INT_COUNTS,
     NOT_STARTED_STATUSES,
     Ledger,
@@ -25,8 +23,10 @@ from dynamo_ingest.ledger import (
     LedgerStatus,
     SourceObject,
 )
-from dynamo_ingest.locations import source_locations
-from dynamo_ingest.s3_objects import MANAGED_COPY_THRESHOLD, move_object, put_json
+from dynamo_ingest.control.locations import source_locations
+from dynamo_ingest.control.s3_objects import MANAGED_COPY_THRESHOLD, move_object, put_json
+from dynamo_ingest.core.arguments import argument_names
+from dynamo_ingest.core.errors import DynamoIngestError, LedgerConflictError, SourceError
 
 from callback_lambda.errors import RetryNotStartedError
 from callback_lambda.events import GlueJobStateChange

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dynamo_ingest.locations import BucketFolders
+from dynamo_ingest.control.locations import BucketFolders
 
 from callback_lambda.errors import SettingsError
 

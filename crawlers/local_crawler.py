@@ -40,10 +40,11 @@ from itertools import chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
-from dynamo_ingest.catalog import Column, CsvSchema, glue_table_input
-from dynamo_ingest.errors import CatalogError, FileLayoutError, SourceError
-from dynamo_ingest.items import canonical_number, number_kept_as_written
-from dynamo_ingest.read import (
+from dynamo_ingest.control.storage import is_s3, split_s3
+from dynamo_ingest.core.catalog import Column, CsvSchema, glue_table_input
+from dynamo_ingest.core.errors import CatalogError, FileLayoutError, SourceError
+from dynamo_ingest.engine.items import canonical_number, number_kept_as_written
+from dynamo_ingest.engine.layout import (
     CANDIDATE_DELIMITERS,
     TRAILING_DELIMITER_NOTE,
     allow_large_csv_fields,
@@ -51,7 +52,6 @@ from dynamo_ingest.read import (
     refuse_compressed,
     refuse_wrong_delimiter,
 )
-from dynamo_ingest.storage import is_s3, split_s3
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dynamo_ingest.aws import AwsConfig
-from dynamo_ingest.errors import DynamoIngestError
+from dynamo_ingest.core.aws import AwsConfig
+from dynamo_ingest.core.errors import DynamoIngestError
+from dynamo_ingest.core.report import RowCounts, RunReport
 from dynamo_ingest.estimate import Prices
-from dynamo_ingest.report import RowCounts, RunReport
 from rich.console import Console
 from rich.table import Table
 
@@ -134,7 +134,7 @@ def run_demo(*, rows: int, workdir: Path | None, console: Console, out: Console,
     Raises :class:`DemoTableInUseError` when the user's demo table holds items and
     ``overwrite`` is not given (the CLI prints it as one line and exits 2).
     """
-    from dynamo_ingest.runtime import local_runtime
+    from dynamo_ingest.spark.runtime import local_runtime
 
     from crawlers.local_crawler import crawl
     from dynamo_ingest_cli.datagen import generate_csv

@@ -8,17 +8,17 @@ from dataclasses import replace
 from typing import Annotated, Any
 
 import typer
-from dynamo_ingest.arguments import JobArguments, job_arguments_from_mapping
-from dynamo_ingest.aws import AwsConfig
-from dynamo_ingest.errors import ArgumentError, DynamoIngestError, TargetTableError
-from dynamo_ingest.estimate import Estimate, GlueWorkers, Prices, estimate_source
-from dynamo_ingest.keys import (
+from dynamo_ingest.core.arguments import JobArguments, job_arguments_from_mapping
+from dynamo_ingest.core.aws import AwsConfig
+from dynamo_ingest.core.errors import ArgumentError, DynamoIngestError, TargetTableError
+from dynamo_ingest.core.keys import (
     KeyAttribute,
     KeySchema,
     check_key_arguments,
     key_schema_from_description,
 )
-from dynamo_ingest.mapping import AttributeMapping
+from dynamo_ingest.core.mapping import AttributeMapping
+from dynamo_ingest.estimate import Estimate, GlueWorkers, Prices, estimate_source
 from rich.console import Console
 from rich.table import Table
 
@@ -47,7 +47,7 @@ def _key(value: str | None, option: str) -> KeyAttribute | None:
 def describe_target(aws: AwsConfig, table: str) -> tuple[dict[str, Any] | None, str]:
     """DescribeTable's ``Table``, or None with why (the table is new, or not reachable)."""
     from botocore.exceptions import BotoCoreError, ClientError
-    from dynamo_ingest.aws import EndpointUnreachableError
+    from dynamo_ingest.core.aws import EndpointUnreachableError
 
     client = aws.client("dynamodb", connect_timeout=3, read_timeout=10,
                         retries={"total_max_attempts": 2, "mode": "standard"})
@@ -188,8 +188,8 @@ def estimate_command(
 def run_estimate(args: JobArguments, partition: KeyAttribute | None, sort: KeyAttribute | None,
                  prices: Prices, workers: GlueWorkers) -> Estimate:
     """Resolve the table, key schema, source and schema as the job does, then estimate."""
+    from dynamo_ingest.control.storage import resolve_source
     from dynamo_ingest.job import load_schema, resolve_write_rate
-    from dynamo_ingest.storage import resolve_source
 
     aws = AwsConfig.from_environ()
     description, why = (describe_target(aws, args.target_table)

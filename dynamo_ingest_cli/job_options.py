@@ -1,11 +1,11 @@
 """The job arguments as options of ``dynamo-ingest run`` and ``estimate``, built from the
-registry in ``dynamo_ingest.arguments``: a new argument needs no CLI code, and its help, its
+registry in ``dynamo_ingest.core.arguments``: a new argument needs no CLI code, and its help, its
 accepted values and its default are the ones Glue's parser checks.
 
 Typer reads a command's options from its function's signature, so :func:`job_options` gives
 the function a signature with one keyword parameter per argument the command exposes; the
 values arrive in the function's ``**job_values`` and :func:`glue_values` turns them into the
-strings Glue would pass, for :func:`dynamo_ingest.arguments.job_arguments_from_mapping`.
+strings Glue would pass, for :func:`dynamo_ingest.core.arguments.job_arguments_from_mapping`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, TypeVar
 
 import typer
-from dynamo_ingest.arguments import (
+from dynamo_ingest.core.arguments import (
     FALSE_WORDS,
     TRUE_WORDS,
     ArgumentSpec,

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dynamo_ingest.arguments import DEFAULT_LEDGER_TABLE, parse_job_arguments
-from dynamo_ingest.report import RunReport
-from dynamo_ingest.runtime import Runtime
+from dynamo_ingest.core.arguments import DEFAULT_LEDGER_TABLE, parse_job_arguments
+from dynamo_ingest.core.report import RunReport
+from dynamo_ingest.spark.runtime import Runtime
 
 from callback_lambda.settings import Settings as CallbackSettings
 from trigger_lambda.settings import Settings as TriggerSettings

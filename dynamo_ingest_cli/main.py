@@ -12,10 +12,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from dynamo_ingest.arguments import DEFAULT_LEDGER_TABLE, JobArguments, job_arguments_from_mapping
-from dynamo_ingest.errors import DynamoIngestError
-from dynamo_ingest.interrupt import Interrupt, stop_on_signals
-from dynamo_ingest.report import RunReport
+from dynamo_ingest.control.interrupt import Interrupt, stop_on_signals
+from dynamo_ingest.core.arguments import (
+    DEFAULT_LEDGER_TABLE,
+    JobArguments,
+    job_arguments_from_mapping,
+)
+from dynamo_ingest.core.errors import DynamoIngestError
+from dynamo_ingest.core.report import RunReport
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -80,7 +84,7 @@ def _summary_value(key: str, data: dict[str, Any], emulator: str | None) -> str:
 
 def dynamodb_emulator() -> str | None:
     """The DynamoDB endpoint the AWS variables name, as the emulator it is; None on AWS."""
-    from dynamo_ingest.aws import AwsConfig
+    from dynamo_ingest.core.aws import AwsConfig
 
     endpoint = AwsConfig.from_environ().endpoints.get("dynamodb")
     return f"the emulator at {endpoint}" if endpoint else None
@@ -209,7 +213,7 @@ def crawl_command(
     catalog_table: _CrawlCatalogTable = LOCAL_CATALOG_TABLE,
 ) -> None:
     """Infer the CSV schema like Glue's classifier and register the catalog table."""
-    from dynamo_ingest.aws import AwsConfig
+    from dynamo_ingest.core.aws import AwsConfig
 
     from crawlers.local_crawler import crawl
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from dynamo_ingest.aws import AwsConfig
-from dynamo_ingest.ledger import Ledger, LedgerStatus
-from dynamo_ingest.s3_objects import move_object
+from dynamo_ingest.control.ledger import Ledger, LedgerStatus
+from dynamo_ingest.control.s3_objects import move_object
+from dynamo_ingest.core.aws import AwsConfig
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -76,7 +76,7 @@ def retry_file(source: str, ledger_table: str, restart: bool, job_name: str, *,
     if not aws.is_emulated:
         out.print(f"watch it with: dynamo-ingest status {original.uri}")
         return 0
-    from dynamo_ingest.runtime import local_runtime
+    from dynamo_ingest.spark.runtime import local_runtime
 
     from dynamo_ingest_cli.local_flow import JobRunner, LocalDeployment, ensure_topic
     from dynamo_ingest_cli.main import run_with_cli_output

@@ -10,10 +10,10 @@ import logging
 import os
 import sys
 
-from dynamo_ingest.arguments import parse_job_arguments
-from dynamo_ingest.errors import DynamoIngestError
+from dynamo_ingest.core.arguments import parse_job_arguments
+from dynamo_ingest.core.errors import DynamoIngestError
 from dynamo_ingest.job import run
-from dynamo_ingest.runtime import Runtime, glue_runtime, local_runtime
+from dynamo_ingest.spark.runtime import Runtime, glue_runtime, local_runtime
 
 
 class JobFailedError(DynamoIngestError):

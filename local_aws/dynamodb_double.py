@@ -34,10 +34,10 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 from urllib.parse import urlsplit
 
-from dynamo_ingest.errors import DynamoIngestError
+from dynamo_ingest.core.errors import DynamoIngestError
 
 if TYPE_CHECKING:
-    from dynamo_ingest.keys import KeySchema
+    from dynamo_ingest.core.keys import KeySchema
 
 WRITE_OPERATIONS: Final = frozenset({"BatchWriteItem", "PutItem", "UpdateItem", "DeleteItem"})
 THROTTLE_CODES: Final = ("ProvisionedThroughputExceededException", "ThrottlingException")
@@ -248,9 +248,9 @@ class _Upstream:
 
 
 def _item_wcu(item: Mapping[str, Any]) -> int:
-    # Imported lazily; dynamo_ingest.sizing holds the project's one WCU formula.
-    from dynamo_ingest.sizing import item_size, write_units
-    from dynamo_ingest.transport import decode_wire_binaries
+    # Imported lazily; dynamo_ingest.engine.sizing holds the project's one WCU formula.
+    from dynamo_ingest.engine.sizing import item_size, write_units
+    from dynamo_ingest.engine.transport import decode_wire_binaries
 
     return write_units(item_size({name: decode_wire_binaries(dict(v)) for name, v in item.items()}))
 
@@ -588,7 +588,7 @@ class DynamoDBDouble:
         schema = self._key_schemas.get(table)
         if schema is not None or self._upstream is None:
             return schema
-        from dynamo_ingest.keys import key_schema_from_description
+        from dynamo_ingest.core.keys import key_schema_from_description
 
         sent = {k: v for k, v in headers.items()
                 if k.lower() not in ("host", "content-length", "connection")}

@@ -19,8 +19,8 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from botocore.exceptions import ClientError
-from dynamo_ingest.errors import DynamoIngestError
-from dynamo_ingest.ledger import Ledger, LedgerRecord, SourceObject
+from dynamo_ingest.control.ledger import Ledger, LedgerRecord, SourceObject
+from dynamo_ingest.core.errors import DynamoIngestError
 
 from callback_lambda.handler import handler as callback_handler
 from callback_lambda.settings import Settings as CallbackSettings

@@ -9,11 +9,11 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from dynamo_ingest.errors import ArgumentError, DynamoIngestError, TargetTableError
-from dynamo_ingest.keys import KeyAttribute, KeySchema, KeyType, key_schema_from_description
+from dynamo_ingest.core.errors import ArgumentError, DynamoIngestError, TargetTableError
+from dynamo_ingest.core.keys import KeyAttribute, KeySchema, KeyType, key_schema_from_description
 
 if TYPE_CHECKING:
-    from dynamo_ingest.aws import AwsConfig
+    from dynamo_ingest.core.aws import AwsConfig
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_glue import GlueClient
     from mypy_boto3_s3 import S3Client
@@ -69,7 +69,7 @@ class AwsClients:
         With no region anywhere (variables or profile) the region is us-east-1.
         """
         import boto3
-        from dynamo_ingest.aws import AwsConfig
+        from dynamo_ingest.core.aws import AwsConfig
 
         config = config or AwsConfig.from_environ()
         if config.region is None:
@@ -217,7 +217,7 @@ def _ensure_target_table(dynamodb: DynamoDBClient, table: str, wanted: KeySchema
 
 def _ensure_ledger_table(dynamodb: DynamoDBClient, table: str, timeout_s: float) -> bool:
     # The ledger owns its key schema; we only ask it to exist.
-    from dynamo_ingest.ledger import Ledger
+    from dynamo_ingest.control.ledger import Ledger
 
     existed = _describe(dynamodb, table) is not None
     Ledger(dynamodb, table).ensure_table(timeout_s=timeout_s)  # waits until ACTIVE

@@ -1,5 +1,5 @@
 # The ledger: one record per source object, written by the trigger, the job and the callback.
-# Its key attribute names are defined once, in glue_jobs/dynamo_ingest/ledger.py; the
+# Its key attribute names are defined once, in glue_jobs/dynamo_ingest/control/ledger.py; the
 # terraform tests compare these locals with that module.
 locals {
   ledger_partition_key = "object_id"

@@ -75,7 +75,7 @@ resource "aws_glue_security_configuration" "this" {
 locals {
   # Defaults for a run started by hand; the trigger and the callback pass the per-file ones
   # (--source_path, --source_etag, --rejects_path, …) with every StartJobRun. The names are
-  # JobArguments fields (glue_jobs/dynamo_ingest/arguments.py); tests/terraform checks it.
+  # JobArguments fields (glue_jobs/dynamo_ingest/core/arguments.py); tests/terraform checks it.
   job_default_arguments = {
     "--target_table"     = var.target_table_name
     "--partition_key"    = var.partition_key
@@ -85,7 +85,7 @@ locals {
     "--write_rate"       = var.write_rate
     "--write_share"      = tostring(var.write_share)
     # The folders the trigger and the callback use, so a manual run's default rejects file
-    # lands in the same error/ place (dynamo_ingest/locations.py), outside incoming/.
+    # lands in the same error/ place (dynamo_ingest/control/locations.py), outside incoming/.
     "--incoming_prefix" = var.incoming_prefix
     "--error_prefix"    = var.error_prefix
   }

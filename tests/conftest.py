@@ -49,7 +49,7 @@ def aws(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[st
 @pytest.fixture(scope="session")
 def spark():  # type: ignore[no-untyped-def]
     """One local SparkSession (2 cores) for the whole test session."""
-    from dynamo_ingest.runtime import local_spark_session
+    from dynamo_ingest.spark.runtime import local_spark_session
 
     session = local_spark_session(app_name="dynamo-ingest-tests", shuffle_partitions=4)
     yield session

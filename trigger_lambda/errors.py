@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dynamo_ingest.errors import DynamoIngestError
+from dynamo_ingest.core.errors import DynamoIngestError
 
 
 class SettingsError(DynamoIngestError):

@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 import boto3
-from dynamo_ingest.ledger import Ledger
+from dynamo_ingest.control.ledger import Ledger
 
 from trigger_lambda.errors import JobNotStartedError, MalformedS3EventError
 from trigger_lambda.service import handle_event

@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
-from dynamo_ingest.arguments import JobArguments
-from dynamo_ingest.errors import DynamoIngestError, LedgerConflictError
-from dynamo_ingest.ledger import Ledger, SourceObject
-from dynamo_ingest.locations import source_locations
+from dynamo_ingest.control.ledger import Ledger, SourceObject
+from dynamo_ingest.control.locations import source_locations
+from dynamo_ingest.core.arguments import JobArguments
+from dynamo_ingest.core.errors import DynamoIngestError, LedgerConflictError
 
 from trigger_lambda.errors import MalformedS3EventError
 from trigger_lambda.events import S3EventRecord, is_test_event, raw_records
@@ -58,7 +58,7 @@ class TriggerResult:
 
 
 def rejects_path(bucket: str, key: str, settings: Settings) -> str:
-    """The object's rejects location (:func:`dynamo_ingest.locations.source_locations`)."""
+    """The object's rejects location (:func:`dynamo_ingest.control.locations.source_locations`)."""
     return source_locations(bucket, key, settings.folders).rejects
 
 

@@ -34,14 +34,20 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
-from dynamo_ingest.arguments import EmptyPolicy, JobArguments, WriteMode
-from dynamo_ingest.capacity import table_write_capacity
-from dynamo_ingest.catalog import CsvSchema
-from dynamo_ingest.errors import ArgumentError, SourceError
-from dynamo_ingest.items import BuiltItem, ItemBuilder, Rejection, decode_utf8, past_last_column
-from dynamo_ingest.keys import KeySchema, index_keys_from_description
-from dynamo_ingest.mapping import AttributeMapping
-from dynamo_ingest.sizing import item_size, write_units
+from dynamo_ingest.core.arguments import EmptyPolicy, JobArguments, WriteMode
+from dynamo_ingest.core.capacity import table_write_capacity
+from dynamo_ingest.core.catalog import CsvSchema
+from dynamo_ingest.core.errors import ArgumentError, SourceError
+from dynamo_ingest.core.keys import KeySchema, index_keys_from_description
+from dynamo_ingest.core.mapping import AttributeMapping
+from dynamo_ingest.engine.items import (
+    BuiltItem,
+    ItemBuilder,
+    Rejection,
+    decode_utf8,
+    past_last_column,
+)
+from dynamo_ingest.engine.sizing import item_size, write_units
 
 PARTITION_KEY_WCU_S = 1000.0  # per partition (key value) write throughput, AWS quota
 ITEM_COLLECTION_LIMIT_BYTES = 10 * 1024**3  # tables with a local secondary index only

@@ -1,5 +1,5 @@
 """The job: resolve the source and schema, read with Spark, partition by key hash, run
-:func:`dynamo_ingest.pipeline.process_partition` in every task, and report.
+:func:`dynamo_ingest.engine.pipeline.process_partition` in every task, and report.
 
 ``run`` is the one entry point for the Glue script, ``dynamo-ingest run`` and the local
 orchestration. Nothing is collected to the driver except one small row per partition.
@@ -16,47 +16,50 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dynamo_ingest.arguments import JobArguments
-from dynamo_ingest.aws import AwsConfig
-from dynamo_ingest.capacity import table_write_capacity
-from dynamo_ingest.catalog import CsvSchema, get_catalog_schema
-from dynamo_ingest.checkpoints import LedgerSession, ResumePlan, counts_since, table_instance
-from dynamo_ingest.errors import ArgumentError, DynamoIngestError
-from dynamo_ingest.estimate import Prices
-from dynamo_ingest.interrupt import Interrupt
-from dynamo_ingest.items import ItemBuilder
-from dynamo_ingest.keys import check_key_arguments, describe_key_schema
-from dynamo_ingest.local_engine import (
+from dynamo_ingest.control.checkpoints import (
+    LedgerSession,
+    ResumePlan,
+    counts_since,
+    table_instance,
+)
+from dynamo_ingest.control.interrupt import Interrupt
+from dynamo_ingest.control.locations import BucketFolders, default_rejects_path
+from dynamo_ingest.control.storage import ResolvedSource, Storage, is_s3, resolve_source, split_s3
+from dynamo_ingest.core.arguments import JobArguments
+from dynamo_ingest.core.aws import AwsConfig
+from dynamo_ingest.core.capacity import table_write_capacity
+from dynamo_ingest.core.catalog import CsvSchema, get_catalog_schema
+from dynamo_ingest.core.errors import ArgumentError, DynamoIngestError
+from dynamo_ingest.core.keys import check_key_arguments, describe_key_schema
+from dynamo_ingest.core.mapping import AttributeMapping, KeyHashPart
+from dynamo_ingest.core.report import RowCounts, RunReport
+from dynamo_ingest.engine.items import ItemBuilder
+from dynamo_ingest.engine.layout import (
+    TRAILING_DELIMITER_NOTE,
+    read_head,
+    read_header,
+    refuse_compressed,
+    refuse_wrong_delimiter,
+)
+from dynamo_ingest.engine.local import (
     LocalLoad,
     engine_fingerprint,
     load_file,
     resolve_engine,
     worker_count,
 )
-from dynamo_ingest.locations import BucketFolders, default_rejects_path
-from dynamo_ingest.mapping import AttributeMapping, KeyHashPart
-from dynamo_ingest.pipeline import (
+from dynamo_ingest.engine.pipeline import (
     PartitionResult,
     PartitionTask,
     auto_checkpoint_every,
     default_partitions,
     rate_per_task,
 )
-from dynamo_ingest.read import (
-    TRAILING_DELIMITER_NOTE,
-    is_unreadable_path,
-    partitioned_for_writing,
-    read_head,
-    read_header,
-    read_records,
-    refuse_compressed,
-    refuse_wrong_delimiter,
-)
-from dynamo_ingest.rejects import merge_parts, rejects_header
-from dynamo_ingest.report import RowCounts, RunReport
-from dynamo_ingest.runtime import Runtime
-from dynamo_ingest.storage import ResolvedSource, Storage, is_s3, resolve_source, split_s3
-from dynamo_ingest.writer import RetryPolicy
+from dynamo_ingest.engine.rejects import merge_parts, rejects_header
+from dynamo_ingest.engine.writer import RetryPolicy
+from dynamo_ingest.estimate import Prices
+from dynamo_ingest.spark.read import is_unreadable_path, partitioned_for_writing, read_records
+from dynamo_ingest.spark.runtime import Runtime
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -129,7 +132,7 @@ def _task_function(task: PartitionTask) -> Callable[[Iterable[Any]], Iterable[An
         import pyarrow as pa
         from pyspark import TaskContext
 
-        from dynamo_ingest.partition_run import run_partition as run_one
+        from dynamo_ingest.engine.partition_run import run_partition as run_one
 
         context = TaskContext.get()
         partition = context.partitionId() if context is not None else 0
@@ -289,7 +292,7 @@ def _start(args: JobArguments, runtime: Runtime | None, aws: AwsConfig, load: _L
     spark = None
     if load.engine == "spark":
         if runtime is None:
-            from dynamo_ingest.runtime import local_runtime
+            from dynamo_ingest.spark.runtime import local_runtime
 
             runtime = local_runtime()
             load.own_spark = runtime.spark

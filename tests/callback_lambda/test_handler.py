@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 import pytest
-from dynamo_ingest.ledger import LedgerStatus, SourceObject
+from dynamo_ingest.control.ledger import LedgerStatus, SourceObject
 
 from callback_lambda.errors import RetryNotStartedError
 from callback_lambda.handler import handler

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dynamo_ingest.catalog import OPEN_CSV_SERDE, glue_table_input
+from dynamo_ingest.core.catalog import OPEN_CSV_SERDE, glue_table_input
 
 from crawlers.local_crawler import infer_schema, load_definitions
 

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from dynamo_ingest.errors import CatalogError, FileLayoutError
+from dynamo_ingest.core.errors import CatalogError, FileLayoutError
 
 from crawlers.local_crawler import infer_schema, value_type, widen
 

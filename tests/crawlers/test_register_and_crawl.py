@@ -7,8 +7,13 @@ from typing import Any
 
 import boto3
 import pytest
-from dynamo_ingest.catalog import Column, CsvSchema, get_catalog_schema, schema_from_glue_table
-from dynamo_ingest.errors import CatalogError, SourceError
+from dynamo_ingest.core.catalog import (
+    Column,
+    CsvSchema,
+    get_catalog_schema,
+    schema_from_glue_table,
+)
+from dynamo_ingest.core.errors import CatalogError, SourceError
 
 from crawlers import local_crawler
 from crawlers.local_crawler import crawl, infer_schema, register_table

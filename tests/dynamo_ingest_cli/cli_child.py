@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dynamo_ingest.arguments import DEFAULT_LEDGER_TABLE
+from dynamo_ingest.core.arguments import DEFAULT_LEDGER_TABLE
 
 from local_aws.resources import ensure_resources
 

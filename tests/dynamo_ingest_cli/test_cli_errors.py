@@ -8,8 +8,8 @@ from pathlib import Path
 
 import boto3
 import pytest
-from dynamo_ingest.arguments import DEFAULT_LEDGER_TABLE
-from dynamo_ingest.ledger import Ledger, SourceObject
+from dynamo_ingest.control.ledger import Ledger, SourceObject
+from dynamo_ingest.core.arguments import DEFAULT_LEDGER_TABLE
 
 from tests.dynamo_ingest_cli.cli_child import (
     BUCKET,
@@ -42,10 +42,10 @@ def test_an_unreachable_dynamodb_endpoint_is_one_line_naming_the_variable(
 
 def test_a_wrong_region_names_the_region_and_its_variable(aws: str,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from dynamo_ingest.aws import AwsConfig
-    from dynamo_ingest.errors import TargetTableError
-    from dynamo_ingest.keys import describe_key_schema
-    from dynamo_ingest.ledger import LedgerTableError
+    from dynamo_ingest.control.ledger import LedgerTableError
+    from dynamo_ingest.core.aws import AwsConfig
+    from dynamo_ingest.core.errors import TargetTableError
+    from dynamo_ingest.core.keys import describe_key_schema
 
     deploy()  # in us-east-1
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
@@ -70,7 +70,7 @@ def test_crawl_of_a_missing_file_is_one_line(aws: str, tmp_path: Path) -> None:
 
 def test_missing_credentials_are_one_error_saying_what_to_set(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dynamo_ingest.aws import AwsConfig, CredentialsNotFoundError
+    from dynamo_ingest.core.aws import AwsConfig, CredentialsNotFoundError
 
     from local_aws.moto_server import ENDPOINT_VARIABLES
 

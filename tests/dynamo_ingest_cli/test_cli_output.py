@@ -8,8 +8,8 @@ from pathlib import Path
 
 import boto3
 import pytest
-from dynamo_ingest.arguments import DEFAULT_LEDGER_TABLE
-from dynamo_ingest.ledger import Ledger, SourceObject
+from dynamo_ingest.control.ledger import Ledger, SourceObject
+from dynamo_ingest.core.arguments import DEFAULT_LEDGER_TABLE
 
 from tests.dynamo_ingest_cli.cli_child import (
     BUCKET,
@@ -119,7 +119,7 @@ def test_the_demo_counts_items_where_item_count_is_not_live() -> None:
 def test_the_summary_labels_an_emulators_capacity_as_its_own() -> None:
     import io
 
-    from dynamo_ingest.report import RowCounts, RunReport
+    from dynamo_ingest.core.report import RowCounts, RunReport
     from rich.console import Console
 
     from dynamo_ingest_cli.main import summary_table

@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
-from dynamo_ingest.ledger import Ledger
+from dynamo_ingest.control.ledger import Ledger
 from rich.console import Console
 
 from dynamo_ingest_cli.datagen import attribute_types_for_layout, expected_outcome

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import pytest
 import typer
-from dynamo_ingest.arguments import job_argument_specs, job_arguments_from_mapping
+from dynamo_ingest.core.arguments import job_argument_specs, job_arguments_from_mapping
 from typer.core import TyperOption
 from typer.testing import CliRunner
 

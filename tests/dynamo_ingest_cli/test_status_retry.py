@@ -8,11 +8,11 @@ from typing import Any
 
 import boto3
 import pytest
-from dynamo_ingest.arguments import DEFAULT_LEDGER_TABLE, job_arguments_from_mapping
-from dynamo_ingest.catalog import Column, CsvSchema
+from dynamo_ingest.control.ledger import Ledger, LedgerStatus
+from dynamo_ingest.core.arguments import DEFAULT_LEDGER_TABLE, job_arguments_from_mapping
+from dynamo_ingest.core.catalog import Column, CsvSchema
 from dynamo_ingest.job import run
-from dynamo_ingest.ledger import Ledger, LedgerStatus
-from dynamo_ingest.runtime import Runtime
+from dynamo_ingest.spark.runtime import Runtime
 from rich.console import Console
 
 from crawlers.local_crawler import register_table

@@ -10,8 +10,8 @@ from typing import Any
 
 import boto3
 import pytest
-from dynamo_ingest.arguments import DEFAULT_LEDGER_TABLE
-from dynamo_ingest.ledger import Ledger, LedgerStatus
+from dynamo_ingest.control.ledger import Ledger, LedgerStatus
+from dynamo_ingest.core.arguments import DEFAULT_LEDGER_TABLE
 
 from local_aws.moto_server import ENDPOINT_VARIABLES
 from tests.dynamo_ingest_cli.cli_child import (
@@ -81,9 +81,9 @@ def test_demo_on_a_terminal_loads_the_oracle_count_and_labels_moto_capacity(
 def fail_for_schema_drift(spark: Any) -> str:
     """A file whose load failed in the event flow (the catalog names a column the file lacks),
     then the catalog fixed: ``retry`` can load it. Returns the file's URI."""
-    from dynamo_ingest.catalog import Column, CsvSchema
+    from dynamo_ingest.core.catalog import Column, CsvSchema
     from dynamo_ingest.job import run
-    from dynamo_ingest.runtime import Runtime
+    from dynamo_ingest.spark.runtime import Runtime
 
     from crawlers.local_crawler import register_table
     from dynamo_ingest_cli.local_flow import JobRunner, LocalDeployment, ensure_topic

@@ -11,11 +11,11 @@ from typing import Any
 
 import boto3
 import pytest
-from dynamo_ingest.arguments import JobArguments
-from dynamo_ingest.catalog import Column, CsvSchema
-from dynamo_ingest.pipeline import Checkpoint
-from dynamo_ingest.report import RunReport
-from dynamo_ingest.runtime import Runtime
+from dynamo_ingest.control.checkpoints import Checkpoint
+from dynamo_ingest.core.arguments import JobArguments
+from dynamo_ingest.core.catalog import Column, CsvSchema
+from dynamo_ingest.core.report import RunReport
+from dynamo_ingest.spark.runtime import Runtime
 
 from local_aws.dynamodb_double import DynamoDBDouble, FaultPlan
 

@@ -8,7 +8,7 @@ import math
 from dataclasses import replace
 
 import pytest
-from dynamo_ingest.arguments import (
+from dynamo_ingest.core.arguments import (
     ArgumentSpec,
     AutoOrWholeNumber,
     Choice,
@@ -21,8 +21,8 @@ from dynamo_ingest.arguments import (
     job_arguments_from_mapping,
     parse_job_arguments,
 )
-from dynamo_ingest.errors import ArgumentError
-from dynamo_ingest.report import RunReport
+from dynamo_ingest.core.errors import ArgumentError
+from dynamo_ingest.core.report import RunReport
 
 from tests.conftest import load_event
 from trigger_lambda.events import S3EventRecord, raw_records

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from dynamo_ingest.arguments import ArgumentSpec, job_argument_specs
+from dynamo_ingest.core.arguments import ArgumentSpec, job_argument_specs
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

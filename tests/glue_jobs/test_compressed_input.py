@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dynamo_ingest.errors import FileLayoutError
+from dynamo_ingest.core.errors import FileLayoutError
 
 from crawlers.local_crawler import infer_schema
 from tests.glue_jobs.conftest import create_table

@@ -10,20 +10,20 @@ from typing import Any
 
 import boto3
 import pytest
-from dynamo_ingest.catalog import Column
-from dynamo_ingest.conditional_writer import (
+from dynamo_ingest.core.catalog import Column
+from dynamo_ingest.core.errors import ArgumentError
+from dynamo_ingest.core.keys import KeyAttribute, KeySchema
+from dynamo_ingest.core.mapping import AttributeMapping
+from dynamo_ingest.engine.conditional_writer import (
     BotocoreConditionalTransport,
     ConditionalWriteOutcome,
     ConditionalWriter,
     RequestBuilder,
     same_item,
 )
-from dynamo_ingest.errors import ArgumentError
-from dynamo_ingest.items import BuiltItem, ItemBuilder
-from dynamo_ingest.keys import KeyAttribute, KeySchema
-from dynamo_ingest.mapping import AttributeMapping
-from dynamo_ingest.rate import AdaptiveRateLimiter
-from dynamo_ingest.writer import RetryPolicy, WriteRequest
+from dynamo_ingest.engine.items import BuiltItem, ItemBuilder
+from dynamo_ingest.engine.rate import AdaptiveRateLimiter
+from dynamo_ingest.engine.writer import RetryPolicy, WriteRequest
 
 from local_aws.dynamodb_double import DynamoDBDouble, FaultPlan
 from tests.glue_jobs.conftest import create_table, scan_table

@@ -15,13 +15,13 @@ from typing import Any
 
 import boto3
 import pytest
-from dynamo_ingest.arguments import JobArguments
-from dynamo_ingest.catalog import Column
-from dynamo_ingest.keys import KeyAttribute, KeySchema
-from dynamo_ingest.local_engine import ExternalSort, key_hasher, spark_partition
-from dynamo_ingest.mapping import AttributeMapping
-from dynamo_ingest.report import RunReport
-from dynamo_ingest.runtime import Runtime
+from dynamo_ingest.core.arguments import JobArguments
+from dynamo_ingest.core.catalog import Column
+from dynamo_ingest.core.keys import KeyAttribute, KeySchema
+from dynamo_ingest.core.mapping import AttributeMapping
+from dynamo_ingest.core.report import RunReport
+from dynamo_ingest.engine.local import ExternalSort, key_hasher, spark_partition
+from dynamo_ingest.spark.runtime import Runtime
 
 from dynamo_ingest_cli.datagen import attribute_types_for_layout, generate_csv, schema_for_layout
 from local_aws.dynamodb_double import FaultPlan
@@ -158,7 +158,8 @@ def test_both_engines_load_a_generated_file_alike(case: str, aws: str, spark: An
 
 @pytest.mark.spark
 def test_key_hash_and_partition_are_sparks(spark: Any) -> None:
-    from dynamo_ingest.read import RECORD_NO, key_hash, value_column
+    from dynamo_ingest.engine.layout import RECORD_NO, value_column
+    from dynamo_ingest.spark.read import key_hash
     from pyspark.sql import functions as F
 
     columns = (Column("id", "bigint"), Column("name"), Column("day"))
@@ -202,7 +203,7 @@ def test_external_sort_holds_a_bounded_number_of_records(tmp_path: Path) -> None
 
 
 def test_the_local_engine_imports_no_spark() -> None:
-    code = ("import sys, dynamo_ingest.local_engine, dynamo_ingest.partition_run; "
+    code = ("import sys, dynamo_ingest.engine.local, dynamo_ingest.engine.partition_run; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pyspark'))")
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True).stdout.strip()
@@ -250,8 +251,8 @@ def test_local_engine_resumes_a_load_that_failed_midway(aws: str, tmp_path: Path
 
 
 def test_local_engine_rejects_a_record_too_long_to_hold(aws: str, tmp_path: Path) -> None:
+    from dynamo_ingest.engine.records import DEFAULT_RECORD_LIMIT
     from dynamo_ingest.job import run
-    from dynamo_ingest.records import DEFAULT_RECORD_LIMIT
 
     source = tmp_path / "long.csv"
     # Record 2 opens a quote it never closes before the limit: a runaway value.

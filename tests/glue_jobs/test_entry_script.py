@@ -53,7 +53,7 @@ def test_a_failed_load_raises_so_glue_marks_the_run_failed(aws: str, spark: Any,
 
 
 def test_missing_required_argument_names_it() -> None:
-    from dynamo_ingest.errors import ArgumentError
+    from dynamo_ingest.core.errors import ArgumentError
 
     script = load_script()
     with pytest.raises(ArgumentError, match="--target_table"):

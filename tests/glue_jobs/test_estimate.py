@@ -13,7 +13,14 @@ from typing import Any
 import boto3
 import pytest
 from dynamo_ingest import estimate as estimate_module
-from dynamo_ingest.catalog import Column, CsvSchema
+from dynamo_ingest.core.catalog import Column, CsvSchema
+from dynamo_ingest.core.keys import KeyAttribute, KeySchema
+from dynamo_ingest.core.mapping import AttributeMapping
+from dynamo_ingest.engine.items import BuiltItem, ItemBuilder, decode_utf8
+from dynamo_ingest.engine.layout import parse_header
+from dynamo_ingest.engine.sizing import item_size, write_units
+from dynamo_ingest.engine.transport import BotocoreTransport
+from dynamo_ingest.engine.writer import BatchWriter, RetryPolicy, WriteRequest
 from dynamo_ingest.estimate import (
     GlueWorkers,
     Prices,
@@ -21,13 +28,6 @@ from dynamo_ingest.estimate import (
     estimate_source,
     secondary_indexes,
 )
-from dynamo_ingest.items import BuiltItem, ItemBuilder, decode_utf8
-from dynamo_ingest.keys import KeyAttribute, KeySchema
-from dynamo_ingest.mapping import AttributeMapping
-from dynamo_ingest.read import parse_header
-from dynamo_ingest.sizing import item_size, write_units
-from dynamo_ingest.transport import BotocoreTransport
-from dynamo_ingest.writer import BatchWriter, RetryPolicy, WriteRequest
 
 from local_aws.dynamodb_double import DynamoDBDouble, FaultPlan
 from tests.glue_jobs.conftest import create_table

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dynamo_ingest.report import RunReport
+from dynamo_ingest.core.report import RunReport
 
 from dynamo_ingest_cli.datagen import (
     attribute_types_for_layout,

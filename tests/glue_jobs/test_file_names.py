@@ -10,15 +10,15 @@ from typing import Any
 
 import boto3
 import pytest
-from dynamo_ingest.aws import AwsConfig
-from dynamo_ingest.catalog import Column, CsvSchema
-from dynamo_ingest.errors import FileLayoutError
+from dynamo_ingest.control.ledger import LedgerStatus
+from dynamo_ingest.control.locations import default_rejects_path
+from dynamo_ingest.control.storage import Storage, resolve_source, spark_safe_name, split_s3
+from dynamo_ingest.core.aws import AwsConfig
+from dynamo_ingest.core.catalog import Column, CsvSchema
+from dynamo_ingest.core.errors import FileLayoutError
 from dynamo_ingest.job import run
-from dynamo_ingest.ledger import LedgerStatus
-from dynamo_ingest.locations import default_rejects_path
-from dynamo_ingest.read import is_unreadable_path, read_records
-from dynamo_ingest.runtime import Runtime
-from dynamo_ingest.storage import Storage, resolve_source, spark_safe_name, split_s3
+from dynamo_ingest.spark.read import is_unreadable_path, read_records
+from dynamo_ingest.spark.runtime import Runtime
 
 from crawlers.local_crawler import register_table
 from dynamo_ingest_cli.local_flow import JobRunner

@@ -37,7 +37,7 @@ pytestmark = [
 def test_entry_script_runs_under_glue_context_and_commits(aws: str, tmp_path: Path) -> None:
     import importlib.util
 
-    from dynamo_ingest.runtime import glue_runtime
+    from dynamo_ingest.spark.runtime import glue_runtime
 
     script = Path(__file__).parents[2] / "glue_jobs" / "load_csv_to_dynamodb.py"
     spec = importlib.util.spec_from_file_location("load_csv_to_dynamodb", script)

@@ -1,23 +1,23 @@
-"""Row → DynamoDB item: typing, validation, keys, empty values, sizes (dynamo_ingest.items)."""
+"""Row → DynamoDB item: typing, validation, keys, empty values, sizes (engine.items)."""
 
 from __future__ import annotations
 
 import base64
 
 import pytest
-from dynamo_ingest.arguments import EmptyPolicy
-from dynamo_ingest.catalog import Column
-from dynamo_ingest.errors import ArgumentError, SchemaMismatchError, TargetTableError
-from dynamo_ingest.items import (
+from dynamo_ingest.core.arguments import EmptyPolicy
+from dynamo_ingest.core.catalog import Column
+from dynamo_ingest.core.errors import ArgumentError, SchemaMismatchError, TargetTableError
+from dynamo_ingest.core.keys import IndexKey, KeyAttribute, KeySchema, key_schema_from_description
+from dynamo_ingest.core.mapping import AttributeMapping
+from dynamo_ingest.engine.items import (
     BuiltItem,
     ItemBuilder,
     Rejection,
     canonical_number,
     decode_utf8,
 )
-from dynamo_ingest.keys import IndexKey, KeyAttribute, KeySchema, key_schema_from_description
-from dynamo_ingest.mapping import AttributeMapping
-from dynamo_ingest.sizing import MAX_ITEM_BYTES, item_size, write_units
+from dynamo_ingest.engine.sizing import MAX_ITEM_BYTES, item_size, write_units
 
 ID_S = KeySchema(KeyAttribute("id", "S"))
 ID_N = KeySchema(KeyAttribute("id", "N"))

@@ -9,11 +9,11 @@ from typing import Any
 
 import boto3
 import pytest
-from dynamo_ingest.arguments import JobArguments
-from dynamo_ingest.checkpoints import table_instance
-from dynamo_ingest.ledger import Ledger, SourceObject
-from dynamo_ingest.locations import BucketFolders, source_locations
-from dynamo_ingest.storage import file_md5
+from dynamo_ingest.control.checkpoints import table_instance
+from dynamo_ingest.control.ledger import Ledger, SourceObject
+from dynamo_ingest.control.locations import BucketFolders, source_locations
+from dynamo_ingest.control.storage import file_md5
+from dynamo_ingest.core.arguments import JobArguments
 
 from local_aws.dynamodb_double import FaultPlan
 from tests.glue_jobs.conftest import (

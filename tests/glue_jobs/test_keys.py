@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from dynamo_ingest.errors import TargetTableError
-from dynamo_ingest.keys import KeyAttribute, KeySchema, check_key_arguments
+from dynamo_ingest.core.errors import TargetTableError
+from dynamo_ingest.core.keys import KeyAttribute, KeySchema, check_key_arguments
 
 ID_S = KeySchema(KeyAttribute("id", "S"))
 PK_TS = KeySchema(KeyAttribute("pk", "S"), KeyAttribute("ts", "N"))

@@ -18,18 +18,18 @@ from typing import Any
 import boto3
 import pytest
 from dynamo_ingest import job as job_module
-from dynamo_ingest.arguments import DEFAULT_LEDGER_TABLE, JobArguments
-from dynamo_ingest.errors import LedgerConflictError
-from dynamo_ingest.ledger import (
+from dynamo_ingest.control.ledger import (
     Lease,
     Ledger,
     LedgerStatus,
     LoadInProgressError,
     SourceObject,
 )
-from dynamo_ingest.report import RunReport
-from dynamo_ingest.runtime import Runtime
-from dynamo_ingest.storage import file_md5
+from dynamo_ingest.control.storage import file_md5
+from dynamo_ingest.core.arguments import DEFAULT_LEDGER_TABLE, JobArguments
+from dynamo_ingest.core.errors import LedgerConflictError
+from dynamo_ingest.core.report import RunReport
+from dynamo_ingest.spark.runtime import Runtime
 
 from tests.glue_jobs.conftest import TABLE, create_table, scan_table
 

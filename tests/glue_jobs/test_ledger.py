@@ -8,8 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
-from dynamo_ingest.errors import LedgerConflictError
-from dynamo_ingest.ledger import (
+from dynamo_ingest.control.ledger import (
     ALLOWED_TRANSITIONS,
     Ledger,
     LedgerRecord,
@@ -18,6 +17,7 @@ from dynamo_ingest.ledger import (
     SourceObject,
     check_transition,
 )
+from dynamo_ingest.core.errors import LedgerConflictError
 
 TABLE = "ledger-under-test"
 SOURCE = SourceObject("landing", "incoming/données 1.csv", '"0cc175b9c0f1b6a831c399e269772661"')

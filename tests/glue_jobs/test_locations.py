@@ -1,12 +1,12 @@
 """One rule for where a source object's rejects, complete and error files go: the job's
 default, the trigger's arguments and the callback's moves all follow
-:func:`dynamo_ingest.locations.source_locations`."""
+:func:`dynamo_ingest.control.locations.source_locations`."""
 
 from __future__ import annotations
 
 import pytest
-from dynamo_ingest.arguments import parse_job_arguments
-from dynamo_ingest.locations import BucketFolders, default_rejects_path, source_locations
+from dynamo_ingest.control.locations import BucketFolders, default_rejects_path, source_locations
+from dynamo_ingest.core.arguments import parse_job_arguments
 
 from callback_lambda.handler import handler as callback_handler
 from local_aws.orchestration import s3_put_event

@@ -1,4 +1,4 @@
-"""Key and attribute mapping (dynamo_ingest.mapping) as the item builder applies it."""
+"""Key and attribute mapping (dynamo_ingest.core.mapping) as the item builder applies it."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from dynamo_ingest.arguments import job_arguments_from_mapping
-from dynamo_ingest.catalog import Column
-from dynamo_ingest.errors import ArgumentError, SchemaMismatchError, TargetTableError
-from dynamo_ingest.items import BuiltItem, ItemBuilder, Rejection
-from dynamo_ingest.keys import KeyAttribute, KeySchema
-from dynamo_ingest.mapping import AttributeMapping, parse_key_template
-from dynamo_ingest.sizing import item_size, write_units
+from dynamo_ingest.core.arguments import job_arguments_from_mapping
+from dynamo_ingest.core.catalog import Column
+from dynamo_ingest.core.errors import ArgumentError, SchemaMismatchError, TargetTableError
+from dynamo_ingest.core.keys import KeyAttribute, KeySchema
+from dynamo_ingest.core.mapping import AttributeMapping, parse_key_template
+from dynamo_ingest.engine.items import BuiltItem, ItemBuilder, Rejection
+from dynamo_ingest.engine.sizing import item_size, write_units
 
 PK = KeySchema(KeyAttribute("pk", "S"))
 PK_SK = KeySchema(KeyAttribute("pk", "S"), KeyAttribute("sk", "S"))

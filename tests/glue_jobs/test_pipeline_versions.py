@@ -10,13 +10,13 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from dynamo_ingest.aws import AwsConfig
-from dynamo_ingest.catalog import Column
-from dynamo_ingest.keys import KeyAttribute, KeySchema
-from dynamo_ingest.mapping import AttributeMapping
-from dynamo_ingest.pipeline import PartitionResult, PartitionTask, process_partition
-from dynamo_ingest.read import CORRUPT_COLUMN, KEY_HASH, RECORD_NO, value_column
-from dynamo_ingest.writer import BatchWriter, RetryPolicy
+from dynamo_ingest.core.aws import AwsConfig
+from dynamo_ingest.core.catalog import Column
+from dynamo_ingest.core.keys import KeyAttribute, KeySchema
+from dynamo_ingest.core.mapping import AttributeMapping
+from dynamo_ingest.engine.layout import CORRUPT_COLUMN, KEY_HASH, RECORD_NO, value_column
+from dynamo_ingest.engine.pipeline import PartitionResult, PartitionTask, process_partition
+from dynamo_ingest.engine.writer import BatchWriter, RetryPolicy
 
 from tests.glue_jobs.conftest import MemoryCheckpoints
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from dynamo_ingest.errors import ArgumentError
-from dynamo_ingest.rate import BURST_SECONDS, AdaptiveRateLimiter
+from dynamo_ingest.core.errors import ArgumentError
+from dynamo_ingest.engine.rate import BURST_SECONDS, AdaptiveRateLimiter
 
 
 class SimulatedTime:

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dynamo_ingest.rate import BURST_SECONDS
-from dynamo_ingest.report import RunReport
+from dynamo_ingest.core.report import RunReport
+from dynamo_ingest.engine.rate import BURST_SECONDS
 
 from local_aws.dynamodb_double import DoubleStats, FaultPlan
 from tests.glue_jobs.conftest import TABLE, create_table, dynamodb_double

@@ -5,14 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from dynamo_ingest.errors import SourceError
-from dynamo_ingest.read import (
-    HEADER_PROBE_BYTES,
-    key_hash,
-    parse_header,
-    read_header,
-    value_column,
-)
+from dynamo_ingest.core.errors import SourceError
+from dynamo_ingest.engine.layout import HEADER_PROBE_BYTES, parse_header, read_header, value_column
+from dynamo_ingest.spark.read import key_hash
 
 
 def test_header_keeps_case_and_drops_bom() -> None:

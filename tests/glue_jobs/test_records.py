@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 import pytest
-from dynamo_ingest.catalog import Column, CsvSchema
-from dynamo_ingest.errors import ArgumentError, FileLayoutError
-from dynamo_ingest.read import CORRUPT_COLUMN, RECORD_NO, parse_header, read_records, value_column
-from dynamo_ingest.records import Dialect, RecordSplitter, strip_line_end
+from dynamo_ingest.core.catalog import Column, CsvSchema
+from dynamo_ingest.core.errors import ArgumentError, FileLayoutError
+from dynamo_ingest.engine.layout import CORRUPT_COLUMN, RECORD_NO, parse_header, value_column
+from dynamo_ingest.engine.records import Dialect, RecordSplitter, strip_line_end
+from dynamo_ingest.spark.read import read_records
 
 from dynamo_ingest_cli.datagen import generate_csv
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dynamo_ingest.rejects import RejectsFile, merge_parts, merge_sorted, rejects_header
-from dynamo_ingest.storage import Storage
+from dynamo_ingest.control.storage import Storage
+from dynamo_ingest.engine.rejects import RejectsFile, merge_parts, merge_sorted, rejects_header
 
 from tests.glue_jobs.conftest import TABLE, create_table, read_rejects
 
@@ -59,7 +59,7 @@ def test_nothing_rejected_hands_over_no_file() -> None:
 def test_parts_local_and_on_s3_merge_in_record_order_under_the_header(tmp_path: Path,
                                                                       aws: str) -> None:
     import boto3
-    from dynamo_ingest.aws import AwsConfig
+    from dynamo_ingest.core.aws import AwsConfig
 
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="landing")

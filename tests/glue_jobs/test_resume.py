@@ -22,24 +22,24 @@ import boto3
 import psutil
 import pyarrow as pa
 import pytest
-from dynamo_ingest.arguments import DEFAULT_LEDGER_TABLE
-from dynamo_ingest.aws import AwsConfig
-from dynamo_ingest.catalog import Column
-from dynamo_ingest.keys import KeyAttribute, KeySchema
-from dynamo_ingest.ledger import Ledger, LedgerStatus, SourceObject
-from dynamo_ingest.pipeline import (
+from dynamo_ingest.control.checkpoints import Checkpoint
+from dynamo_ingest.control.ledger import Ledger, LedgerStatus, SourceObject
+from dynamo_ingest.control.storage import file_md5
+from dynamo_ingest.core.arguments import DEFAULT_LEDGER_TABLE
+from dynamo_ingest.core.aws import AwsConfig
+from dynamo_ingest.core.catalog import Column
+from dynamo_ingest.core.keys import KeyAttribute, KeySchema
+from dynamo_ingest.core.report import RowCounts
+from dynamo_ingest.engine.layout import CORRUPT_COLUMN, KEY_HASH, RECORD_NO, value_column
+from dynamo_ingest.engine.pipeline import (
     REWRITE_SHARE,
-    Checkpoint,
     PartitionResult,
     PartitionTask,
     auto_checkpoint_every,
     process_partition,
 )
-from dynamo_ingest.read import CORRUPT_COLUMN, KEY_HASH, RECORD_NO, value_column
-from dynamo_ingest.report import RowCounts
-from dynamo_ingest.storage import file_md5
-from dynamo_ingest.transport import BatchRejectedError, ThrottledError
-from dynamo_ingest.writer import BatchWriter, RetryPolicy
+from dynamo_ingest.engine.transport import BatchRejectedError, ThrottledError
+from dynamo_ingest.engine.writer import BatchWriter, RetryPolicy
 
 from dynamo_ingest_cli.datagen import expected_outcome
 from local_aws.dynamodb_double import DynamoDBDouble, FaultPlan

@@ -7,8 +7,14 @@ from typing import Any
 
 import boto3
 import pytest
-from dynamo_ingest.errors import SourceError
-from dynamo_ingest.s3_objects import move_object, parse_s3_uri, put_json, relocate_key, s3_uri
+from dynamo_ingest.control.s3_objects import (
+    move_object,
+    parse_s3_uri,
+    put_json,
+    relocate_key,
+    s3_uri,
+)
+from dynamo_ingest.core.errors import SourceError
 
 BUCKET = "objects-under-test"
 MIB = 1024 * 1024

@@ -1,4 +1,4 @@
-"""DynamoDB item sizing and write units (dynamo_ingest.sizing)."""
+"""DynamoDB item sizing and write units (dynamo_ingest.engine.sizing)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from dynamo_ingest.sizing import (
+from dynamo_ingest.engine.sizing import (
     MAX_ITEM_BYTES,
     attribute_value_size,
     item_size,

@@ -19,7 +19,7 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from dynamo_ingest.transport import (
+from dynamo_ingest.engine.transport import (
     BatchRejectedError,
     BotocoreTransport,
     LeanHttpTransport,
@@ -30,7 +30,7 @@ from dynamo_ingest.transport import (
     error_from_response,
     transport_from_config,
 )
-from dynamo_ingest.writer import BatchWriter, RetryPolicy, WriteRequest
+from dynamo_ingest.engine.writer import BatchWriter, RetryPolicy, WriteRequest
 
 from local_aws.dynamodb_double import DynamoDBDouble, FaultPlan
 from local_aws.moto_server import free_port

@@ -15,8 +15,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from dynamo_ingest.rate import AdaptiveRateLimiter
-from dynamo_ingest.transport import (
+from dynamo_ingest.engine.rate import AdaptiveRateLimiter
+from dynamo_ingest.engine.transport import (
     BatchRejectedError,
     BotocoreTransport,
     RetryableError,
@@ -24,7 +24,7 @@ from dynamo_ingest.transport import (
     TransportError,
     error_from_client_error,
 )
-from dynamo_ingest.writer import (
+from dynamo_ingest.engine.writer import (
     MAX_BATCH_BYTES,
     MAX_BATCH_ITEMS,
     BatchWriter,

@@ -17,7 +17,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
-from dynamo_ingest.sizing import item_size, write_units
+from dynamo_ingest.engine.sizing import item_size, write_units
 
 from local_aws.dynamodb_double import DoubleError, DynamoDBDouble, FaultPlan
 from local_aws.moto_server import stop_process

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from dynamo_ingest.arguments import parse_job_arguments
-from dynamo_ingest.ledger import Ledger, LedgerStatus, SourceObject
+from dynamo_ingest.control.ledger import Ledger, LedgerStatus, SourceObject
+from dynamo_ingest.core.arguments import parse_job_arguments
 
 from callback_lambda.events import GlueJobStateChange
 from local_aws.orchestration import (

@@ -8,8 +8,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from dynamo_ingest.aws import AwsConfig
-from dynamo_ingest.errors import ArgumentError, TargetTableError
+from dynamo_ingest.core.aws import AwsConfig
+from dynamo_ingest.core.errors import ArgumentError, TargetTableError
 
 from local_aws.moto_server import ENDPOINT_VARIABLES
 from local_aws.resources import (

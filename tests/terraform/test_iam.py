@@ -81,7 +81,7 @@ COMPONENTS = {
 }
 # Which table a DynamoDB call uses: the ledger module's calls go to the ledger, every other
 # module's to the target table.
-LEDGER_MODULE = REPO_ROOT / "glue_jobs" / "dynamo_ingest" / "ledger.py"
+LEDGER_MODULE = REPO_ROOT / "glue_jobs" / "dynamo_ingest" / "control" / "ledger.py"
 TABLE_ARNS = {"ledger": "${local.ledger_arn}", "target": "${local.target_table_arn}"}
 # "*" as a resource only where AWS offers nothing narrower: PutMetricData has no resource
 # types (Service Authorization Reference), and in a key policy "*" means the key itself.

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from dynamo_ingest.locations import BucketFolders, default_rejects_path
+from dynamo_ingest.control.locations import BucketFolders, default_rejects_path
 
 from tests.terraform.hcl import TerraformConfig, attr, blocks
 

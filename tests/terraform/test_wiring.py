@@ -17,7 +17,7 @@ from urllib.parse import unquote_plus
 
 import boto3
 import pytest
-from dynamo_ingest.arguments import argument_names, job_argument_specs
+from dynamo_ingest.core.arguments import argument_names, job_argument_specs
 
 from tests.terraform import code_calls
 from tests.terraform.hcl import REPO_ROOT, HclShapeError, TerraformConfig, attr, blocks
@@ -393,7 +393,7 @@ def test_each_zip_ships_every_module_its_code_imports(
 
 def ledger_key_schema() -> dict[str, str]:
     """``{"HASH": name, "RANGE": name}`` from the ``KeySchema`` written in ``ledger.py``."""
-    path = REPO_ROOT / "glue_jobs" / "dynamo_ingest" / "ledger.py"
+    path = REPO_ROOT / "glue_jobs" / "dynamo_ingest" / "control" / "ledger.py"
     tree = ast.parse(path.read_text(encoding="utf-8"))
     constants = {target.id: node.value.value for node in tree.body
                  if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
-from dynamo_ingest.ledger import Ledger, SourceObject
+from dynamo_ingest.control.ledger import Ledger, SourceObject
 
 from callback_lambda.settings import Settings as CallbackSettings
 from local_aws.orchestration import ensure_local_job

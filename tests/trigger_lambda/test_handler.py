@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from dynamo_ingest.arguments import parse_job_arguments
-from dynamo_ingest.ledger import LedgerStatus, SourceObject
+from dynamo_ingest.control.ledger import LedgerStatus, SourceObject
+from dynamo_ingest.core.arguments import parse_job_arguments
 
 from tests.conftest import load_event
 from tests.trigger_lambda.support import (

@@ -16,11 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, get_args
 
-from dynamo_ingest.arguments import EmptyPolicy
-from dynamo_ingest.catalog import NUMERIC_GLUE_TYPES, Column
-from dynamo_ingest.errors import ArgumentError, SchemaMismatchError
-from dynamo_ingest.keys import IndexKey, KeyAttribute, KeySchema
-from dynamo_ingest.mapping import (
+from dynamo_ingest.core.arguments import EmptyPolicy
+from dynamo_ingest.core.catalog import NUMERIC_GLUE_TYPES, Column
+from dynamo_ingest.core.errors import ArgumentError, SchemaMismatchError
+from dynamo_ingest.core.keys import IndexKey, KeyAttribute, KeySchema
+from dynamo_ingest.core.mapping import (
     SHARD_SEPARATOR,
     AttributeMapping,
     ColumnType,
@@ -28,7 +28,7 @@ from dynamo_ingest.mapping import (
     parse_epoch_seconds,
     shard_of,
 )
-from dynamo_ingest.sizing import (
+from dynamo_ingest.engine.sizing import (
     MAX_EXPONENT,
     MAX_ITEM_BYTES,
     MAX_SIGNIFICANT_DIGITS,

@@ -10,9 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from dynamo_ingest.aws import AwsConfig
-from dynamo_ingest.errors import DynamoIngestError, LedgerConflictError
-from dynamo_ingest.ledger import (
+from dynamo_ingest.control.ledger import (
     HEARTBEAT_S,
     Lease,
     Ledger,
@@ -20,11 +18,46 @@ from dynamo_ingest.ledger import (
     LedgerTableError,
     SourceObject,
 )
-from dynamo_ingest.pipeline import Checkpoint, PartitionTask
-from dynamo_ingest.report import RowCounts
-from dynamo_ingest.storage import ResolvedSource
+from dynamo_ingest.control.storage import ResolvedSource
+from dynamo_ingest.core.aws import AwsConfig
+from dynamo_ingest.core.errors import DynamoIngestError, LedgerConflictError
+from dynamo_ingest.core.report import RowCounts
 
 LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a partition stands: its first ``rows_done`` rows are final (written, rejected or
+    duplicate) with these counts; ``positions_done`` items of its write stream are written."""
+
+    rows_done: int
+    positions_done: int
+    items_written: int
+    rows_rejected: int
+    duplicate_rows: int
+    wcu_consumed: float = 0.0
+    done: bool = False
+    items_skipped_existing: int = 0
+    items_skipped_stale: int = 0
+
+    def as_counts(self) -> dict[str, int | float]:
+        """The mapping stored in the ledger."""
+        return {"rows_done": self.rows_done, "positions_done": self.positions_done,
+                "items_written": self.items_written, "rows_rejected": self.rows_rejected,
+                "duplicate_rows": self.duplicate_rows, "wcu_consumed": self.wcu_consumed,
+                "done": int(self.done), "items_skipped_existing": self.items_skipped_existing,
+                "items_skipped_stale": self.items_skipped_stale}
+
+    @classmethod
+    def from_counts(cls, counts: dict[str, Any]) -> Checkpoint:
+        """Inverse of :meth:`as_counts`."""
+        return cls(int(counts["rows_done"]), int(counts["positions_done"]),
+                   int(counts["items_written"]), int(counts["rows_rejected"]),
+                   int(counts["duplicate_rows"]), float(counts.get("wcu_consumed", 0)),
+                   bool(int(counts.get("done", 0))),
+                   int(counts.get("items_skipped_existing", 0)),
+                   int(counts.get("items_skipped_stale", 0)))
 
 
 @dataclass(frozen=True)
@@ -59,7 +92,7 @@ class LedgerSession:
     def job_started(self, job_run_id: str, arguments: Mapping[str, str]) -> int:
         """Record this run as started with the arguments that reproduce it, take the file's
         lease and keep it renewed until :meth:`release`; returns the attempt number.
-        :class:`~dynamo_ingest.ledger.LoadInProgressError` when a live run holds it."""
+        :class:`~dynamo_ingest.control.ledger.LoadInProgressError` when a live run holds it."""
         record = self.ledger.job_started(self.source, job_run_id, arguments,
                                          Lease.for_this_process(job_run_id))
         self._heartbeat = _Heartbeat(self.ledger, self.source, job_run_id)
@@ -240,13 +273,15 @@ class LedgerCheckpointStore:
             LOG.warning("checkpoint of partition %d not saved: %s", partition, err)
 
 
-def checkpoint_store(task: PartitionTask) -> LedgerCheckpointStore | None:
-    """The task's checkpoint store, or None when the run has no ledger."""
-    if not task.ledger_table or task.source_key is None:
+def checkpoint_store(aws: AwsConfig, ledger_table: str | None,
+                     source_key: tuple[str, str, str] | None,
+                     partitions: int) -> LedgerCheckpointStore | None:
+    """A run's checkpoint store, or None when the run has no ledger."""
+    if not ledger_table or source_key is None:
         return None
-    ledger = Ledger(task.aws.client("dynamodb"), task.ledger_table)
-    return LedgerCheckpointStore(ledger, SourceObject(*task.source_key), task.partitions)
+    ledger = Ledger(aws.client("dynamodb"), ledger_table)
+    return LedgerCheckpointStore(ledger, SourceObject(*source_key), partitions)
 
 
-__all__ = ["LedgerCheckpointStore", "LedgerSession", "LedgerTableError", "ResumePlan",
+__all__ = ["Checkpoint", "LedgerCheckpointStore", "LedgerSession", "LedgerTableError", "ResumePlan",
            "checkpoint_store", "counts_since", "table_instance"]

@@ -1,11 +1,8 @@
-"""Reading the CSV: the exact header (Python) and the records (Spark, RFC 4180).
+"""The CSV's layout, Spark-free: column names of the values, the header, the delimiter and
+what a file's first bytes say about it (shared by both engines, the estimate and the crawler).
 
-Spark reads the file as ISO-8859-1 so that every byte is one character: parsing is the same
-as UTF-8 for ASCII delimiters and quotes, and the Python workers re-decode each value as
-strict UTF-8, which rejects a record with invalid UTF-8 instead of silently turning its
-bytes into U+FFFD. Every value is read as a string so numbers reach DynamoDB exactly as
-written. Files are read with ``multiLine`` (quoted newlines), which gives one partition per
-file, so ``monotonically_increasing_id`` numbers the data records 0, 1, 2 … in file order.
+Values travel as their bytes read as ISO-8859-1 (one character per byte) and are re-decoded
+as strict UTF-8 by the item builder, whichever engine split the records.
 """
 
 from __future__ import annotations
@@ -16,16 +13,9 @@ import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from dynamo_ingest.catalog import CsvSchema
-from dynamo_ingest.errors import FileLayoutError, SourceError
-
-if TYPE_CHECKING:
-    from pyspark.sql import Column as SparkColumn
-    from pyspark.sql import DataFrame, SparkSession
-
-    from dynamo_ingest.mapping import KeyHashPart, TemplatePart
+from dynamo_ingest.core.errors import FileLayoutError, SourceError
 
 CORRUPT_COLUMN = "_corrupt_record"
 RECORD_NO = "_record_no"
@@ -189,105 +179,3 @@ def read_head(spark_path: str, s3: Any | None, bucket: str, key: str) -> bytes:
         return bytes(response["Body"].read())
     with open(spark_path, "rb") as handle:
         return handle.read(HEADER_PROBE_BYTES)
-
-
-# Spark's own option (DataSource.GLOB_PATHS_KEY) that reads the path literally: '[', '*', '?',
-# '{' in an object key are characters of its name, not a pattern (a pattern could even match
-# another file, or fail on a neighbour's name).
-NO_GLOBBING = ("__globPaths__", "false")
-# What Hadoop says when it cannot take a name literally: a retry meets the same name.
-_UNREADABLE_PATH = ("URISyntaxException", "Path does not exist", "PATH_NOT_FOUND")
-
-
-def is_unreadable_path(err: BaseException) -> bool:
-    """True when Spark failed because Hadoop could not read the path as a file name."""
-    return any(marker in str(err) for marker in _UNREADABLE_PATH)
-
-
-def read_records(spark: SparkSession, path: str, schema: CsvSchema,
-                 source_name: str | None = None) -> DataFrame:
-    """All data records as strings ``c0…cN``, plus the raw text of malformed ones and the
-    1-based record number; ``path`` is read literally (no glob)."""
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import StringType, StructField, StructType
-
-    # A delimiter ending every line makes one more (unnamed) field: read it, so the row is
-    # not malformed and a value there can be rejected for what it is.
-    width = len(schema.columns) + schema.trailing_delimiter
-    fields = [StructField(value_column(i), StringType()) for i in range(width)]
-    fields.append(StructField(CORRUPT_COLUMN, StringType()))
-    frame = (
-        spark.read.format("csv")
-        .schema(StructType(fields))
-        .option("header", schema.has_header)
-        .option("multiLine", True)
-        .option("encoding", "ISO-8859-1")
-        .option("sep", schema.delimiter)
-        .option("quote", schema.quote_char)
-        .option("escape", schema.quote_char)
-        .option("mode", "PERMISSIVE")
-        .option("columnNameOfCorruptRecord", CORRUPT_COLUMN)
-        .option("ignoreLeadingWhiteSpace", False)
-        .option("ignoreTrailingWhiteSpace", False)
-        .option("enforceSchema", True)
-        .option(*NO_GLOBBING)
-        .load(path)
-    )
-    partitions = frame.rdd.getNumPartitions()
-    if partitions == 0 and path.rstrip("/").rsplit("/", 1)[-1][:1] in ("_", "."):
-        # Hadoop skips names that start with '_' or '.' as hidden: never load nothing silently.
-        # (An empty file also gives no partition, and rightly no records.)
-        raise FileLayoutError(
-            f"{source_name or path}: Spark found no file to read at {path} (Hadoop skips file "
-            "names that begin with '_' or '.' as hidden); read it through a copy under another "
-            "name, as the job does, or rename the file")
-    if partitions != 1:
-        # Record numbers rely on one partition per file (multiLine files are not split).
-        frame = frame.coalesce(1)
-    return frame.withColumn(RECORD_NO, F.monotonically_increasing_id() + F.lit(1))
-
-
-def key_hash(key_parts: Sequence[KeyHashPart]) -> SparkColumn:
-    """A stable 64-bit hash of the key as the item will hold it; numbers hash by value
-    (1 = 1.0 = 01), and a template key hashes its whole text.
-
-    Two different keys may share a hash (the writer groups by the exact key), but the same
-    key always lands in the same partition and next to its duplicates.
-    """
-    from pyspark.sql import functions as F
-
-    def text(part: TemplatePart) -> SparkColumn:
-        if isinstance(part, int):
-            return F.col(value_column(part))
-        # Values arrive as their UTF-8 bytes read as ISO-8859-1; literal text must match.
-        return F.lit(part.encode("utf-8").decode("latin-1"))
-
-    columns = []
-    for parts, key_type in key_parts:
-        value = text(parts[0]) if len(parts) == 1 else F.concat(*map(text, parts))
-        if key_type == "N":
-            # The builder strips what Python's str.strip() does (Unicode spaces too, like a
-            # no-break space) from the decoded text; Spark's cast trims only ASCII. Strip the
-            # same characters from the UTF-8 text, or " 1" and "1" land apart.
-            decoded = F.decode(F.encode(value, "ISO-8859-1"), "UTF-8")
-            value = F.regexp_replace(decoded, _EDGE_SPACE, "").cast("double")
-        columns.append(value)
-    return F.xxhash64(*columns)
-
-
-# Java regex for the characters Python's str.isspace() accepts, at either end of a value.
-_SPACE_CLASS = ("[\\x{09}-\\x{0D}\\x{1C}-\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}"
-                "\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}]")
-_EDGE_SPACE = f"^{_SPACE_CLASS}+|{_SPACE_CLASS}+$"
-
-
-def partitioned_for_writing(records: DataFrame, key_parts: Sequence[KeyHashPart],
-                            partitions: int) -> DataFrame:
-    """Hash-partition into a fixed count and order each partition by (key hash, record).
-
-    Deterministic for a given file and partition count, which is what resume relies on, and
-    the hash order spreads writes over DynamoDB partitions instead of rolling through them.
-    """
-    return (records.withColumn(KEY_HASH, key_hash(key_parts))
-            .repartition(partitions, KEY_HASH)
-            .sortWithinPartitions(KEY_HASH, RECORD_NO))

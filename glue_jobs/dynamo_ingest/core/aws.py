@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dynamo_ingest.errors import DynamoIngestError
+from dynamo_ingest.core.errors import DynamoIngestError
 
 SERVICES = ("dynamodb", "s3", "glue", "sns", "sqs")
 # Answers that mean "no such thing here": in a region other than the one the resource lives

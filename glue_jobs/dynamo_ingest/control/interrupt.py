@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from dynamo_ingest.errors import DynamoIngestError
+from dynamo_ingest.core.errors import DynamoIngestError
 
 LOG = logging.getLogger(__name__)
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -19,22 +19,29 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-from dynamo_ingest.arguments import EmptyPolicy, WriteMode
-from dynamo_ingest.aws import AwsConfig
-from dynamo_ingest.catalog import Column
-from dynamo_ingest.items import BuiltItem, ItemBuilder, Rejection, decode_utf8, past_last_column
-from dynamo_ingest.keys import KeySchema
-from dynamo_ingest.mapping import AttributeMapping
-from dynamo_ingest.read import (
+from dynamo_ingest.control.checkpoints import Checkpoint
+from dynamo_ingest.core.arguments import EmptyPolicy, WriteMode
+from dynamo_ingest.core.aws import AwsConfig
+from dynamo_ingest.core.catalog import Column
+from dynamo_ingest.core.keys import KeySchema
+from dynamo_ingest.core.mapping import AttributeMapping
+from dynamo_ingest.core.report import RowCounts
+from dynamo_ingest.engine.items import (
+    BuiltItem,
+    ItemBuilder,
+    Rejection,
+    decode_utf8,
+    past_last_column,
+)
+from dynamo_ingest.engine.layout import (
     CORRUPT_COLUMN,
     KEY_HASH,
     RECORD_NO,
     allow_large_csv_fields,
     value_column,
 )
-from dynamo_ingest.rejects import RejectsFile
-from dynamo_ingest.report import RowCounts
-from dynamo_ingest.writer import RetryPolicy, WriteOutcome, WriteRequest, WriteStats
+from dynamo_ingest.engine.rejects import RejectsFile
+from dynamo_ingest.engine.writer import RetryPolicy, WriteOutcome, WriteRequest, WriteStats
 
 BATCH_ITEMS = 25  # BatchWriteItem's limit: the items one acknowledged batch covers at most
 # A kill rewrites what was acknowledged after a partition's last checkpoint: at most
@@ -42,40 +49,6 @@ BATCH_ITEMS = 25  # BatchWriteItem's limit: the items one acknowledged batch cov
 # the file's rows, and within CHECKPOINT_SECONDS of writes for files too big for the share.
 REWRITE_SHARE = 0.01
 CHECKPOINT_SECONDS = 5.0
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """Where a partition stands: its first ``rows_done`` rows are final (written, rejected or
-    duplicate) with these counts; ``positions_done`` items of its write stream are written."""
-
-    rows_done: int
-    positions_done: int
-    items_written: int
-    rows_rejected: int
-    duplicate_rows: int
-    wcu_consumed: float = 0.0
-    done: bool = False
-    items_skipped_existing: int = 0
-    items_skipped_stale: int = 0
-
-    def as_counts(self) -> dict[str, int | float]:
-        """The mapping stored in the ledger."""
-        return {"rows_done": self.rows_done, "positions_done": self.positions_done,
-                "items_written": self.items_written, "rows_rejected": self.rows_rejected,
-                "duplicate_rows": self.duplicate_rows, "wcu_consumed": self.wcu_consumed,
-                "done": int(self.done), "items_skipped_existing": self.items_skipped_existing,
-                "items_skipped_stale": self.items_skipped_stale}
-
-    @classmethod
-    def from_counts(cls, counts: dict[str, Any]) -> Checkpoint:
-        """Inverse of :meth:`as_counts`."""
-        return cls(int(counts["rows_done"]), int(counts["positions_done"]),
-                   int(counts["items_written"]), int(counts["rows_rejected"]),
-                   int(counts["duplicate_rows"]), float(counts.get("wcu_consumed", 0)),
-                   bool(int(counts.get("done", 0))),
-                   int(counts.get("items_skipped_existing", 0)),
-                   int(counts.get("items_skipped_stale", 0)))
 
 
 class ItemWriter(Protocol):

@@ -31,7 +31,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dynamo_ingest.errors import DynamoIngestError, LedgerConflictError
+from dynamo_ingest.core.errors import DynamoIngestError, LedgerConflictError
 
 LOG = logging.getLogger(__name__)
 

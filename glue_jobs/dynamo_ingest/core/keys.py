@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from dynamo_ingest.errors import TargetTableError
+from dynamo_ingest.core.errors import TargetTableError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -19,8 +19,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal, TextIO
 
-from dynamo_ingest.read import allow_large_csv_fields
-from dynamo_ingest.storage import Storage
+from dynamo_ingest.control.storage import Storage
+from dynamo_ingest.engine.layout import allow_large_csv_fields
 
 REJECTS_HEADER = ("record_no", "reason")
 RUN_BYTES = 8 * 1024 * 1024

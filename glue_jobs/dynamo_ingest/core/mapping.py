@@ -17,12 +17,12 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Literal, get_args
 
-from dynamo_ingest.errors import ArgumentError, SchemaMismatchError, TargetTableError
+from dynamo_ingest.core.errors import ArgumentError, SchemaMismatchError, TargetTableError
 
 if TYPE_CHECKING:
-    from dynamo_ingest.arguments import JobArguments
-    from dynamo_ingest.catalog import Column
-    from dynamo_ingest.keys import IndexKey, KeySchema
+    from dynamo_ingest.core.arguments import JobArguments
+    from dynamo_ingest.core.catalog import Column
+    from dynamo_ingest.core.keys import IndexKey, KeySchema
 
 ColumnType = Literal["S", "N", "BOOL", "JSON"]
 SHARD_SEPARATOR = "#"

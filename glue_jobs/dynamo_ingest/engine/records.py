@@ -1,6 +1,6 @@
 """Splitting a CSV byte stream into records in plain Python, as the Spark reader splits it.
 
-The Spark path (:func:`dynamo_ingest.read.read_records`: multiLine, ISO-8859-1, PERMISSIVE)
+The Spark path (:func:`dynamo_ingest.spark.read.read_records`: multiLine, ISO-8859-1, PERMISSIVE)
 hands each record to the pipeline as strings whose characters are the file's bytes, and the
 pipeline re-decodes them as strict UTF-8. This module gives the same records, record numbers,
 values and ``_corrupt_record`` text without a JVM, reading the stream in chunks. What Spark's
@@ -41,7 +41,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, NamedTuple
 
-from dynamo_ingest.errors import ArgumentError, FileLayoutError
+from dynamo_ingest.core.errors import ArgumentError, FileLayoutError
 
 DEFAULT_CHUNK_BYTES = 1024 * 1024
 # Well over DynamoDB's 400 KB item limit, so a record that could still fit an item after

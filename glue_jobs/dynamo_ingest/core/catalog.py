@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from dynamo_ingest.errors import CatalogError, SchemaMismatchError
+from dynamo_ingest.core.errors import CatalogError, SchemaMismatchError
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient

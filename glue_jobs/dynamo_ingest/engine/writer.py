@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dynamo_ingest.rate import AdaptiveRateLimiter
-from dynamo_ingest.transport import (
+from dynamo_ingest.engine.rate import AdaptiveRateLimiter
+from dynamo_ingest.engine.transport import (
     BatchRejectedError,
     DynamoTransport,
     RetryableError,

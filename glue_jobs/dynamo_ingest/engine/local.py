@@ -3,15 +3,15 @@ starting Spark would cost more than loading them.
 
 It does what :func:`dynamo_ingest.job.run` asks of Spark, in the same terms:
 
-1. split the file with :class:`dynamo_ingest.records.RecordSplitter` (the records and record
+1. split the file with :class:`dynamo_ingest.engine.records.RecordSplitter` (the records and record
    numbers Spark's reader gives);
-2. hash each record's key exactly as :func:`dynamo_ingest.read.key_hash` does (Spark's
+2. hash each record's key exactly as :func:`dynamo_ingest.spark.read.key_hash` does (Spark's
    ``xxhash64``, seed 42, of the same columns) and pick its partition as Spark's
    ``repartition`` does (Murmur3 of that hash, seed 42, modulo the partition count), spilling
    each partition's records to its own temporary file;
 3. sort each partition by (key hash, record number) with an external sort (sorted runs of at
    most :data:`RUN_RECORDS` records, merged from disk), so memory does not grow with the file;
-4. feed the sorted records to :func:`dynamo_ingest.partition_run.run_partition` as the Arrow
+4. feed the sorted records to :func:`dynamo_ingest.engine.partition_run.run_partition` as the Arrow
    batches a Spark task would receive, one worker process per core, each partition with its
    share of the global write budget.
 
@@ -35,13 +35,13 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from dynamo_ingest.catalog import CsvSchema
-from dynamo_ingest.errors import DynamoIngestError
-from dynamo_ingest.mapping import KeyHashPart
-from dynamo_ingest.pipeline import PartitionResult, PartitionTask
-from dynamo_ingest.read import CORRUPT_COLUMN, KEY_HASH, RECORD_NO, value_column
-from dynamo_ingest.records import Dialect, RecordSplitter
-from dynamo_ingest.report import RowCounts
+from dynamo_ingest.core.catalog import CsvSchema
+from dynamo_ingest.core.errors import DynamoIngestError
+from dynamo_ingest.core.mapping import KeyHashPart
+from dynamo_ingest.core.report import RowCounts
+from dynamo_ingest.engine.layout import CORRUPT_COLUMN, KEY_HASH, RECORD_NO, value_column
+from dynamo_ingest.engine.pipeline import PartitionResult, PartitionTask
+from dynamo_ingest.engine.records import Dialect, RecordSplitter
 
 LOG = logging.getLogger(__name__)
 # Records one sorted run holds in memory (a few hundred bytes each for typical rows).
@@ -116,7 +116,7 @@ def _double_bits(value: float) -> bytes:
 
 def key_hasher(key_parts: Sequence[KeyHashPart]) -> Callable[[Sequence[str | None]], int]:
     """The function giving a record's ``_key_hash`` from its values (bytes read as
-    ISO-8859-1), equal to :func:`dynamo_ingest.read.key_hash`'s Spark column."""
+    ISO-8859-1), equal to :func:`dynamo_ingest.spark.read.key_hash`'s Spark column."""
     try:
         import xxhash
     except ImportError as err:
@@ -381,7 +381,7 @@ def _width(schema: CsvSchema) -> int:
 def _partition_worker(task: PartitionTask, partition: int, spill: str, width: int,
                       run_records: int) -> PartitionResult:
     """One partition in a worker: sort its spill file and write it (top level: picklable)."""
-    from dynamo_ingest.partition_run import run_partition
+    from dynamo_ingest.engine.partition_run import run_partition
 
     path = Path(spill)
     sorter = ExternalSort(path.parent, run_records)
@@ -394,8 +394,8 @@ def _partition_worker(task: PartitionTask, partition: int, spill: str, width: in
 def _splitter_rejects(task: PartitionTask, records: list[tuple[int, str, list[str | None]]],
                       directory: Path) -> PartitionResult:
     """Records too long to hold, as one more rejects part after every partition's."""
-    from dynamo_ingest.rejects import RejectsFile
-    from dynamo_ingest.storage import Storage
+    from dynamo_ingest.control.storage import Storage
+    from dynamo_ingest.engine.rejects import RejectsFile
 
     rejects = RejectsFile()
     for record_no, reason, values in records:

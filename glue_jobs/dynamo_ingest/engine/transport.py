@@ -38,7 +38,7 @@ from botocore.exceptions import (
     ConnectionError as BotocoreConnectionError,
 )
 
-from dynamo_ingest.errors import DynamoIngestError
+from dynamo_ingest.core.errors import DynamoIngestError
 
 if TYPE_CHECKING:
     import boto3

@@ -1,5 +1,5 @@
 """What every engine builds for one partition: its transport, rate limiter, writer, checkpoint
-store and rejects upload around :func:`dynamo_ingest.pipeline.process_partition`.
+store and rejects upload around :func:`dynamo_ingest.engine.pipeline.process_partition`.
 
 Spark-free, so the Spark tasks and the in-process engine run a partition the same way.
 """
@@ -9,23 +9,29 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from dynamo_ingest.pipeline import ItemWriter, PartitionResult, PartitionTask, process_partition
-from dynamo_ingest.storage import Storage
+from dynamo_ingest.control.storage import Storage
+from dynamo_ingest.engine.pipeline import (
+    ItemWriter,
+    PartitionResult,
+    PartitionTask,
+    process_partition,
+)
 
 
 def run_partition(task: PartitionTask, partition: int, batches: Iterable[Any]) -> PartitionResult:
     """Write one partition's rows (Arrow batches sorted by key hash, then record number)."""
-    from dynamo_ingest.checkpoints import checkpoint_store
+    from dynamo_ingest.control.checkpoints import checkpoint_store
 
     return process_partition(partition, batches, task, writer_factory(task),
-                             checkpoint_store(task), Storage(task.aws).put_file)
+                             checkpoint_store(task.aws, task.ledger_table, task.source_key,
+                                              task.partitions), Storage(task.aws).put_file)
 
 
 def writer_factory(task: PartitionTask) -> Callable[[Callable[[int], None]], ItemWriter]:
     """A partition's writer, paced by its own share of the write budget."""
-    from dynamo_ingest.rate import AdaptiveRateLimiter
-    from dynamo_ingest.transport import transport_from_config
-    from dynamo_ingest.writer import BatchWriter
+    from dynamo_ingest.engine.rate import AdaptiveRateLimiter
+    from dynamo_ingest.engine.transport import transport_from_config
+    from dynamo_ingest.engine.writer import BatchWriter
 
     # The lean transport: ~8x less CPU per item than botocore (benchmarks/).
     transport = transport_from_config(
@@ -39,7 +45,7 @@ def writer_factory(task: PartitionTask) -> Callable[[Callable[[int], None]], Ite
                                limiter=limiter, on_acknowledged=on_ack)
         # insert/merge/version guard need a condition: PutItem/UpdateItem, several in
         # flight, paced by the same limiter.
-        from dynamo_ingest.conditional_writer import (
+        from dynamo_ingest.engine.conditional_writer import (
             BotocoreConditionalTransport,
             ConditionalWriter,
             RequestBuilder,

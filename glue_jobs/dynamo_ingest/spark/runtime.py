@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dynamo_ingest.errors import JavaNotFoundError
+from dynamo_ingest.core.errors import JavaNotFoundError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from dynamo_ingest.errors import ArgumentError
+from dynamo_ingest.core.errors import ArgumentError
 
 # The bucket holds this many seconds of the current rate, so a task starts at once and absorbs
 # scheduling jitter without bursting far above its share.

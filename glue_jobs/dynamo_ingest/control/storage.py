@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dynamo_ingest.aws import AwsConfig
-from dynamo_ingest.errors import SourceError
+from dynamo_ingest.core.aws import AwsConfig
+from dynamo_ingest.core.errors import SourceError
 
 COPY_CHUNK = 8 * 1024 * 1024
 
@@ -144,7 +144,7 @@ def resolve_source(source_path: str, aws: AwsConfig, *, stage_s3: bool,
         name = key.rpartition("/")[2]
         if copy_folder is None or hadoop_reads_name(name):
             return ResolvedSource(source_path, bucket, key, etag, size, source_path)
-        from dynamo_ingest.s3_objects import copy_object
+        from dynamo_ingest.control.s3_objects import copy_object
 
         copy = f"{copy_folder.rstrip('/')}/{spark_safe_name(name)}"
         copy_object(s3, source_path, copy, expected_etag=etag, action="copy for Spark")

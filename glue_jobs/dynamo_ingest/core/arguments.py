@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Literal, Protocol, get_args
 
-from dynamo_ingest.errors import ArgumentError
+from dynamo_ingest.core.errors import ArgumentError
 
 EmptyPolicy = Literal["omit", "null", "empty_string"]
 WriteMode = Literal["overwrite", "insert", "merge"]
@@ -299,7 +299,7 @@ class JobArguments:
         _TEXT, "rejects CSV (default: error/<path below incoming/> for S3, rejects/ "
         "beside a local file)", passed_by_trigger=True))
     # The bucket's folders, for the default rejects location of an s3:// source (Terraform
-    # passes its own; dynamo_ingest.locations.BucketFolders holds the defaults).
+    # passes its own; dynamo_ingest.control.locations.BucketFolders holds the defaults).
     incoming_prefix: str | None = field(default=None, metadata=_about(
         _TEXT, "the bucket's folder of files to load (default incoming/): a manual run's "
         "rejects never go there"))
@@ -330,7 +330,7 @@ class JobArguments:
         "retry budget of one batch (throttling, unprocessed items, 5xx, connection errors)"))
     ledger_table: str = field(default=DEFAULT_LEDGER_TABLE, metadata=_about(
         _TEXT, "control table for runs and checkpoints", passed_by_trigger=True))
-    # auto: dynamo_ingest.pipeline.auto_checkpoint_every (a kill rewrites <= 1 % of the rows).
+    # auto: engine.pipeline.auto_checkpoint_every (a kill rewrites <= 1 % of the rows).
     checkpoint_every: int | Literal["auto"] = field(default="auto", metadata=_about(
         AutoOrWholeNumber(WholeNumber("a count of batches", 1, 1_000_000)),
         "checkpoint every K acknowledged batches per partition, or auto (a kill rewrites at "
@@ -340,7 +340,7 @@ class JobArguments:
     source_etag: str | None = field(default=None, metadata=_about(
         _TEXT, "fail if the S3 object's ETag differs (the trigger passes it)",
         passed_by_trigger=True))
-    # Mapping (documented in dynamo_ingest.mapping.AttributeMapping).
+    # Mapping (documented in dynamo_ingest.core.mapping.AttributeMapping).
     partition_key_template: str | None = field(default=None, metadata=_about(
         _TEXT, "partition key from columns, e.g. {batchId}#{email}", shapes_load=True,
         commands=RUN_AND_ESTIMATE))
@@ -490,7 +490,7 @@ def job_arguments_from_mapping(values: Mapping[str, str]) -> JobArguments:
         typed["JOB_NAME"] = values["JOB_NAME"]
     _check_combinations(typed)
     arguments = JobArguments(**typed)  # type: ignore[arg-type]
-    from dynamo_ingest.mapping import AttributeMapping
+    from dynamo_ingest.core.mapping import AttributeMapping
 
     AttributeMapping.from_arguments(arguments)  # raises ArgumentError on a malformed option
     return arguments

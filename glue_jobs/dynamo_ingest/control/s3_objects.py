@@ -1,7 +1,7 @@
 """S3 object helpers shared by the Lambdas and the CLI: URIs, key relocation between prefixes,
 moving an object (copy then delete, metadata preserved) and writing small JSON objects.
 
-``s3://`` parsing itself lives in :mod:`dynamo_ingest.storage` (``split_s3``); this module
+``s3://`` parsing itself lives in :mod:`dynamo_ingest.control.storage` (``split_s3``); this module
 reuses it so the rule exists once.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dynamo_ingest.errors import SourceError
-from dynamo_ingest.storage import split_s3
+from dynamo_ingest.control.storage import split_s3
+from dynamo_ingest.core.errors import SourceError
 
 # CopyObject copies up to 5 GB in one request; above this size the managed copy (s3transfer:
 # parallel UploadPartCopy) is used, which is also much faster for big files.

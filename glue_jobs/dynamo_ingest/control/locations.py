@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from dynamo_ingest.s3_objects import relocate_key, s3_uri
+from dynamo_ingest.control.s3_objects import relocate_key, s3_uri
 
 REJECTS_SUFFIX = ".rejects.csv"
 

@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
-from dynamo_ingest.errors import ArgumentError
-from dynamo_ingest.items import canonical_number
-from dynamo_ingest.keys import KeySchema
-from dynamo_ingest.rate import AdaptiveRateLimiter
-from dynamo_ingest.sizing import item_size, write_units
-from dynamo_ingest.transport import (
+from dynamo_ingest.core.errors import ArgumentError
+from dynamo_ingest.core.keys import KeySchema
+from dynamo_ingest.engine.items import canonical_number
+from dynamo_ingest.engine.rate import AdaptiveRateLimiter
+from dynamo_ingest.engine.sizing import item_size, write_units
+from dynamo_ingest.engine.transport import (
     BatchRejectedError,
     RetryableError,
     ThrottledError,
@@ -37,7 +37,7 @@ from dynamo_ingest.transport import (
     error_from_client_error,
     shared_client,
 )
-from dynamo_ingest.writer import (
+from dynamo_ingest.engine.writer import (
     FailedWrite,
     RetryPolicy,
     WriteOutcome,
@@ -200,7 +200,7 @@ class _StopError(Exception):
 class ConditionalWriter:
     """Writes a partition's stream of items with single conditional requests, several at once.
 
-    Same contract as :class:`dynamo_ingest.writer.BatchWriter`: every consumed request is
+    Same contract as :class:`dynamo_ingest.engine.writer.BatchWriter`: every consumed request is
     written, skipped by its condition or in ``outcome.failed``; after a request that cannot
     finish (retry budget spent, or DynamoDB refusing the requests themselves) no further
     request is consumed and ``exhausted`` is set. ``on_acknowledged(n)``: every position
