@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ from dynamo_ingest.control.ledger import (
     SourceObject,
 )
 from dynamo_ingest.control.locations import source_locations
+from dynamo_ingest.control.queue import TableQueue, record_table
 from dynamo_ingest.control.s3_objects import MANAGED_COPY_THRESHOLD, move_object, put_json
 from dynamo_ingest.core.arguments import argument_names
 from dynamo_ingest.core.errors import DynamoIngestError, LedgerConflictError, SourceError
@@ -40,7 +42,7 @@ ERROR_REPORT_SUFFIX = ".error.json"
 NOT_REPEATED_ON_RETRY = frozenset({"--restart"})
 
 Outcome = Literal["ignored", "duplicate", "succeeded", "succeeded_with_rejects", "retried",
-                  "failed", "error"]
+                  "requeued", "failed", "error"]
 
 
 @dataclass(frozen=True)
@@ -55,13 +57,19 @@ class CallbackResult:
     detail: str | None = None
 
 
+# Asks the dispatcher to start the next queued files of a table (a load just ended).
+Dispatch = Callable[[str], None]
+
+
 @dataclass(frozen=True)
 class Clients:
-    """The boto3 clients the callback uses (created by the handler)."""
+    """The boto3 clients the callback uses (created by the handler), and its way to wake the
+    dispatcher (None: the scheduled sweep does it)."""
 
     glue: Any
     s3: Any
     sns: Any
+    dispatch: Dispatch | None = None
 
 
 def _error_text(err: BaseException) -> str:
@@ -152,15 +160,22 @@ def handle_state_change(change: GlueJobStateChange, settings: Settings, *, ledge
                                  f"{record.error}")
     try:
         if change.state in SUCCESS_STATES:
-            return _succeeded(change, record, settings, ledger, clients, managed_copy_threshold)
-        if record.attempts < settings.max_attempts and not _permanent(change, record):
-            return _retry(change, record, run, settings, ledger, clients)
-        return _failed(change, record, run, settings, ledger, clients, managed_copy_threshold)
+            result = _succeeded(change, record, settings, ledger, clients,
+                                managed_copy_threshold)
+        elif record.attempts < settings.max_attempts and not _permanent(change, record):
+            result = _retry(change, record, run, settings, ledger, clients)
+        else:
+            result = _failed(change, record, run, settings, ledger, clients,
+                             managed_copy_threshold)
     except LedgerConflictError as err:
         LOG.info("%s of run %s for %s already handled: %s", change.state, change.job_run_id,
                  record.source.uri, err)
         return CallbackResult("duplicate", change.job_run_id, record.source.uri,
                               detail=str(err))
+    if result.outcome != "retried" and clients.dispatch is not None:
+        # The load's slot is free (or its retry waits in the queue): start what waits.
+        clients.dispatch(record_table(record))
+    return result
 
 
 def _move(source: SourceObject, job_run_id: str, destination: str | None, ledger: Ledger,
@@ -235,7 +250,13 @@ def _retry(change: GlueJobStateChange, record: LedgerRecord, run: dict[str, Any]
         limited = (isinstance(err, ClientError) and
                    err.response.get("Error", {}).get("Code") == "ConcurrentRunsExceededException")
         reason = f"retry of {source.uri} not started: glue:StartJobRun failed: {_error_text(err)}"
-        ledger.mark_not_started(source, reason, concurrency_limited=limited)
+        if limited:
+            # Back-pressure: the retry waits in the table's queue, first in line.
+            TableQueue(ledger, record_table(record)).requeue(source, reason, arguments)
+            LOG.info("%s: %s; the retry waits in the queue", source.uri, reason)
+            return CallbackResult("requeued", change.job_run_id, source.uri,
+                                  record.file_location, detail=reason)
+        ledger.mark_not_started(source, reason, concurrency_limited=False)
         if not limited:
             _notify(clients.sns, settings, "dynamo-ingest: a retry could not be started",
                     {"event": "retry not started", "file": source.uri,

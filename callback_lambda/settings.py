@@ -25,6 +25,7 @@ class Settings:
     incoming_prefix: str = "incoming/"
     complete_prefix: str = "complete/"
     error_prefix: str = "error/"
+    dispatcher_function: str = ""  # woken when a load ends ("": the schedule's sweep only)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -39,6 +40,7 @@ class Settings:
                 incoming_prefix=environ.get("INCOMING_PREFIX", "incoming/"),
                 complete_prefix=environ.get("COMPLETE_PREFIX", "complete/"),
                 error_prefix=environ.get("ERROR_PREFIX", "error/"),
+                dispatcher_function=environ.get("DISPATCHER_FUNCTION", ""),
             )
         except KeyError as err:
             raise SettingsError(f"environment variable {err.args[0]} is required and not set; "
@@ -73,4 +75,5 @@ class Settings:
         return {"GLUE_JOB_NAME": self.glue_job_name, "LEDGER_TABLE": self.ledger_table,
                 "SNS_TOPIC_ARN": self.sns_topic_arn, "MAX_ATTEMPTS": str(self.max_attempts),
                 "INCOMING_PREFIX": self.incoming_prefix,
-                "COMPLETE_PREFIX": self.complete_prefix, "ERROR_PREFIX": self.error_prefix}
+                "COMPLETE_PREFIX": self.complete_prefix, "ERROR_PREFIX": self.error_prefix,
+                "DISPATCHER_FUNCTION": self.dispatcher_function}

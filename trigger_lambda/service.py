@@ -1,34 +1,41 @@
-"""New object in ``incoming/`` → ledger RECEIVED → ``glue:StartJobRun`` → ledger STARTED.
+"""New object in ``incoming/`` → ledger QUEUED in its table's queue → the dispatcher starts
+it (``glue:StartJobRun``, through :func:`trigger_lambda.routing.start_load`) → STARTED.
 
-S3 delivers events at least once: the ledger's conditional RECEIVED write lets one delivery
-start a run and turns the others into logged duplicates. A first run that could not start
-(``ConcurrentRunsExceededException`` or another StartJobRun error) is left
-CONCURRENCY_LIMITED / START_FAILED, which a re-delivery of the event may reclaim, so the
-Lambda's own retries (and a redrive of its dead-letter queue) start it later.
+S3 delivers events at least once: the queue's conditional write lets one delivery queue the
+file and turns the others into logged duplicates. A start that Glue refuses with
+``ConcurrentRunsExceededException`` leaves the file QUEUED: the next load that ends, or the
+scheduled sweep, starts it. This function is also the dispatcher (its other two modes: a
+direct ``{"dispatch": TABLE}`` invocation and the EventBridge schedule, see
+:mod:`trigger_lambda.dispatching`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
+from dynamo_ingest.control.dispatch import DispatchResult
 from dynamo_ingest.control.ledger import Ledger, SourceObject
 from dynamo_ingest.control.locations import source_locations
+from dynamo_ingest.control.queue import TableQueue, arrival_key
 from dynamo_ingest.core.arguments import JobArguments
 from dynamo_ingest.core.errors import DynamoIngestError, LedgerConflictError
 
+from trigger_lambda.dispatching import dispatch_table, uploads
 from trigger_lambda.errors import MalformedS3EventError
 from trigger_lambda.events import S3EventRecord, is_test_event, raw_records
+from trigger_lambda.routing import error_text, notify_not_started
 from trigger_lambda.settings import Settings
 
 LOG = logging.getLogger(__name__)
 UNPARSABLE = "(unparsable record)"
 
-Outcome = Literal["started", "duplicate", "ignored", "malformed", "not_started"]
+Outcome = Literal["queued", "started", "duplicate", "ignored", "malformed", "not_started"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,7 @@ class TriggerResult:
 
     @property
     def not_started(self) -> list[RecordOutcome]:
-        """Records whose run could not start (recorded in the ledger, to be retried)."""
+        """Records that could not be queued (the invocation fails, so Lambda retries it)."""
         return [o for o in self.outcomes if o.outcome == "not_started"]
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,27 +83,8 @@ def job_arguments(record: S3EventRecord, settings: Settings) -> dict[str, str]:
     return arguments.trigger_arguments()
 
 
-def _error_text(err: BaseException) -> str:
-    if isinstance(err, ClientError):
-        error = err.response.get("Error", {})
-        return f"{error.get('Code')}: {error.get('Message')}"
-    return f"{type(err).__name__}: {err}"
-
-
-def _notify(sns: Any, settings: Settings, file: str, reason: str) -> None:
-    message = {"event": "dynamo-ingest: load not started", "file": file, "reason": reason,
-               "glue_job": settings.glue_job_name, "ledger_table": settings.ledger_table}
-    try:
-        sns.publish(TopicArn=settings.sns_topic_arn,
-                    Subject="dynamo-ingest: a file could not be started",
-                    Message=json.dumps(message, ensure_ascii=False, indent=2))
-    except (ClientError, BotoCoreError):
-        LOG.exception("could not publish to %s: %s", settings.sns_topic_arn, message)
-
-
-def start_load(record: S3EventRecord, settings: Settings, *, ledger: Ledger, glue: Any,
-               sns: Any) -> RecordOutcome:
-    """Start the Glue job for one new object unless it is out of scope or already known."""
+def accept(record: S3EventRecord, settings: Settings, queue: TableQueue) -> RecordOutcome:
+    """Queue one new object unless it is out of scope or already known."""
     if (not record.is_object_created or not record.key.startswith(settings.incoming_prefix)
             or not record.key.endswith(settings.incoming_suffix)):
         LOG.info("ignoring %s %s: not an object created under %s*%s", record.event_name,
@@ -104,44 +92,22 @@ def start_load(record: S3EventRecord, settings: Settings, *, ledger: Ledger, glu
         return RecordOutcome(record.uri, "ignored")
     source = SourceObject(record.bucket, record.key, record.etag or "")
     try:
-        ledger.receive(source)
-    except LedgerConflictError:
-        try:
-            ledger.reclaim(source)
-            LOG.info("%s: re-delivered event for a run that could not start; starting it now",
-                     record.uri)
-        except LedgerConflictError as err:
-            LOG.info("duplicate event for %s (ETag %s), no second run: %s", record.uri,
-                     source.etag, err)
-            return RecordOutcome(record.uri, "duplicate", detail=str(err))
-    arguments = job_arguments(record, settings)
-    try:
-        run_id = str(glue.start_job_run(JobName=settings.glue_job_name,
-                                        Arguments=arguments)["JobRunId"])
-    except (ClientError, BotoCoreError) as err:
-        limited = (isinstance(err, ClientError) and
-                   err.response.get("Error", {}).get("Code") == "ConcurrentRunsExceededException")
-        reason = f"glue:StartJobRun failed: {_error_text(err)}"
-        ledger.mark_not_started(source, reason, concurrency_limited=limited)
-        if limited:
-            LOG.warning("%s: %s; the invocation fails so Lambda retries it", record.uri, reason)
-        else:
-            LOG.error("%s: %s", record.uri, reason)
-            _notify(sns, settings, record.uri, reason)
-        return RecordOutcome(record.uri, "not_started", detail=reason)
-    try:
-        ledger.mark_started(source, run_id, arguments)
-    except DynamoIngestError:
-        # The run is going; the job's own job_started() confirms it in the ledger.
-        LOG.exception("%s: run %s started but recording it failed", record.uri, run_id)
-    LOG.info("%s: started run %s of %s", record.uri, run_id, settings.glue_job_name)
-    return RecordOutcome(record.uri, "started", job_run_id=run_id)
+        queue.enqueue(source, arrival_key(record.event_time, record.sequencer, source),
+                      job_arguments(record, settings))
+    except LedgerConflictError as err:
+        LOG.info("duplicate event for %s (ETag %s), nothing queued: %s", record.uri,
+                 source.etag, err)
+        return RecordOutcome(record.uri, "duplicate", detail=str(err))
+    LOG.info("%s queued for %s", record.uri, settings.target_table)
+    return RecordOutcome(record.uri, "queued")
 
 
 def handle_event(event: Mapping[str, Any], settings: Settings, *, ledger: Ledger, glue: Any,
-                 sns: Any) -> TriggerResult:
-    """Handle every record of an S3 notification; never stops at the first failure."""
+                 sns: Any, s3: Any = None) -> TriggerResult:
+    """Queue every record of an S3 notification (never stopping at the first failure), then
+    dispatch the table's queue."""
     result = TriggerResult()
+    queue = TableQueue(ledger, settings.target_table)
     if is_test_event(event):
         LOG.info("ignoring s3:TestEvent for bucket %s", event.get("Bucket"))
         return result
@@ -151,14 +117,71 @@ def handle_event(event: Mapping[str, Any], settings: Settings, *, ledger: Ledger
         except MalformedS3EventError as err:
             # Retrying cannot repair it: report and move on to the other records.
             LOG.error("%s", err)
-            _notify(sns, settings, UNPARSABLE, str(err))
+            notify_not_started(sns, settings, UNPARSABLE, str(err))
             result.outcomes.append(RecordOutcome(UNPARSABLE, "malformed", detail=str(err)))
             continue
         try:
-            result.outcomes.append(start_load(record, settings, ledger=ledger, glue=glue, sns=sns))
+            result.outcomes.append(accept(record, settings, queue))
         except (DynamoIngestError, ClientError, BotoCoreError) as err:
-            reason = _error_text(err)
-            LOG.exception("%s: could not start the load", record.uri)
-            _notify(sns, settings, record.uri, reason)
+            reason = error_text(err)
+            LOG.exception("%s: could not queue the load", record.uri)
+            notify_not_started(sns, settings, record.uri, reason)
             result.outcomes.append(RecordOutcome(record.uri, "not_started", detail=reason))
+    if any(o.outcome == "queued" for o in result.outcomes):
+        buckets = {o.file[len("s3://"):].partition("/")[0] for o in result.outcomes
+                   if o.outcome == "queued"}
+        dispatched = dispatch_table(settings, ledger=ledger, glue=glue, sns=sns, s3=s3,
+                                    bucket=min(buckets))
+        result.outcomes = [_dispatched(o, dispatched) for o in result.outcomes]
+    return result
+
+
+def _dispatched(outcome: RecordOutcome, dispatched: DispatchResult) -> RecordOutcome:
+    """A queued record's outcome after the dispatch: started, still queued, or not started
+    (a start error, which fails the invocation so that Lambda's retry queues it again)."""
+    if outcome.outcome != "queued":
+        return outcome
+    runs, failures = dict(dispatched.started), dict(dispatched.failed)
+    if outcome.file in runs:
+        return replace(outcome, outcome="started", job_run_id=runs[outcome.file])
+    if outcome.file in failures:
+        return replace(outcome, outcome="not_started", detail=failures[outcome.file])
+    return outcome
+
+
+@dataclass
+class SweepResult:
+    """What the sweep found and did."""
+
+    released_claims: int = 0
+    queued_without_event: list[str] = field(default_factory=list)
+    dispatch: dict[str, object] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        """The handler's JSON result."""
+        return {"released_claims": self.released_claims,
+                "queued_without_event": self.queued_without_event, "dispatch": self.dispatch}
+
+
+def sweep(settings: Settings, *, ledger: Ledger, glue: Any, sns: Any, s3: Any,
+          bucket: str | None = None, now: float | None = None) -> SweepResult:
+    """The safety net: queue again the files of dispatchers that died mid-start, queue the
+    uploads whose event is older than ``SWEEP_GRACE_S`` and still missing, then dispatch."""
+    now = time.time() if now is None else now
+    queue = TableQueue(ledger, settings.target_table)
+    result = SweepResult(released_claims=queue.release_dead_claims(queue.snapshot(), now))
+    bucket = bucket or settings.source_bucket or None
+    for upload in uploads(settings, ledger, s3, bucket):
+        age = now - datetime.fromisoformat(upload.last_modified.replace("Z", "+00:00")) \
+            .astimezone(UTC).timestamp()
+        if age < settings.sweep_grace_s:
+            continue  # its event is probably on its way
+        source = upload.source
+        record = S3EventRecord("ObjectCreated:Put", source.bucket, source.key, source.etag,
+                               None, None, upload.last_modified)
+        if accept(record, settings, queue).outcome == "queued":
+            LOG.warning("%s had no S3 event after %.0f s: queued by the sweep", source.uri, age)
+            result.queued_without_event.append(source.uri)
+    result.dispatch = dispatch_table(settings, ledger=ledger, glue=glue, sns=sns, s3=s3,
+                                     bucket=bucket).to_dict()
     return result

@@ -29,11 +29,20 @@ class Settings:
     incoming_prefix: str = "incoming/"
     incoming_suffix: str = ".csv"
     error_prefix: str = "error/"
+    # The dispatcher (this function's other mode): the upload order policy, how many files
+    # of the table load at once under the parallel policy, and how long the sweep leaves an
+    # upload without an event before it queues it itself.
+    source_bucket: str = ""  # the bucket the sweep lists (S3 events name theirs)
+    upload_order: str = "serial"
+    table_max_loads: int = 3
+    sweep_grace_s: float = 300.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Read the settings; :class:`SettingsError` names a missing or unusable variable."""
         try:
+            raw_loads = environ.get("TABLE_MAX_LOADS", "3")
+            raw_grace = environ.get("SWEEP_GRACE_S", "300")
             settings = cls(
                 glue_job_name=environ["GLUE_JOB_NAME"],
                 ledger_table=environ["LEDGER_TABLE"],
@@ -46,10 +55,17 @@ class Settings:
                 incoming_prefix=environ.get("INCOMING_PREFIX", "incoming/"),
                 incoming_suffix=environ.get("INCOMING_SUFFIX", ".csv"),
                 error_prefix=environ.get("ERROR_PREFIX", "error/"),
+                source_bucket=environ.get("SOURCE_BUCKET", ""),
+                upload_order=environ.get("UPLOAD_ORDER", "serial"),
+                table_max_loads=int(raw_loads), sweep_grace_s=float(raw_grace),
             )
         except KeyError as err:
             raise SettingsError(f"environment variable {err.args[0]} is required and not set; "
                                 "set it in the function's configuration (terraform)") from err
+        except ValueError as err:
+            raise SettingsError(f"TABLE_MAX_LOADS expects a whole number of files and "
+                                f"SWEEP_GRACE_S seconds, found {raw_loads!r} and "
+                                f"{raw_grace!r}") from err
         settings.validate()
         return settings
 
@@ -63,6 +79,10 @@ class Settings:
             raise SettingsError("CATALOG_DATABASE and CATALOG_TABLE go together: set both or "
                                 f"neither (found {self.catalog_database!r}, "
                                 f"{self.catalog_table!r})")
+        if self.upload_order not in ("serial", "parallel") or self.table_max_loads < 1:
+            raise SettingsError(f"UPLOAD_ORDER expects serial or parallel and TABLE_MAX_LOADS "
+                                f"at least 1, found {self.upload_order!r} and "
+                                f"{self.table_max_loads}")
         problem = self.folders.overlap({"incoming": "INCOMING_PREFIX", "error": "ERROR_PREFIX"})
         if problem:
             raise SettingsError(problem)
@@ -79,4 +99,8 @@ class Settings:
                 "SNS_TOPIC_ARN": self.sns_topic_arn, "SORT_KEY": self.sort_key,
                 "CATALOG_DATABASE": self.catalog_database, "CATALOG_TABLE": self.catalog_table,
                 "INCOMING_PREFIX": self.incoming_prefix, "INCOMING_SUFFIX": self.incoming_suffix,
+                "SOURCE_BUCKET": self.source_bucket, "UPLOAD_ORDER": self.upload_order,
+                "TABLE_MAX_LOADS": str(self.table_max_loads),
+                "SWEEP_GRACE_S": f"{self.sweep_grace_s:g}",
                 "ERROR_PREFIX": self.error_prefix}
+

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from dynamo_ingest.control.ledger import LedgerStatus, SourceObject
 
-from callback_lambda.errors import RetryNotStartedError
 from callback_lambda.handler import handler
 from local_aws.orchestration import s3_put_event
 from tests.conftest import load_event
@@ -233,7 +232,7 @@ def test_timeout_and_stopped_are_failures(
     assert state in flow.ledger.get(source).error  # type: ignore[union-attr, operator]
 
 
-def test_a_retry_blocked_by_the_concurrency_limit_is_retried_later(
+def test_a_retry_blocked_by_the_concurrency_limit_waits_in_the_queue(
         flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
     source, run_id = _trigger(flow, monkeypatch)
     _job(flow, source, run_id, error="boom")
@@ -241,13 +240,24 @@ def test_a_retry_blocked_by_the_concurrency_limit_is_retried_later(
     flow.runs()  # moto settles a run's state when it is read: the failed run is over
     with held_glue_runs(flow.glue.meta.endpoint_url):
         flow.glue.start_job_run(JobName=JOB_NAME, Arguments={"--source_path": "s3://x/other"})
-        with pytest.raises(RetryNotStartedError, match="ConcurrentRunsExceededException"):
-            _callback(flow, monkeypatch, event)
-    assert flow.ledger.get(source).status == LedgerStatus.CONCURRENCY_LIMITED  # type: ignore[union-attr]
-    result = _callback(flow, monkeypatch, event)  # Lambda's retry of the same event
-    assert result["outcome"] == "retried"
-    assert [r["Id"] for r in flow.runs()][-1] == result["new_job_run_id"]
+        result = _callback(flow, monkeypatch, event)
+    # Back-pressure is no failure: the retry waits, first in its table's queue.
+    assert result["outcome"] == "requeued"
+    record = flow.ledger.get(source)
+    assert record is not None
+    assert record.status == LedgerStatus.QUEUED
+    assert "ConcurrentRunsExceededException" in (record.error or "")
+    assert _callback(flow, monkeypatch, event)["outcome"] == "duplicate"  # a re-delivery
+    with lambda_environment(monkeypatch, flow.trigger_settings.to_env()):
+        dispatched = trigger_handler({"dispatch": "orders"}, None)
+    (started,) = dispatched["started"]
+    assert started[0] == source.uri
+    assert [r["Id"] for r in flow.runs()][-1] == started[1]
     assert len(flow.runs()) == 3  # first run, the busy one, the retry
+    record = flow.ledger.get(source)
+    assert record is not None
+    assert (record.status, record.attempts) == (LedgerStatus.STARTED, 2)
+    assert "--restart" not in record.arguments
 
 
 def test_two_callbacks_for_one_failure_start_one_retry(

@@ -85,16 +85,17 @@ def test_a_duplicate_event_starts_no_second_run(
 def test_every_record_is_handled_and_others_are_ignored(
         flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
     a, bc = flow.upload("incoming/a.csv", b"id\n1\n"), flow.upload("incoming/b c.csv", b"id\n2\n")
-    with held_glue_runs(flow.glue.meta.endpoint_url), pytest.raises(JobNotStartedError):
-        # MaxConcurrentRuns 1 and runs held RUNNING: the second file must wait …
-        _invoke(flow, monkeypatch, s3_event("s3_put_multi_record.json",
-                                            {"0": a.etag, "1": bc.etag}))
+    event = s3_event("s3_put_multi_record.json", {"0": a.etag, "1": bc.etag})
+    with held_glue_runs(flow.glue.meta.endpoint_url):
+        result = _invoke(flow, monkeypatch, event)
+    # One file of the table at a time (upload order): the second waits in the queue.
+    assert [o["outcome"] for o in result["outcomes"]] == ["started", "queued", "ignored"]
     assert [r["Arguments"]["--source_path"] for r in flow.runs()] == [f"s3://{BUCKET}/incoming/a.csv"]
-    # … and the retried invocation (the runs have finished) starts it, once.
-    result = _invoke(flow, monkeypatch, s3_event("s3_put_multi_record.json",
-                                                 {"0": a.etag, "1": bc.etag}))
-    assert [o["outcome"] for o in result["outcomes"]] == ["duplicate", "started", "ignored"]
-    assert len(flow.runs()) == 2
+    assert flow.ledger.get(bc).status == LedgerStatus.QUEUED  # type: ignore[union-attr]
+    # A re-delivery queues nothing twice and starts nothing while the first file loads.
+    result = _invoke(flow, monkeypatch, event)
+    assert [o["outcome"] for o in result["outcomes"]] == ["duplicate", "duplicate", "ignored"]
+    assert len(flow.runs()) == 1
 
 
 @pytest.mark.parametrize("name", ["s3_put_outside_prefix.json", "s3_object_removed.json",
@@ -107,30 +108,31 @@ def test_objects_outside_the_prefix_suffix_and_other_events_are_ignored(
     assert flow.ledger.recent() == []
 
 
-def test_the_concurrency_limit_never_loses_the_file(
+def test_the_concurrency_limit_keeps_the_file_queued(
         flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
     busy, waiting = flow.upload("incoming/a.csv", b"id\n1\n"), flow.upload("incoming/orders.csv")
     event = s3_event("s3_put.json", {"0": waiting.etag})
     with held_glue_runs(flow.glue.meta.endpoint_url):
         flow.glue.start_job_run(JobName=JOB_NAME, Arguments={"--source_path": busy.uri})
-        with pytest.raises(JobNotStartedError, match="ConcurrentRunsExceededException"):
-            _invoke(flow, monkeypatch, event)
+        # Back-pressure, not a failure: the invocation succeeds, the file waits, no alert.
+        assert _invoke(flow, monkeypatch, event)["outcomes"][0]["outcome"] == "queued"
         record = flow.ledger.get(waiting)
         assert record is not None
-        assert record.status == LedgerStatus.CONCURRENCY_LIMITED
+        assert record.status == LedgerStatus.QUEUED
         assert "ConcurrentRunsExceededException" in (record.error or "")
-        assert flow.sns_messages() == []  # expected back-pressure, not an alert
-        with pytest.raises(JobNotStartedError):  # Lambda's first retry: still busy
-            _invoke(flow, monkeypatch, event)
-    # the busy run finished; Lambda's next retry of the same event starts the file
-    assert _invoke(flow, monkeypatch, event)["outcomes"][0]["outcome"] == "started"
+        assert flow.sns_messages() == []
+        # the callback's dispatch request while Glue is still full: still queued
+        assert _invoke(flow, monkeypatch, {"dispatch": "orders"})["requeued"] == [waiting.uri]
+    # the busy run finished; the next dispatch (a load's end, or the sweep) starts the file
+    assert [f for f, _ in _invoke(flow, monkeypatch, {"dispatch": "orders"})["started"]] == [
+        waiting.uri]
     assert _invoke(flow, monkeypatch, event)["outcomes"][0]["outcome"] == "duplicate"
     started = [r for r in flow.runs() if r["Arguments"]["--source_path"] == waiting.uri]
     assert len(started) == 1
     record = flow.ledger.get(waiting)
     assert record is not None
-    assert (record.status, record.job_run_id, record.attempts) == (
-        LedgerStatus.STARTED, started[0]["Id"], 1)
+    assert (record.status, record.job_run_id, record.attempts, record.engine) == (
+        LedgerStatus.STARTED, started[0]["Id"], 1, "glue")
 
 
 def test_another_start_failure_alerts_sns_and_fails_the_invocation(

@@ -47,7 +47,8 @@ class LoadInProgressError(DynamoIngestError):
 class LedgerStatus(StrEnum):
     """Where a source object stands."""
 
-    RECEIVED = "RECEIVED"  # the trigger recorded the S3 event and is starting the run
+    QUEUED = "QUEUED"  # accepted; waits in its table's queue for the dispatcher
+    RECEIVED = "RECEIVED"  # a dispatcher claimed the file (or the trigger recorded it) to start it
     STARTED = "STARTED"  # a run is going (``job_run_id``); ``attempts`` counts runs
     CONCURRENCY_LIMITED = "CONCURRENCY_LIMITED"  # StartJobRun hit MaxConcurrentRuns; retried
     START_FAILED = "START_FAILED"  # StartJobRun failed otherwise; retried, SNS was told
@@ -61,18 +62,24 @@ S = LedgerStatus
 # Every status change the ledger allows (None: no record yet). Writes that keep the status
 # (a report, a file location, a new run of a STARTED record) are always allowed.
 ALLOWED_TRANSITIONS: Mapping[LedgerStatus | None, frozenset[LedgerStatus]] = {
-    None: frozenset({S.RECEIVED, S.STARTED}),  # S3 event; a manual run creating its record
-    S.RECEIVED: frozenset({S.STARTED, S.CONCURRENCY_LIMITED, S.START_FAILED}),
-    S.CONCURRENCY_LIMITED: frozenset({S.RECEIVED, S.RETRYING, S.STARTED}),
-    S.START_FAILED: frozenset({S.RECEIVED, S.RETRYING, S.STARTED}),
+    None: frozenset({S.QUEUED, S.RECEIVED, S.STARTED}),  # S3 event; a manual run's record
+    # A dispatcher claims a queued file (RECEIVED); a manual run of a queued file starts it.
+    S.QUEUED: frozenset({S.RECEIVED, S.STARTED}),
+    # ConcurrentRunsExceeded (or a dead dispatcher's claim) puts the file back in the queue.
+    S.RECEIVED: frozenset({S.QUEUED, S.STARTED, S.CONCURRENCY_LIMITED, S.START_FAILED}),
+    S.CONCURRENCY_LIMITED: frozenset({S.QUEUED, S.RECEIVED, S.RETRYING, S.STARTED}),
+    S.START_FAILED: frozenset({S.QUEUED, S.RECEIVED, S.RETRYING, S.STARTED}),
     S.STARTED: frozenset({S.RETRYING, S.SUCCEEDED, S.SUCCEEDED_WITH_REJECTS, S.FAILED}),
-    S.RETRYING: frozenset({S.STARTED, S.CONCURRENCY_LIMITED, S.START_FAILED}),
+    # A retry Glue refuses for concurrency waits in the queue like a new file.
+    S.RETRYING: frozenset({S.QUEUED, S.STARTED, S.CONCURRENCY_LIMITED, S.START_FAILED}),
     S.SUCCEEDED: frozenset({S.STARTED}),  # a manual re-run
     S.SUCCEEDED_WITH_REJECTS: frozenset({S.STARTED}),
     S.FAILED: frozenset({S.STARTED}),  # `dynamo-ingest retry`
 }
 TERMINAL_STATUSES = frozenset({S.SUCCEEDED, S.SUCCEEDED_WITH_REJECTS, S.FAILED})
 NOT_STARTED_STATUSES = frozenset({S.CONCURRENCY_LIMITED, S.START_FAILED})
+# A file in one of these holds one of its table's load slots (see control/queue.py).
+ACTIVE_STATUSES = frozenset({S.RECEIVED, S.STARTED, S.RETRYING})
 
 INT_COUNTS = ("rows_read", "items_written", "rows_rejected", "duplicate_rows",
               "rows_skipped_by_resume", "items_skipped_existing", "items_skipped_stale",
@@ -234,6 +241,10 @@ class LedgerRecord:
     load_fingerprint: str | None = None  # the arguments the checkpoints were written under
     load_table: str | None = None  # the table instance (id or ARN@created) they were written into
     lease: Lease | None = None  # the run loading the file now (None: nobody)
+    target_table: str | None = None  # the table whose queue the file waits in
+    arrival: str | None = None  # its place in that queue (control/queue.py: arrival_key)
+    claim: Lease | None = None  # the dispatcher starting it (RECEIVED), until it is STARTED
+    engine: str | None = None  # what runs the load: "glue" (Spark) or the Lambda path
     rows_read: int = 0
     items_written: int = 0
     rows_rejected: int = 0
@@ -265,7 +276,7 @@ class LedgerRecord:
                 value = list(value)
             elif f.name == "arguments":
                 value = dict(value) or None
-            elif f.name == "lease":
+            elif f.name in ("lease", "claim"):
                 value = None if value is None else {
                     k: Decimal(str(v)) if isinstance(v, float) else v
                     for k, v in asdict(value).items()}
@@ -285,6 +296,7 @@ class LedgerRecord:
         values["job_run_ids"] = tuple(raw.get("job_run_ids", ()))
         values["arguments"] = {str(k): str(v) for k, v in raw.get("arguments", {}).items()}
         values["lease"] = Lease.from_value(raw["lease"]) if raw.get("lease") else None
+        values["claim"] = Lease.from_value(raw["claim"]) if raw.get("claim") else None
         for name in FLOAT_COUNTS:
             values[name] = float(values.get(name, 0.0))
         return cls(**values)
@@ -296,6 +308,7 @@ class LedgerRecord:
         data["job_run_ids"] = list(self.job_run_ids)
         data["arguments"] = dict(self.arguments)
         data["lease"] = None if self.lease is None else asdict(self.lease)
+        data["claim"] = None if self.claim is None else asdict(self.claim)
         return {"object_id": self.object_id, "bucket": self.source.bucket,
                 "key": self.source.key, "etag": self.source.etag, **data}
 
@@ -330,6 +343,13 @@ def _conflict(source: SourceObject, expected: str,
 
 
 Change = Callable[[LedgerRecord | None], LedgerRecord | None]
+# The other control items written in one transaction with a record (see Ledger.update).
+AlsoWrite = Callable[[LedgerRecord], list[dict[str, Any]]]
+
+
+def control_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Plain values as a DynamoDB item (AttributeValue form), for control items."""
+    return _to_item(values)
 
 
 class Ledger:
@@ -395,6 +415,13 @@ class Ledger:
     def _update(self, source: SourceObject, change: Change) -> LedgerRecord:
         """Apply ``change`` to the current record with a conditional write; on a lost race,
         re-read and re-check (the change raises when its precondition no longer holds)."""
+        return self.update(source, change)
+
+    def update(self, source: SourceObject, change: Change,
+               also: AlsoWrite | None = None) -> LedgerRecord:
+        """:meth:`_update`, writing ``also(new)``'s items (other control items, e.g. the
+        table queue's) in the same transaction: all land or none. A failed condition of one
+        of those items raises :class:`LedgerConflictError` (its state moved on: re-read it)."""
         for _ in range(_CONFLICT_RETRIES):
             current = self.get(source)
             new = change(current)
@@ -409,16 +436,79 @@ class Ledger:
                 else {"ConditionExpression": "#version = :version",
                       "ExpressionAttributeNames": {"#version": "version"},
                       "ExpressionAttributeValues": {":version": {"N": str(current.version)}}})
-            try:
-                self._dynamodb.put_item(TableName=self.table_name, Item=new.to_item(),
-                                        **condition)
-            except ClientError as err:
-                if err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                    continue
-                raise self._table_error("PutItem", err) from err
-            return new
+            if self._write(source, new, condition, [] if also is None else also(new)):
+                return new
         raise LedgerConflictError(f"{source.uri}: the ledger record kept changing under "
                                   f"{_CONFLICT_RETRIES} attempts to update it; try again")
+
+    def _write(self, source: SourceObject, new: LedgerRecord, condition: dict[str, Any],
+               also: list[dict[str, Any]]) -> bool:
+        """Write the record (and ``also``); False when the record's own condition failed."""
+        try:
+            if not also:
+                self._dynamodb.put_item(TableName=self.table_name, Item=new.to_item(),
+                                        **condition)
+                return True
+            self._dynamodb.transact_write_items(TransactItems=[
+                {"Put": {"TableName": self.table_name, "Item": new.to_item(), **condition}},
+                *({"Put" if "Item" in item else "Delete":
+                   {"TableName": self.table_name, **item}} for item in also)])
+            return True
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code")
+            if code == "ConditionalCheckFailedException":
+                return False
+            if code == "TransactionCanceledException":
+                reasons = [r.get("Code") for r in err.response.get("CancellationReasons", [])]
+                if reasons and reasons[0] == "ConditionalCheckFailed":
+                    return False
+                if "ConditionalCheckFailed" in reasons:
+                    raise LedgerConflictError(
+                        f"{source.uri}: another dispatcher changed the queue of its table "
+                        "first; re-read the queue") from err
+            action = "TransactWriteItems" if also else "PutItem"
+            raise self._table_error(action, err) from err
+
+    def put_control_item(self, item: Mapping[str, Any], *, condition: str | None = None,
+                         values: Mapping[str, Any] | None = None) -> bool:
+        """Put a control item that is not a run record (a queue entry, a write-budget lease);
+        False when ``condition`` failed."""
+        kwargs: dict[str, Any] = {"TableName": self.table_name, "Item": dict(item)}
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        if values:
+            kwargs["ExpressionAttributeValues"] = dict(values)
+        try:
+            self._dynamodb.put_item(**kwargs)
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise self._table_error("PutItem", err) from err
+        return True
+
+    def get_control_item(self, object_id: str, record: str) -> dict[str, Any] | None:
+        """A control item's attributes (plain values), strongly consistent; None if absent."""
+        try:
+            item = self._dynamodb.get_item(
+                TableName=self.table_name, ConsistentRead=True,
+                Key={"object_id": {"S": object_id}, "record": {"S": record}}).get("Item")
+        except ClientError as err:
+            raise self._table_error("GetItem", err) from err
+        return None if item is None else _from_item(item)
+
+    def query_control_items(self, object_id: str, prefix: str) -> list[dict[str, Any]]:
+        """The control items under ``object_id`` whose ``record`` starts with ``prefix``, in
+        ``record`` order (plain values)."""
+        return [_from_item(i) for i in self._query(object_id, prefix)]
+
+    def delete_control_item(self, object_id: str, record: str) -> None:
+        """Delete a control item (absent is fine)."""
+        try:
+            self._dynamodb.delete_item(TableName=self.table_name,
+                                       Key={"object_id": {"S": object_id},
+                                            "record": {"S": record}})
+        except ClientError as err:
+            raise self._table_error("DeleteItem", err) from err
 
     def receive(self, source: SourceObject) -> LedgerRecord:
         """Record a new S3 object (RECEIVED); :class:`LedgerConflictError` if it is known."""
@@ -441,14 +531,18 @@ class Ledger:
         return self._update(source, change)
 
     def mark_started(self, source: SourceObject, job_run_id: str,
-                     arguments: Mapping[str, str]) -> LedgerRecord:
-        """Record the run the trigger (RECEIVED) or the callback (RETRYING) just started."""
+                     arguments: Mapping[str, str], engine: str | None = None) -> LedgerRecord:
+        """Record the run the dispatcher (RECEIVED) or the callback (RETRYING) just started
+        (``engine``: what runs it), ending the dispatcher's claim."""
         def change(current: LedgerRecord | None) -> LedgerRecord | None:
             if current is not None and current.job_run_id == job_run_id:
-                return None  # the job confirmed its run first
+                if current.claim is None and (engine is None or current.engine == engine):
+                    return None  # the job confirmed its run first
+                return replace(current, claim=None, engine=engine or current.engine)
             if current is None or current.status not in (S.RECEIVED, S.RETRYING):
                 raise _conflict(source, "RECEIVED or RETRYING", current)
-            return _new_run(current, job_run_id, arguments=dict(arguments))
+            return replace(_new_run(current, job_run_id, arguments=dict(arguments)),
+                           claim=None, engine=engine or current.engine)
         return self._update(source, change)
 
     def mark_not_started(self, source: SourceObject, reason: str, *,
@@ -459,7 +553,7 @@ class Ledger:
         def change(current: LedgerRecord | None) -> LedgerRecord:
             if current is None or current.status not in (S.RECEIVED, S.RETRYING):
                 raise _conflict(source, "RECEIVED or RETRYING", current)
-            return replace(current, status=status, error=reason)
+            return replace(current, status=status, error=reason, claim=None)
         return self._update(source, change)
 
     def job_started(self, source: SourceObject, job_run_id: str,

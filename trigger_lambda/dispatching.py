@@ -1,0 +1,67 @@
+"""The dispatcher's modes of the trigger function: dispatch one table's queue (after a file
+is queued, or when the callback reports a load's end) and the scheduled sweep.
+
+The dispatcher lives in the trigger function because it needs exactly the trigger's settings
+(the target table, the job and how its runs are started) and permissions; the callback only
+asks it to run (``lambda:InvokeFunction``, asynchronous), so one function starts every load.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from dynamo_ingest.control.dispatch import (
+    DispatchPolicy,
+    DispatchResult,
+    OrderPolicy,
+    Upload,
+    dispatch,
+    earlier_than,
+    unannounced_uploads,
+)
+from dynamo_ingest.control.ledger import Ledger
+from dynamo_ingest.control.queue import TableQueue
+
+from trigger_lambda.routing import start_load
+from trigger_lambda.settings import Settings
+
+LOG = logging.getLogger(__name__)
+SCHEDULE_SOURCE = "aws.events"
+SCHEDULE_DETAIL_TYPE = "Scheduled Event"
+
+
+def is_schedule(event: Mapping[str, Any]) -> bool:
+    """An EventBridge schedule rule's event (the sweep)."""
+    return (event.get("source") == SCHEDULE_SOURCE
+            and event.get("detail-type") == SCHEDULE_DETAIL_TYPE)
+
+
+def dispatch_request(event: Mapping[str, Any]) -> str | None:
+    """The table of a ``{"dispatch": TABLE}`` invocation (the callback's), else None."""
+    table = event.get("dispatch")
+    return str(table) if isinstance(table, str) and table else None
+
+
+def policy(settings: Settings) -> DispatchPolicy:
+    """The deployment's upload order policy."""
+    order: OrderPolicy = "parallel" if settings.upload_order == "parallel" else "serial"
+    return DispatchPolicy(order=order, max_running=settings.table_max_loads)
+
+
+def uploads(settings: Settings, ledger: Ledger, s3: Any, bucket: str | None) -> list[Upload]:
+    """The uploads under the incoming prefix that the ledger does not know yet."""
+    if s3 is None or bucket is None:
+        return []
+    return unannounced_uploads(s3, ledger, bucket, settings.incoming_prefix,
+                               [settings.incoming_suffix])
+
+
+def dispatch_table(settings: Settings, *, ledger: Ledger, glue: Any, sns: Any, s3: Any = None,
+                   bucket: str | None = None) -> DispatchResult:
+    """Start the queued files of the deployment's table that its limits allow."""
+    queue = TableQueue(ledger, settings.target_table)
+    pending = uploads(settings, ledger, s3, bucket or settings.source_bucket or None)
+    return dispatch(queue, lambda record: start_load(record, settings, glue=glue, sns=sns),
+                    policy(settings), earlier_uploads=earlier_than(pending))
