@@ -48,13 +48,15 @@ def _parameter(spec: ArgumentSpec) -> inspect.Parameter:
                              annotation=Annotated[str | None, option])
 
 
-def job_options(command: Command) -> Callable[[F], F]:
+def job_options(command: Command, exclude: frozenset[str] = frozenset()) -> Callable[[F], F]:
     """Give a command function the options of every argument the registry exposes for
-    ``command``, between its positional parameters and its keyword-only ones."""
+    ``command`` (but those named in ``exclude``), between its positional parameters and its
+    keyword-only ones."""
     def decorate(func: F) -> F:
         signature = inspect.signature(func, eval_str=True)
         own = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
-        generated = [_parameter(s) for s in job_argument_specs() if command in s.commands]
+        generated = [_parameter(s) for s in job_argument_specs()
+                     if command in s.commands and s.name not in exclude]
         func.__signature__ = signature.replace(parameters=[  # type: ignore[attr-defined]
             *(p for p in own if p.kind is not p.KEYWORD_ONLY), *generated,
             *(p for p in own if p.kind is p.KEYWORD_ONLY)])

@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dynamo_ingest_cli.estimate_command import estimate_command
+from dynamo_ingest_cli.flow import DEFAULT_MAX_CONCURRENT_RUNS, FLOW_OWNED_OPTIONS
 from dynamo_ingest_cli.job_options import GlueStyleCommand, glue_values, job_options
 from dynamo_ingest_cli.local_flow import (
     LOCAL_BUCKET,
@@ -239,6 +240,42 @@ def demo_command(
 
     code = run_demo(rows=rows, workdir=workdir, console=console, out=out, overwrite=overwrite)
     raise typer.Exit(code)
+
+
+_FlowFiles = Annotated[list[Path], typer.Argument(help="CSV files, uploaded in this order")]
+_FlowRuns = Annotated[int, typer.Option(
+    "--max_concurrent_runs", help="the Glue job's MaxConcurrentRuns (Terraform's default)")]
+_FlowOrder = Annotated[str, typer.Option(
+    "--upload_order", help="serial: one file of the table at a time, in upload order; "
+    "parallel: files that never overlap or carry --version_column load at once")]
+_FlowSeed = Annotated[int, typer.Option("--seed", help="seed of the delivery order")]
+_FlowDuplicates = Annotated[float, typer.Option(
+    "--duplicate_share", help="share of S3 events delivered twice")]
+
+
+@app.command("flow", cls=GlueStyleCommand)
+@job_options("run", exclude=FLOW_OWNED_OPTIONS)
+def flow_command(
+    files: _FlowFiles,
+    *,
+    max_concurrent_runs: _FlowRuns = DEFAULT_MAX_CONCURRENT_RUNS,
+    upload_order: _FlowOrder = "serial",
+    seed: _FlowSeed = 0,
+    duplicate_share: _FlowDuplicates = 0.25,
+    **job_values: str | bool | None,
+) -> None:
+    """Many files through the local event flow, as AWS would deliver them, until settled."""
+    from dynamo_ingest_cli.flow import FlowOptions, run_flow
+
+    try:
+        options = FlowOptions(tuple(files), glue_values(
+            {f"--{k}": v for k, v in job_values.items()}),
+            max_concurrent_runs=max_concurrent_runs, upload_order=upload_order, seed=seed,
+            duplicate_share=duplicate_share)
+    except DynamoIngestError as err:
+        print_error(err)
+        raise typer.Exit(2) from err
+    raise typer.Exit(run_flow(options, console=console, out=out))
 
 
 @app.command("status")

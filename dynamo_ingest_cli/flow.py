@@ -1,0 +1,192 @@
+"""`dynamo-ingest flow FILE... --target_table T [job options]`: many files through the local
+event flow, as AWS would carry them.
+
+The files are uploaded to ``incoming/`` in the order given (their upload order), one right
+after another; then :class:`local_aws.stream_flow.StreamFlow` delivers S3's events (at least
+once, some twice, not in order), enforces Glue's ``MaxConcurrentRuns``, runs the loads the
+dispatcher starts, delivers their state changes to the callback and runs the scheduled
+sweep, until every file is settled. One row per file says where it ended.
+
+Like ``demo``, it starts an embedded moto server unless the AWS endpoint variables are set.
+A flow killed midway and started again with the same files carries on: the ledger and the
+bucket hold its state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dynamo_ingest.control.ledger import LedgerRecord, LedgerStatus
+from dynamo_ingest.core.arguments import DEFAULT_LEDGER_TABLE, parse_job_arguments
+from dynamo_ingest.core.aws import AwsConfig
+from dynamo_ingest.core.errors import ArgumentError
+from dynamo_ingest.core.report import RunReport
+from rich.console import Console
+from rich.table import Table
+
+from callback_lambda.settings import Settings as CallbackSettings
+from dynamo_ingest_cli.demo import local_endpoint
+from dynamo_ingest_cli.local_flow import LOCAL_BUCKET, LOCAL_DATABASE, LOCAL_JOB, ensure_topic
+from local_aws.glue_runs import ConcurrentGlue
+from local_aws.s3_events import DeliveryPlan
+from local_aws.stream_flow import FlowCounters, StreamFlow
+from trigger_lambda.settings import Settings as TriggerSettings
+
+# Terraform's default of var.glue_max_concurrent_runs (a test keeps the two equal).
+DEFAULT_MAX_CONCURRENT_RUNS = 3
+# What the flow itself decides per file, never a job option of its own.
+FLOW_OWNED_OPTIONS = frozenset({"source_path", "source_etag", "rejects_path", "report_path",
+                                "load_time", "restart", "incoming_prefix", "error_prefix"})
+# Passed by the trigger from its settings; every other option is one of the job's
+# DefaultArguments, as Terraform sets them.
+TRIGGER_OPTIONS = frozenset({"target_table", "partition_key", "sort_key", "catalog_database",
+                             "catalog_table", "ledger_table"})
+
+
+@dataclass(frozen=True)
+class FlowOptions:
+    """What ``flow`` was asked to do."""
+
+    files: tuple[Path, ...]
+    job_values: Mapping[str, str]  # Glue-style --name → value
+    max_concurrent_runs: int = DEFAULT_MAX_CONCURRENT_RUNS
+    upload_order: str = "serial"
+    seed: int = 0
+    duplicate_share: float = 0.25
+    bucket: str = LOCAL_BUCKET
+    job_name: str = LOCAL_JOB
+
+    def __post_init__(self) -> None:
+        missing = [str(p) for p in self.files if not p.is_file()]
+        if missing:
+            raise ArgumentError(f"expected CSV files to upload, found no file at "
+                                f"{', '.join(missing)}")
+        names = [p.name for p in self.files]
+        if len(set(names)) != len(names):
+            raise ArgumentError(f"each file becomes incoming/<name>: expected distinct names, "
+                                f"found {sorted(n for n in set(names) if names.count(n) > 1)}")
+        if self.max_concurrent_runs < 1:
+            raise ArgumentError(f"--max_concurrent_runs expects at least 1 run, found "
+                                f"{self.max_concurrent_runs}")
+
+    def value(self, name: str, default: str = "") -> str:
+        """A job option's value (Glue-style name without the dashes)."""
+        return self.job_values.get(f"--{name}", default)
+
+    @property
+    def default_arguments(self) -> dict[str, str]:
+        """The Glue job's DefaultArguments: every job option the trigger does not pass."""
+        return {k: v for k, v in self.job_values.items() if k[2:] not in TRIGGER_OPTIONS}
+
+
+@dataclass
+class _Runner:
+    """Runs the Glue job the way Glue would (argv in, exit code out), quietly; Spark starts
+    once, the first time a run needs it."""
+
+    reports: list[RunReport] = field(default_factory=list)
+    _runtime: Any = None
+
+    def __call__(self, argv: list[str]) -> int:
+        from dynamo_ingest.engine.local import resolve_engine
+        from dynamo_ingest.job import run
+
+        args = parse_job_arguments(argv)
+        if resolve_engine(args.engine) == "spark" and self._runtime is None:
+            from dynamo_ingest.spark.runtime import local_runtime
+
+            self._runtime = local_runtime()
+        run_id = argv[argv.index("--JOB_RUN_ID") + 1]
+        report = run(args, self._runtime, job_run_id=run_id)
+        self.reports.append(report)
+        return 0 if report.status != "FAILED" else 1
+
+
+def _settings(options: FlowOptions, topic_arn: str) -> tuple[TriggerSettings, CallbackSettings]:
+    ledger = options.value("ledger_table", DEFAULT_LEDGER_TABLE)
+    trigger = TriggerSettings(
+        glue_job_name=options.job_name, ledger_table=ledger,
+        target_table=options.value("target_table"),
+        partition_key=options.value("partition_key"), sns_topic_arn=topic_arn,
+        sort_key=options.value("sort_key"), catalog_database=options.value("catalog_database"),
+        catalog_table=options.value("catalog_table"), source_bucket=options.bucket,
+        upload_order=options.upload_order, table_max_loads=options.max_concurrent_runs)
+    trigger.validate()
+    callback = CallbackSettings(glue_job_name=options.job_name, ledger_table=ledger,
+                                sns_topic_arn=topic_arn)
+    return trigger, callback
+
+
+def _deploy(aws: AwsConfig, options: FlowOptions, console: Console) -> None:
+    """What Terraform would create: bucket, catalog database, ledger, the target table when
+    missing (its partition key as text) and the Glue job with its limit and arguments."""
+    from local_aws.orchestration import ensure_local_job
+    from local_aws.resources import ensure_resources
+
+    if not options.value("partition_key"):
+        raise ArgumentError("flow needs --partition_key (the trigger passes it to every run, "
+                            "and a missing table is created with it)")
+    sort_key = options.value("sort_key")
+    ensure_resources(bucket=options.bucket, database=LOCAL_DATABASE,
+                     target_table=options.value("target_table"),
+                     partition_key=(options.value("partition_key"), "S"),
+                     sort_key=(sort_key, "S") if sort_key else None,
+                     ledger_table=options.value("ledger_table", DEFAULT_LEDGER_TABLE))
+    glue = aws.client("glue")
+    ensure_local_job(glue, options.job_name, max_concurrent_runs=options.max_concurrent_runs,
+                     default_arguments=options.default_arguments)
+    job = glue.get_job(JobName=options.job_name)["Job"]
+    limit = (job.get("ExecutionProperty") or {}).get("MaxConcurrentRuns")
+    if limit != options.max_concurrent_runs:
+        console.print(f"[yellow]Glue job {options.job_name} already exists with "
+                      f"MaxConcurrentRuns {limit}: that limit applies[/yellow]")
+
+
+def run_flow(options: FlowOptions, *, console: Console, out: Console) -> int:
+    """Upload, deliver until settled, print one row per file; 1 when a file failed."""
+    from dynamo_ingest.control.ledger import Ledger
+
+    with local_endpoint(console):
+        aws = AwsConfig.from_environ()
+        trigger, callback = _settings(options, ensure_topic(aws.client("sns")))
+        _deploy(aws, options, console)
+        flow = StreamFlow(
+            s3=aws.client("s3"), glue=ConcurrentGlue(aws.client("glue")),
+            sns=aws.client("sns"), ledger=Ledger(aws.client("dynamodb"), trigger.ledger_table),
+            bucket=options.bucket, trigger_settings=trigger, callback_settings=callback,
+            run_job=_Runner(),
+            delivery=DeliveryPlan(duplicate_share=options.duplicate_share, seed=options.seed))
+        adopted = flow.adopt_going_runs()
+        if adopted:
+            console.print(f"carrying on an earlier flow: {adopted} run(s) were going")
+        uploads = flow.upload(options.files)
+        console.print(f"uploaded {len(uploads)} file(s) to s3://{options.bucket}/"
+                      f"{trigger.incoming_prefix}; delivering events …")
+        records = flow.settle(uploads)
+    out.print(outcome_table(records))
+    console.print(counters_line(flow.counters))
+    return 1 if any(r.status == LedgerStatus.FAILED for r in records) else 0
+
+
+def outcome_table(records: Sequence[LedgerRecord]) -> Table:
+    """One row per file, in upload order."""
+    table = Table(title="flow outcome (upload order)")
+    for column in ("file", "final location", "status", "engine", "attempts", "read",
+                   "written", "rejected", "dups", "error"):
+        table.add_column(column, overflow="fold")
+    for r in records:
+        table.add_row(r.source.key, r.file_location or "", str(r.status), r.engine or "",
+                      str(r.attempts), f"{r.rows_read:,}", f"{r.items_written:,}",
+                      f"{r.rows_rejected:,}", f"{r.duplicate_rows:,}", r.error or "")
+    return table
+
+
+def counters_line(counters: FlowCounters) -> str:
+    """What AWS's part of the flow delivered."""
+    return (f"events delivered {counters.events_delivered} ({counters.events_duplicated} "
+            f"twice), runs {counters.runs_executed} (at most {counters.max_runs_going} at "
+            f"once, {counters.concurrency_refusals} start(s) refused for concurrency), "
+            f"dispatches {counters.dispatches}, sweeps {counters.sweeps}")

@@ -1,0 +1,45 @@
+"""Twenty files through the local event flow: every file settles, once, in upload order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dynamo_ingest.control.ledger import LedgerStatus
+from dynamo_ingest.control.queue import ENTRY_PREFIX, queue_id
+
+from tests.stream.support import (
+    BUCKET,
+    TABLE,
+    applied_in_order,
+    deploy,
+    one_core,
+    write_files,
+)
+
+
+def test_twenty_files_settle_once_each_in_upload_order(aws: str, tmp_path: Path) -> None:
+    deployment = deploy(max_concurrent_runs=2)
+    paths = write_files(tmp_path, 20, bad=13)
+    flow = deployment.flow(seed=7, duplicate_share=0.3)
+    with one_core():
+        uploads = flow.upload(paths)
+        records = flow.settle(uploads)
+    # Some events came twice and out of order; the dispatcher still kept upload order.
+    assert flow.counters.events_duplicated > 0
+    assert flow.counters.events_delivered == len(paths) + flow.counters.events_duplicated
+    by_name = {Path(r.source.key).name: r for r in records}
+    bad = by_name.pop("batch-13.csv")
+    assert bad.status == LedgerStatus.FAILED
+    assert bad.file_location == f"s3://{BUCKET}/error/batch-13.csv"
+    assert "orderId" in (bad.error or "")
+    assert {r.status for r in by_name.values()} == {LedgerStatus.SUCCEEDED}
+    assert {r.file_location for r in by_name.values()} == {
+        f"s3://{BUCKET}/complete/{name}" for name in by_name}
+    assert deployment.incoming() == []
+    # nothing queued or stranded: the table's queue is empty once every file settled
+    assert deployment.ledger.query_control_items(queue_id(TABLE), ENTRY_PREFIX) == []
+    # the ledger holds each file once
+    runs = deployment.ledger.recent(limit=1000)
+    assert sorted(r.source.key for r in runs) == sorted(f"incoming/{p.name}" for p in paths)
+    good = [p for p in paths if p.name != "batch-13.csv"]
+    assert deployment.table() == applied_in_order(good)
