@@ -351,6 +351,11 @@ class DynamoDBDouble:
         with self._lock:
             return dataclasses.replace(self._stats, wcu_by_second=dict(self._stats.wcu_by_second))
 
+    def second_now(self) -> int:
+        """The second of ``DoubleStats.wcu_by_second`` that is going on now (to mark where
+        a test's phases begin and end in the double's own counts)."""
+        return int(time.monotonic() - self._started_at)
+
     def reset_stats(self) -> None:
         """Zero every counter."""
         with self._lock:

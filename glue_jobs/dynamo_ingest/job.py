@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dynamo_ingest.control.budget import BudgetLease, BudgetShare
 from dynamo_ingest.control.checkpoints import (
     LedgerSession,
     ResumePlan,
@@ -205,6 +206,7 @@ class _Load:
     source: ResolvedSource | None = None
     plan: ResumePlan | None = None
     own_spark: SparkSession | None = None  # the session this run started (and may stop)
+    budget: BudgetLease | None = None  # its part of the table's shared write budget
     engine: str = "spark"
 
 
@@ -245,6 +247,8 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
             # A path Hadoop cannot read fails every run alike.
             report.retryable = not is_unreadable_path(err)
     interrupt.disarm()
+    if load.budget is not None:
+        load.budget.leave()
     if load.source is not None:
         load.source.discard_staged_copy(Storage(aws))
     report.elapsed_s = time.monotonic() - started
@@ -274,6 +278,7 @@ def _load(args: JobArguments, runtime: Runtime | None, aws: AwsConfig, load: _Lo
     spark, source, ledger = _start(args, runtime, aws, load, report, interrupt)
     plan = _plan(args, aws, spark, source, ledger, load, report)
     interrupt.check()
+    load.budget, plan = _share_budget(args, ledger, load, plan)
     if progress is not None:
         with _ProgressPoller(ledger.items_written, plan.predicted_rows, progress):
             rows = _execute(spark, source, plan)
@@ -356,6 +361,19 @@ def _plan(args: JobArguments, aws: AwsConfig, spark: SparkSession | None,
              resume.partitions, total_rate, rate_origin, checkpoint_every)
     return _Plan(task, schema, mapping.key_hash_parts(schema.columns, keys), rejects_path,
                  predicted_rows, total_rate, parallelism)
+
+
+def _share_budget(args: JobArguments, ledger: LedgerSession, load: _Load,
+                  plan: _Plan) -> tuple[BudgetLease | None, _Plan]:
+    """Join the table's write-budget lease: concurrent loads of one table share its budget,
+    each task pacing to its part of this load's grant."""
+    per_task = plan.task.rate_per_task
+    if not plan.total_rate or per_task is None:
+        return None, plan
+    share = BudgetShare(ledger.ledger.table_name, args.target_table, load.run_id,
+                        per_task / plan.total_rate)
+    budget = BudgetLease(ledger.ledger, args.target_table, load.run_id, plan.total_rate)
+    return budget.start(), replace(plan, task=replace(plan.task, budget_share=share))
 
 
 def _finish(rows: list[Any], plan: _Plan, aws: AwsConfig, ledger: LedgerSession,

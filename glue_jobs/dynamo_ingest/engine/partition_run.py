@@ -29,6 +29,7 @@ def run_partition(task: PartitionTask, partition: int, batches: Iterable[Any]) -
 
 def writer_factory(task: PartitionTask) -> Callable[[Callable[[int], None]], ItemWriter]:
     """A partition's writer, paced by its own share of the write budget."""
+    from dynamo_ingest.control.budget import SHARE_POLL_S
     from dynamo_ingest.engine.rate import AdaptiveRateLimiter
     from dynamo_ingest.engine.transport import transport_from_config
     from dynamo_ingest.engine.writer import BatchWriter
@@ -37,7 +38,8 @@ def writer_factory(task: PartitionTask) -> Callable[[Callable[[int], None]], Ite
     transport = transport_from_config(
         endpoint_url=task.aws.endpoints.get("dynamodb"), region=task.aws.region,
         credentials=task.aws.credentials)
-    limiter = AdaptiveRateLimiter(task.rate_per_task)
+    share = None if task.budget_share is None else task.budget_share.reader(task.aws)
+    limiter = AdaptiveRateLimiter(task.rate_per_task, share=share, share_poll_s=SHARE_POLL_S)
 
     def build(on_ack: Callable[[int], None]) -> ItemWriter:
         if not task.conditional:

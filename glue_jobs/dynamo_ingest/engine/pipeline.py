@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dynamo_ingest.control.checkpoints import Checkpoint
 from dynamo_ingest.core.arguments import EmptyPolicy, WriteMode
@@ -42,6 +42,9 @@ from dynamo_ingest.engine.layout import (
 )
 from dynamo_ingest.engine.rejects import RejectsFile
 from dynamo_ingest.engine.writer import RetryPolicy, WriteOutcome, WriteRequest, WriteStats
+
+if TYPE_CHECKING:
+    from dynamo_ingest.control.budget import BudgetShare
 
 BATCH_ITEMS = 25  # BatchWriteItem's limit: the items one acknowledged batch covers at most
 # A kill rewrites what was acknowledged after a partition's last checkpoint: at most
@@ -93,6 +96,9 @@ class PartitionTask:
     mapping: AttributeMapping | None = None
     write_mode: WriteMode = "overwrite"
     trailing_delimiter: bool = False  # every line ends with it: one more, unnamed, field
+    # This task's part of the table's write budget, shared with the table's other loads
+    # through the ledger (control/budget.py); None: rate_per_task alone.
+    budget_share: BudgetShare | None = None
 
     @property
     def conditional(self) -> bool:
