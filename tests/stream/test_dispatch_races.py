@@ -1,0 +1,177 @@
+"""The dispatcher against moto's real conditional writes: racing dispatchers, a load ending
+while the sweep runs, a duplicate event during a run, a late event, a dead dispatcher."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from dynamo_ingest.control.dispatch import DispatchPolicy, DispatchResult, dispatch
+from dynamo_ingest.control.ledger import Lease, LedgerStatus, SourceObject
+from dynamo_ingest.control.queue import TableQueue
+
+from callback_lambda.events import GlueJobStateChange
+from callback_lambda.service import Clients, handle_state_change
+from local_aws.glue_runs import ConcurrentGlue
+from local_aws.orchestration import glue_state_change_event, s3_put_event
+from tests.stream.support import BUCKET, JOB, TABLE, StreamDeployment, deploy
+from trigger_lambda.dispatching import dispatch_table
+from trigger_lambda.routing import start_load
+from trigger_lambda.service import handle_event, sweep
+
+
+def _upload(deployment: StreamDeployment, name: str) -> tuple[SourceObject, dict[str, Any]]:
+    key = f"incoming/{name}"
+    body = f"orderId,source\n{name},x\n".encode()
+    etag = str(deployment.s3.put_object(Bucket=BUCKET, Key=key, Body=body)["ETag"])
+    source = SourceObject(BUCKET, key, etag)
+    return source, s3_put_event(BUCKET, key, source.etag, len(body))
+
+
+def _at_once(count: int, action: Callable[[int], Any]) -> list[Any]:
+    """Run ``action(i)`` in ``count`` threads released together."""
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+
+    def go(i: int) -> None:
+        barrier.wait()
+        results[i] = action(i)
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def _runs_of(deployment: StreamDeployment, source: SourceObject) -> list[str]:
+    runs = deployment.glue.get_job_runs(JobName=JOB)["JobRuns"]
+    return [r["Id"] for r in runs if r.get("Arguments", {}).get("--source_path") == source.uri]
+
+
+def _queue_files(deployment: StreamDeployment, count: int) -> list[SourceObject]:
+    sources = []
+    for i in range(count):
+        source, event = _upload(deployment, f"f{i}.csv")
+        record = event["Records"][0]
+        TableQueue(deployment.ledger, TABLE).enqueue(
+            source, f"{record['eventTime']}#{i:032d}#{source.uri}#{source.etag}",
+            {"--source_path": source.uri})
+        sources.append(source)
+    return sources
+
+
+def _dispatchers(deployment: StreamDeployment, policy: DispatchPolicy,
+                 count: int) -> list[DispatchResult]:
+    queue = TableQueue(deployment.ledger, TABLE)
+    glue = ConcurrentGlue(deployment.glue)
+    return _at_once(count, lambda _: dispatch(
+        queue, lambda record: start_load(record, deployment.trigger, glue=glue, sns=None),
+        policy))
+
+
+def test_racing_dispatchers_start_one_file_once_under_the_serial_policy(aws: str) -> None:
+    deployment = deploy(max_concurrent_runs=5)
+    first, *others = _queue_files(deployment, 3)
+    results = _dispatchers(deployment, DispatchPolicy("serial"), 4)
+    started = [f for r in results for f, _ in r.started]
+    assert started == [first.uri]  # one of the four, the oldest file, once
+    assert len(_runs_of(deployment, first)) == 1
+    assert all(_runs_of(deployment, s) == [] for s in others)
+    assert [deployment.ledger.get(s).status for s in others] == [  # type: ignore[union-attr]
+        LedgerStatus.QUEUED] * 2
+
+
+def test_racing_dispatchers_never_exceed_the_parallel_policys_slots(aws: str) -> None:
+    deployment = deploy(max_concurrent_runs=5)
+    sources = _queue_files(deployment, 5)
+    results = _dispatchers(deployment, DispatchPolicy("parallel", max_running=2), 4)
+    started = sorted(f for r in results for f, _ in r.started)
+    assert started == sorted(s.uri for s in sources[:2])  # the two oldest, once each
+    assert [len(_runs_of(deployment, s)) for s in sources] == [1, 1, 0, 0, 0]
+
+
+def test_a_load_ending_while_the_sweep_runs_starts_the_next_file_once(aws: str) -> None:
+    deployment = deploy(max_concurrent_runs=1)
+    (a, a_event), (b, b_event) = _upload(deployment, "a.csv"), _upload(deployment, "b.csv")
+    glue = ConcurrentGlue(deployment.glue)
+    for event in (a_event, b_event):
+        handle_event(event, deployment.trigger, ledger=deployment.ledger, glue=glue, sns=None,
+                     s3=deployment.s3)
+    record = deployment.ledger.get(a)
+    assert record is not None
+    assert record.job_run_id is not None
+    assert deployment.ledger.get(b).status == LedgerStatus.QUEUED  # type: ignore[union-attr]
+    glue.ended(record.job_run_id)  # a's run is over; Glue sends its state change
+    change = GlueJobStateChange.from_event(glue_state_change_event(
+        JOB, record.job_run_id, "SUCCEEDED", "Job run succeeded"))
+    clients = Clients(glue=glue, s3=deployment.s3, sns=None, dispatch=lambda table: dispatch_table(
+        deployment.trigger, ledger=deployment.ledger, glue=glue, sns=None, s3=deployment.s3))
+    _at_once(2, lambda i: handle_state_change(
+        change, deployment.callback, ledger=deployment.ledger, clients=clients) if i == 0
+        else sweep(deployment.trigger, ledger=deployment.ledger, glue=glue, sns=None,
+                   s3=deployment.s3))
+    assert deployment.ledger.get(a).status == LedgerStatus.SUCCEEDED  # type: ignore[union-attr]
+    assert len(_runs_of(deployment, b)) == 1
+    assert deployment.ledger.get(b).status == LedgerStatus.STARTED  # type: ignore[union-attr]
+    assert glue.refusals == 0  # b was started only once a's slot was free
+
+
+def test_a_duplicate_event_during_a_run_starts_nothing(aws: str) -> None:
+    deployment = deploy(max_concurrent_runs=2)
+    source, event = _upload(deployment, "a.csv")
+    glue = ConcurrentGlue(deployment.glue)
+    handle_event(event, deployment.trigger, ledger=deployment.ledger, glue=glue, sns=None,
+                 s3=deployment.s3)
+    results = _at_once(3, lambda i: handle_event(
+        event, deployment.trigger, ledger=deployment.ledger, glue=glue, sns=None,
+        s3=deployment.s3) if i < 2 else dispatch_table(
+        deployment.trigger, ledger=deployment.ledger, glue=glue, sns=None, s3=deployment.s3))
+    assert [r.outcomes[0].outcome for r in results[:2]] == ["duplicate", "duplicate"]
+    assert results[2].started == []
+    assert len(_runs_of(deployment, source)) == 1
+    assert len(TableQueue(deployment.ledger, TABLE).snapshot().files) == 1
+
+
+def test_a_later_upload_waits_for_an_earlier_ones_late_event(aws: str) -> None:
+    deployment = deploy(max_concurrent_runs=2)
+    (_, a_event), (b, b_event) = _upload(deployment, "a.csv"), _upload(deployment, "b.csv")
+    glue = ConcurrentGlue(deployment.glue)
+    result = handle_event(b_event, deployment.trigger, ledger=deployment.ledger, glue=glue,
+                          sns=None, s3=deployment.s3)
+    # b's event came first, but a was uploaded before it: b must not overtake a.
+    assert [o.outcome for o in result.outcomes] == ["queued"]
+    assert _runs_of(deployment, b) == []
+    result = handle_event(a_event, deployment.trigger, ledger=deployment.ledger, glue=glue,
+                          sns=None, s3=deployment.s3)
+    assert [o.outcome for o in result.outcomes] == ["started"]
+    assert _runs_of(deployment, b) == []
+
+
+def test_the_sweep_queues_a_lost_event_and_frees_a_dead_dispatchers_claim(aws: str) -> None:
+    deployment = deploy(max_concurrent_runs=2)
+    (a, _), (b, _) = _upload(deployment, "a.csv"), _upload(deployment, "b.csv")
+    glue = ConcurrentGlue(deployment.glue)
+    queue = TableQueue(deployment.ledger, TABLE)
+    # a: a dispatcher claimed it and died before starting it (its process is gone)
+    queue.enqueue(a, "2020-01-01T00:00:00.000Z#0#a", {"--source_path": a.uri})
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead = Lease("dispatch-dead", Lease.for_this_process("x").host, int(gone.stdout),
+                 time.time() + 900, time.time())
+    queue.claim(queue.snapshot(), queue.snapshot().waiting[0], dead)
+    # b: its S3 event never came
+    first = sweep(deployment.trigger, ledger=deployment.ledger, glue=glue, sns=None,
+                  s3=deployment.s3)
+    assert first.released_claims == 1
+    assert first.queued_without_event == []  # b's event may still be on its way
+    later = sweep(deployment.trigger, ledger=deployment.ledger, glue=glue, sns=None,
+                  s3=deployment.s3, now=time.time() + deployment.trigger.sweep_grace_s + 1)
+    assert later.queued_without_event == [b.uri]
+    assert len(_runs_of(deployment, a)) == 1
+    assert deployment.ledger.get(b).status == LedgerStatus.QUEUED  # type: ignore[union-attr]
