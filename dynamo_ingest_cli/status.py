@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
+from datetime import datetime
 
-from dynamo_ingest.control.ledger import Ledger, LedgerStatus
+from dynamo_ingest.control.ledger import Ledger, LedgerRecord, LedgerStatus
+from dynamo_ingest.control.queue import TableOverview, table_overviews
 from dynamo_ingest.control.s3_objects import move_object
 from dynamo_ingest.core.aws import AwsConfig
 from rich.console import Console
@@ -35,14 +38,51 @@ def show_status(source: str | None, ledger_table: str, limit: int, out: Console)
     for column in ("status", "attempts", "read", "written", "rejected", "dups",
                    "skipped (resumed)", wcu, "updated"):
         table.add_column(column)
-    for record in ledger.recent(limit):
+    records = ledger.recent(limit=None)
+    for record in records[:limit]:
         table.add_row(record.source.uri, str(record.status), str(record.attempts),
                       f"{record.rows_read:,}", f"{record.items_written:,}",
                       f"{record.rows_rejected:,}", f"{record.duplicate_rows:,}",
                       f"{record.rows_skipped_by_resume:,}",
                       f"{record.wcu_consumed:,.0f}", record.updated_at or "")
     out.print(table)
+    out.print(queue_table(table_overviews(records), time.time()))
     return 0
+
+
+def _age(moment: str | None, now: float) -> str:
+    """``3m 20s`` since an ISO 8601 UTC time (``""`` when unknown)."""
+    if not moment:
+        return ""
+    seconds = max(0, int(now - datetime.fromisoformat(moment.replace("Z", "+00:00"))
+                        .timestamp()))
+    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def _state_cell(records: tuple[LedgerRecord, ...], when: str, now: float) -> str:
+    """``2 (oldest 3m 20s)`` for a state's files, by the time ``when`` names."""
+    if not records:
+        return "0"
+    oldest = min((getattr(r, when) or r.updated_at or "" for r in records), default="")
+    return f"{len(records)} (oldest {_age(oldest, now)})"
+
+
+def queue_table(overviews: list[TableOverview], now: float) -> Table:
+    """Each target table's queue: how many files wait, load, are done or failed, since when,
+    and the engines that load them."""
+    table = Table(title="queues by target table")
+    for column in ("table", "queued", "running", "engine (running)", "done", "failed",
+                   "not started", "next to start"):
+        table.add_column(column, overflow="fold")
+    for view in overviews:
+        engines = sorted({r.engine or "?" for r in view.running})
+        table.add_row(view.table, _state_cell(view.queued, "received_at", now),
+                      _state_cell(view.running, "started_at", now), ", ".join(engines),
+                      _state_cell(view.done, "finished_at", now),
+                      _state_cell(view.failed, "finished_at", now),
+                      _state_cell(view.not_started, "received_at", now),
+                      view.queued[0].source.uri if view.queued else "")
+    return table
 
 
 def retry_file(source: str, ledger_table: str, restart: bool, job_name: str, *,

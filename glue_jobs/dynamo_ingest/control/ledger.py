@@ -679,8 +679,8 @@ class Ledger:
             records = [r for r in self._scan_runs() if r.file_location == uri]
         return max(records, key=lambda r: r.updated_at or "", default=None)
 
-    def recent(self, limit: int = 20) -> list[LedgerRecord]:
-        """The ``limit`` most recently updated run records, newest first."""
+    def recent(self, limit: int | None = 20) -> list[LedgerRecord]:
+        """The ``limit`` most recently updated run records (None: all), newest first."""
         # A Scan: the control table holds one small item per file (plus a few checkpoints
         # while a file loads), so reading it whole is cheap; a GSI on updated_at would be
         # the next step if it ever holds millions of files.
