@@ -87,7 +87,8 @@ data "aws_iam_policy_document" "lambda_runtime" {
 }
 
 data "aws_iam_policy_document" "trigger" {
-  source_policy_documents = [data.aws_iam_policy_document.lambda_runtime["trigger"].json]
+  source_policy_documents = [data.aws_iam_policy_document.lambda_runtime["trigger"].json,
+  data.aws_iam_policy_document.dispatcher.json]
 
   # Ledger.receive / mark_started / mark_not_started: read, then conditional PutItem.
   statement {
@@ -126,7 +127,8 @@ data "aws_iam_policy_document" "trigger" {
 }
 
 data "aws_iam_policy_document" "callback" {
-  source_policy_documents = [data.aws_iam_policy_document.lambda_runtime["callback"].json]
+  source_policy_documents = [data.aws_iam_policy_document.lambda_runtime["callback"].json,
+  data.aws_iam_policy_document.wake_dispatcher.json]
 
   # Ledger transitions (GetItem + conditional PutItem); Ledger.find for a run started by hand
   # queries the file's records and, for a file already moved, scans for its new location.

@@ -107,6 +107,10 @@ locals {
       INCOMING_PREFIX  = var.incoming_prefix
       INCOMING_SUFFIX  = var.incoming_suffix
       ERROR_PREFIX     = var.error_prefix
+      SOURCE_BUCKET    = local.bucket_name
+      UPLOAD_ORDER     = var.upload_order
+      TABLE_MAX_LOADS  = tostring(var.table_max_loads)
+      SWEEP_GRACE_S    = tostring(var.sweep_grace_seconds)
     }
     callback = {
       GLUE_JOB_NAME   = local.glue_job_name
@@ -116,6 +120,8 @@ locals {
       INCOMING_PREFIX = var.incoming_prefix
       COMPLETE_PREFIX = var.complete_prefix
       ERROR_PREFIX    = var.error_prefix
+      # By name, not by reference: both functions are instances of one resource.
+      DISPATCHER_FUNCTION = local.dispatcher_function_name
     }
   }
 

@@ -351,3 +351,42 @@ variable "kms_key_deletion_window_days" {
     error_message = "kms_key_deletion_window_days must be between 7 and 30."
   }
 }
+
+variable "upload_order" {
+  type        = string
+  description = "How files of the table are ordered: serial (one at a time, in upload order: the table equals applying them one after another) or parallel (up to table_max_loads at once: only for files whose keys never overlap or that carry --version_column)."
+  default     = "serial"
+
+  validation {
+    condition     = contains(["serial", "parallel"], var.upload_order)
+    error_message = "upload_order must be serial or parallel."
+  }
+}
+
+variable "table_max_loads" {
+  type        = number
+  description = "Files of the table loading at once under the parallel upload order (Glue's own limit, glue_max_concurrent_runs, applies too); they share the table's write budget."
+  default     = 3
+
+  validation {
+    condition     = var.table_max_loads >= 1
+    error_message = "table_max_loads must be at least 1."
+  }
+}
+
+variable "dispatch_sweep_minutes" {
+  type        = number
+  description = "Minutes between the dispatcher's scheduled sweeps (the safety net that starts queued files nothing else started)."
+  default     = 5
+
+  validation {
+    condition     = var.dispatch_sweep_minutes >= 1
+    error_message = "dispatch_sweep_minutes must be at least 1."
+  }
+}
+
+variable "sweep_grace_seconds" {
+  type        = number
+  description = "How long an upload under incoming/ may wait for its S3 event before the sweep queues it itself."
+  default     = 300
+}

@@ -43,3 +43,12 @@ def test_twenty_files_settle_once_each_in_upload_order(aws: str, tmp_path: Path)
     assert sorted(r.source.key for r in runs) == sorted(f"incoming/{p.name}" for p in paths)
     good = [p for p in paths if p.name != "batch-13.csv"]
     assert deployment.table() == applied_in_order(good)
+
+
+def test_the_flows_glue_limit_defaults_to_terraforms() -> None:
+    from dynamo_ingest_cli.flow import DEFAULT_MAX_CONCURRENT_RUNS
+    from tests.terraform.hcl import TerraformConfig
+
+    terraform = TerraformConfig.load()
+    assert terraform.variable_default("glue_max_concurrent_runs") == DEFAULT_MAX_CONCURRENT_RUNS
+    assert terraform.variable_default("upload_order") == "serial"

@@ -65,6 +65,7 @@ SPECIAL_ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("s3", "DeleteObjects"): frozenset({"s3:DeleteObject"}),
     # TransactWriteItems is authorized per item action (PutItem, UpdateItem, …).
     ("dynamodb", "TransactWriteItems"): frozenset(),
+    ("lambda", "Invoke"): frozenset({"lambda:InvokeFunction"}),
 }
 
 
