@@ -373,7 +373,14 @@ def _share_budget(args: JobArguments, ledger: LedgerSession, load: _Load,
     share = BudgetShare(ledger.ledger.table_name, args.target_table, load.run_id,
                         per_task / plan.total_rate)
     budget = BudgetLease(ledger.ledger, args.target_table, load.run_id, plan.total_rate)
-    return budget.start(), replace(plan, task=replace(plan.task, budget_share=share))
+    try:
+        budget.start()
+    except DynamoIngestError:
+        # Loading alone at the whole budget is what every load did before the lease.
+        LOG.warning("could not join the write-budget lease of %s: this load paces to the "
+                    "whole budget", args.target_table, exc_info=True)
+        return None, plan
+    return budget, replace(plan, task=replace(plan.task, budget_share=share))
 
 
 def _finish(rows: list[Any], plan: _Plan, aws: AwsConfig, ledger: LedgerSession,

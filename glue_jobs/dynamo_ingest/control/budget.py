@@ -188,11 +188,20 @@ class BudgetShare:
 
     def reader(self, aws: AwsConfig) -> Callable[[], float]:
         """The rate limiter's share hook: this writer's WCU/s now (0 while the load holds
-        nothing, e.g. before the others have handed over part of theirs)."""
+        nothing, e.g. before the others have handed over part of theirs). A failed read
+        keeps the last grant: a ledger hiccup must not stop the writes, and the grant it
+        holds is still within the budget."""
         ledger = Ledger(aws.client("dynamodb"), self.ledger_table)
+        last = [0.0]
 
         def share() -> float:
-            item = ledger.get_control_item(budget_id(self.table), LEASE_RECORD)
+            try:
+                item = ledger.get_control_item(budget_id(self.table), LEASE_RECORD)
+            except DynamoIngestError:
+                LOG.warning("write-budget lease of %s not read; keeping %.0f WCU/s",
+                            self.table, last[0], exc_info=True)
+                return last[0]
             grant = ((item or {}).get("holders") or {}).get(self.run_id)
-            return 0.0 if grant is None else float(grant["granted"]) * self.fraction
+            last[0] = 0.0 if grant is None else float(grant["granted"]) * self.fraction
+            return last[0]
         return share
