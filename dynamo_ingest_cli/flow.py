@@ -167,20 +167,23 @@ def run_flow(options: FlowOptions, *, console: Console, out: Console) -> int:
                       f"{trigger.incoming_prefix}; delivering events …")
         records = flow.settle(uploads)
     out.print(outcome_table(records))
+    for record in records:
+        if record.status == LedgerStatus.FAILED:
+            out.print(f"{record.source.key} failed: {record.error}", soft_wrap=True)
     console.print(counters_line(flow.counters))
     return 1 if any(r.status == LedgerStatus.FAILED for r in records) else 0
 
 
 def outcome_table(records: Sequence[LedgerRecord]) -> Table:
-    """One row per file, in upload order."""
+    """One row per file, in upload order (a failed file's reason follows the table)."""
     table = Table(title="flow outcome (upload order)")
     for column in ("file", "final location", "status", "engine", "attempts", "read",
-                   "written", "rejected", "dups", "error"):
+                   "written", "rejected", "dups"):
         table.add_column(column, overflow="fold")
     for r in records:
         table.add_row(r.source.key, r.file_location or "", str(r.status), r.engine or "",
                       str(r.attempts), f"{r.rows_read:,}", f"{r.items_written:,}",
-                      f"{r.rows_rejected:,}", f"{r.duplicate_rows:,}", r.error or "")
+                      f"{r.rows_rejected:,}", f"{r.duplicate_rows:,}")
     return table
 
 

@@ -52,3 +52,26 @@ def test_the_flows_glue_limit_defaults_to_terraforms() -> None:
     terraform = TerraformConfig.load()
     assert terraform.variable_default("glue_max_concurrent_runs") == DEFAULT_MAX_CONCURRENT_RUNS
     assert terraform.variable_default("upload_order") == "serial"
+
+
+def test_the_flow_command_prints_a_row_per_file_and_fails_when_one_failed(
+        aws: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dynamo_ingest_cli.main import app
+
+    good, bad = write_files(tmp_path, 2, bad=1)
+    with one_core():
+        result = CliRunner().invoke(app, [
+            "flow", str(good), str(bad), "--target_table", "cli_orders",
+            "--partition_key", "orderId", "--engine", "local", "--ledger_table", "cli-ledger",
+            "--max_concurrent_runs", "1"], env={"COLUMNS": "250"})
+    assert result.exit_code == 1, result.output
+    rows = [line for line in result.output.splitlines() if line.startswith("│ incoming/")]
+    assert len(rows) == 2
+    assert "complete/batch-00.csv" in rows[0]
+    assert "SUCCEEDED" in rows[0]
+    assert "error/batch-01.csv" in rows[1]
+    assert "FAILED" in rows[1]
+    assert "incoming/batch-01.csv failed: " in result.output
+    assert "'orderId' has no value" in result.output
