@@ -83,7 +83,7 @@ class FlowOptions:
 
 
 @dataclass
-class _Runner:
+class QuietJobRunner:
     """Runs the Glue job the way Glue would (argv in, exit code out), quietly; Spark starts
     once, the first time a run needs it."""
 
@@ -157,7 +157,7 @@ def run_flow(options: FlowOptions, *, console: Console, out: Console) -> int:
             s3=aws.client("s3"), glue=ConcurrentGlue(aws.client("glue")),
             sns=aws.client("sns"), ledger=Ledger(aws.client("dynamodb"), trigger.ledger_table),
             bucket=options.bucket, trigger_settings=trigger, callback_settings=callback,
-            run_job=_Runner(),
+            run_job=QuietJobRunner(),
             delivery=DeliveryPlan(duplicate_share=options.duplicate_share, seed=options.seed))
         adopted = flow.adopt_going_runs()
         if adopted:

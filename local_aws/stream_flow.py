@@ -29,7 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
-from dynamo_ingest.control.ledger import TERMINAL_STATUSES, Ledger, LedgerRecord, SourceObject
+from dynamo_ingest.control.ledger import (
+    TERMINAL_STATUSES,
+    Ledger,
+    LedgerRecord,
+    LedgerStatus,
+    SourceObject,
+)
 from dynamo_ingest.control.queue import TableQueue, event_time_text
 from dynamo_ingest.core.errors import DynamoIngestError
 
@@ -160,7 +166,7 @@ class StreamFlow:
         adopted = 0
         for file in queue.snapshot().files:
             record = file.record
-            if record is not None and record.status.value == "STARTED" and record.job_run_id:
+            if record is not None and record.status == LedgerStatus.STARTED and record.job_run_id:
                 self.glue.adopt(self.trigger_settings.glue_job_name, record.job_run_id,
                                 record.arguments)
                 adopted += 1

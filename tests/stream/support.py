@@ -16,7 +16,7 @@ import boto3
 from dynamo_ingest.control.ledger import Ledger
 
 from callback_lambda.settings import Settings as CallbackSettings
-from dynamo_ingest_cli.flow import _Runner
+from dynamo_ingest_cli.flow import QuietJobRunner
 from dynamo_ingest_cli.local_flow import ensure_topic
 from local_aws.glue_runs import ConcurrentGlue
 from local_aws.orchestration import ensure_local_job
@@ -59,7 +59,7 @@ class StreamDeployment:
         """A flow over this deployment, its Glue runs limited like Glue."""
         return StreamFlow(s3=self.s3, glue=ConcurrentGlue(self.glue), sns=boto3.client("sns"),
                           ledger=self.ledger, bucket=BUCKET, trigger_settings=self.trigger,
-                          callback_settings=self.callback, run_job=_Runner(),
+                          callback_settings=self.callback, run_job=QuietJobRunner(),
                           delivery=DeliveryPlan(duplicate_share=duplicate_share, seed=seed))
 
     def table(self) -> dict[str, dict[str, str]]:

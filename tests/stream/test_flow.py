@@ -75,3 +75,19 @@ def test_the_flow_command_prints_a_row_per_file_and_fails_when_one_failed(
     assert "FAILED" in rows[1]
     assert "incoming/batch-01.csv failed: " in result.output
     assert "'orderId' has no value" in result.output
+
+
+def test_under_the_parallel_policy_glues_limit_keeps_files_queued_not_failed(
+        aws: str, tmp_path: Path) -> None:
+    # Three files of the table may load at once, Glue allows two runs: the third start is
+    # refused with ConcurrentRunsExceededException and waits in the queue.
+    deployment = deploy(max_concurrent_runs=2, upload_order="parallel")
+    paths = write_files(tmp_path, 6, stride=40)  # keys never overlap
+    flow = deployment.flow(seed=1, duplicate_share=0.0)
+    with one_core():
+        records = flow.settle(flow.upload(paths))
+    assert flow.counters.concurrency_refusals > 0
+    assert flow.counters.max_runs_going == 2
+    assert {r.status for r in records} == {LedgerStatus.SUCCEEDED}
+    assert all(r.attempts == 1 for r in records)
+    assert deployment.table() == applied_in_order(paths)
