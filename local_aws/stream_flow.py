@@ -52,6 +52,7 @@ from trigger_lambda.settings import Settings as TriggerSettings
 
 LOG = logging.getLogger(__name__)
 RunJob = Callable[[list[str]], int]
+LAMBDA_ASYNC_RETRIES = 2  # Terraform's async_max_retry_attempts
 
 
 class StreamFlowError(DynamoIngestError):
@@ -73,6 +74,7 @@ class FlowCounters:
 
     events_delivered: int = 0
     events_duplicated: int = 0
+    events_dead_lettered: int = 0
     runs_executed: int = 0
     dispatches: int = 0
     sweeps: int = 0
@@ -97,6 +99,7 @@ class StreamFlow:
     counters: FlowCounters = field(default_factory=FlowCounters)
     _feed: EventFeed = field(init=False)
     _dispatch_requests: list[str] = field(default_factory=list)
+    _retries: dict[str, int] = field(default_factory=dict)  # by object key and ETag
     _rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
@@ -211,8 +214,16 @@ class StreamFlow:
         result = handle_event(event, self.trigger_settings, ledger=self.ledger, glue=self.glue,
                               sns=self.sns, s3=self.s3)
         if result.not_started:
-            # Lambda retries a failed invocation: the event is delivered again.
-            self._feed.add(event)
+            # Lambda retries a failed invocation twice (async_max_retry_attempts), then the
+            # event goes to the failed-events queue, where a person finds it.
+            obj = event["Records"][0]["s3"]["object"]
+            name = f"{obj['key']}#{obj['eTag']}"
+            retries = self._retries.get(name, 0)
+            if retries < LAMBDA_ASYNC_RETRIES:
+                self._retries[name] = retries + 1
+                self._feed.add(event)
+            else:
+                self.counters.events_dead_lettered += 1
 
     def _dispatch(self) -> None:
         self._dispatch_requests.pop(0)

@@ -88,6 +88,9 @@ def test_under_the_parallel_policy_glues_limit_keeps_files_queued_not_failed(
         records = flow.settle(flow.upload(paths))
     assert flow.counters.concurrency_refusals > 0
     assert flow.counters.max_runs_going == 2
+    # no invocation failed: each event was delivered once and nothing was dead-lettered
+    assert flow.counters.events_delivered == len(paths)
+    assert flow.counters.events_dead_lettered == 0
     assert {r.status for r in records} == {LedgerStatus.SUCCEEDED}
     assert all(r.attempts == 1 for r in records)
     assert deployment.table() == applied_in_order(paths)
