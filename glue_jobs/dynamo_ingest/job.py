@@ -371,7 +371,7 @@ def _share_budget(args: JobArguments, ledger: LedgerSession, load: _Load,
     if not plan.total_rate or per_task is None:
         return None, plan
     share = BudgetShare(ledger.ledger.table_name, args.target_table, load.run_id,
-                        per_task / plan.total_rate)
+                        per_task / plan.total_rate, per_task)
     budget = BudgetLease(ledger.ledger, args.target_table, load.run_id, plan.total_rate)
     try:
         budget.start()

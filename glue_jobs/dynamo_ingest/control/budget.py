@@ -179,22 +179,40 @@ class BudgetLease:
 @dataclass(frozen=True)
 class BudgetShare:
     """What a writer needs to read its load's grant (picklable, sent to every task):
-    ``fraction`` is this writer's part of its load's grant."""
+    ``fraction`` is this writer's part of its load's grant; ``alone_wcu_s`` what it paces to
+    when the lease cannot tell (its part of the whole budget, as before the lease)."""
 
     ledger_table: str
     table: str
     run_id: str
     fraction: float
+    alone_wcu_s: float
 
     def reader(self, aws: AwsConfig) -> Callable[[], float]:
-        """The rate limiter's share hook: this writer's WCU/s now (0 while the load holds
-        nothing, e.g. before the others have handed over part of theirs). A failed read
-        keeps the last grant: a ledger hiccup must not stop the writes, and the grant it
-        holds is still within the budget."""
+        """The rate limiter's share hook: this writer's WCU/s now (0 while the load's grant is
+        0, e.g. before the others have handed over part of theirs). A failed read keeps the
+        last grant, and a load missing from the lease (its driver stopped renewing) paces
+        alone: a ledger fault must never stop the writes."""
         ledger = Ledger(aws.client("dynamodb"), self.ledger_table)
-        last = [0.0]
+        last = [self.alone_wcu_s]
+        zero_since: list[float | None] = [None]
 
         def share() -> float:
+            granted = _read()
+            if granted > 0:
+                zero_since[0] = None
+                return granted
+            # Another load's share frees within a lease's life at the latest (it renews and
+            # lowers, or it is dead and expires): waiting longer would mean a stuck lease.
+            now = time.monotonic()
+            since = zero_since[0] = zero_since[0] or now
+            if now - since > LEASE_TTL_S + 4 * RENEW_S:
+                LOG.warning("load %s got no share of %s's budget for %.0f s: pacing alone",
+                            self.run_id, self.table, now - since)
+                return self.alone_wcu_s
+            return 0.0
+
+        def _read() -> float:
             try:
                 item = ledger.get_control_item(budget_id(self.table), LEASE_RECORD)
             except DynamoIngestError:
@@ -202,6 +220,11 @@ class BudgetShare:
                             self.table, last[0], exc_info=True)
                 return last[0]
             grant = ((item or {}).get("holders") or {}).get(self.run_id)
-            last[0] = 0.0 if grant is None else float(grant["granted"]) * self.fraction
+            if grant is None:
+                LOG.warning("load %s is not in the write-budget lease of %s: pacing alone",
+                            self.run_id, self.table)
+                last[0] = self.alone_wcu_s
+            else:
+                last[0] = float(grant["granted"]) * self.fraction
             return last[0]
         return share
