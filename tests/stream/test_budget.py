@@ -126,3 +126,24 @@ def test_three_overlapping_loads_share_the_tables_budget(aws: str, tmp_path: Pat
     assert max(seconds) <= BUDGET * (1.1 + BURST_SECONDS)
     assert sum(seconds) / len(seconds) <= BUDGET * 1.05
     assert sum(seconds) / len(seconds) >= 0.9 * BUDGET
+
+
+def test_a_writer_reads_its_share_and_never_stalls_on_a_missing_lease(aws: str) -> None:
+    from dynamo_ingest.control.budget import BudgetLease, BudgetShare
+    from dynamo_ingest.core.aws import AwsConfig
+
+    dynamodb = boto3.client("dynamodb")
+    ledger = Ledger(dynamodb, LEDGER)
+    ledger.ensure_table()
+    aws_config = AwsConfig.from_environ()
+    share = BudgetShare(LEDGER, TABLE, "run-a", fraction=0.5, alone_wcu_s=75.0).reader(
+        aws_config)
+    assert share() == 75.0  # not in the lease (its driver is gone): paces alone
+    lease = BudgetLease(ledger, TABLE, "run-a", BUDGET)
+    assert lease.renew() == BUDGET
+    assert share() == BUDGET * 0.5
+    # the ledger unreachable: the last grant holds, the writes go on
+    missing = BudgetShare("no-such-ledger", TABLE, "run-a", 0.5, 75.0).reader(aws_config)
+    assert missing() == 75.0
+    lease.leave()
+    assert share() == 75.0
