@@ -1,5 +1,7 @@
 """The dispatcher's modes of the trigger function: dispatch one table's queue (after a file
-is queued, or when the callback reports a load's end) and the scheduled sweep.
+is queued, or when the callback reports a load's end), and recognise the events that ask for
+it (the callback's request, the schedule; the sweep itself is
+:func:`trigger_lambda.service.sweep`, as it queues files like an S3 event does).
 
 The dispatcher lives in the trigger function because it needs exactly the trigger's settings
 (the target table, the job and how its runs are started) and permissions; the callback only
