@@ -104,6 +104,14 @@ data "aws_iam_policy_document" "trigger" {
     resources = [local.glue_job_arn]
   }
 
+  # routing.start_load hands a small file to the loader function (asynchronous Invoke).
+  statement {
+    sid       = "StartSmallFileLoads"
+    effect    = "Allow"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [local.loader_function_arn]
+  }
+
   statement {
     sid       = "NotifyFailures"
     effect    = "Allow"

@@ -24,6 +24,11 @@ locals {
   catalog_database  = coalesce(var.catalog_database_name, replace(var.name_prefix, "-", "_"))
   sns_topic_name    = "${var.name_prefix}-notifications"
 
+  # Named here, not taken from the function resource: the trigger's environment (a function of
+  # the same for_each) names it, and the trigger's and the loader's roles allow invoking it.
+  loader_function_name = "${var.name_prefix}-loader"
+  loader_function_arn  = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${local.loader_function_name}"
+
   # The crawler and classifier are data shared with the local crawl (crawlers/*.json).
   crawler_definition    = jsondecode(file("${local.repo_root}/crawlers/crawler.json"))
   classifier_definition = jsondecode(file("${local.repo_root}/crawlers/csv_classifier.json"))
@@ -107,6 +112,9 @@ locals {
       INCOMING_PREFIX  = var.incoming_prefix
       INCOMING_SUFFIX  = var.incoming_suffix
       ERROR_PREFIX     = var.error_prefix
+      # Files under the threshold go to the loader function, bigger ones to Glue.
+      LOADER_FUNCTION  = local.loader_function_name
+      SMALL_FILE_BYTES = tostring(var.small_file_bytes)
     }
     callback = {
       GLUE_JOB_NAME   = local.glue_job_name

@@ -287,6 +287,20 @@ variable "callback_reserved_concurrency" {
   default     = 5
 }
 
+# The Lambda path: files under small_file_bytes load in the loader function with the in-process
+# engine (no Glue start-up, no one-minute minimum); bigger ones, in Glue.
+
+variable "small_file_bytes" {
+  type        = number
+  description = "Files smaller than this (bytes; a compressed file counts as its estimated uncompressed size) load in the loader function instead of a Glue run; 0 sends every file to Glue."
+  default     = 67108864
+
+  validation {
+    condition     = var.small_file_bytes >= 0 && floor(var.small_file_bytes) == var.small_file_bytes
+    error_message = "small_file_bytes must be a whole number of bytes, 0 or more (0: every file loads in Glue)."
+  }
+}
+
 variable "async_max_retry_attempts" {
   type        = number
   description = "Times Lambda retries a failed asynchronous invocation (S3 notification, Glue state change) before it goes to the function's failed-events queue."

@@ -26,7 +26,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     sns = boto3.client("sns")
     try:
         result = handle_event(event, settings, ledger=Ledger(dynamodb, settings.ledger_table),
-                              glue=glue, sns=sns)
+                              glue=glue, sns=sns, lambda_=boto3.client("lambda"))
     except MalformedS3EventError as err:
         # Not re-raised: a retry delivers the same unparsable event again.
         LOG.error("%s", err)

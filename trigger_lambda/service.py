@@ -21,6 +21,7 @@ from dynamo_ingest.control.locations import source_locations
 from dynamo_ingest.core.arguments import JobArguments
 from dynamo_ingest.core.errors import DynamoIngestError, LedgerConflictError
 
+from trigger_lambda import routing
 from trigger_lambda.errors import MalformedS3EventError
 from trigger_lambda.events import S3EventRecord, is_test_event, raw_records
 from trigger_lambda.settings import Settings
@@ -95,7 +96,7 @@ def _notify(sns: Any, settings: Settings, file: str, reason: str) -> None:
 
 
 def start_load(record: S3EventRecord, settings: Settings, *, ledger: Ledger, glue: Any,
-               sns: Any) -> RecordOutcome:
+               sns: Any, lambda_: Any = None) -> RecordOutcome:
     """Start the Glue job for one new object unless it is out of scope or already known."""
     if (not record.is_object_created or not record.key.startswith(settings.incoming_prefix)
             or not record.key.endswith(settings.incoming_suffix)):
@@ -116,12 +117,11 @@ def start_load(record: S3EventRecord, settings: Settings, *, ledger: Ledger, glu
             return RecordOutcome(record.uri, "duplicate", detail=str(err))
     arguments = job_arguments(record, settings)
     try:
-        run_id = str(glue.start_job_run(JobName=settings.glue_job_name,
-                                        Arguments=arguments)["JobRunId"])
-    except (ClientError, BotoCoreError) as err:
-        limited = (isinstance(err, ClientError) and
-                   err.response.get("Error", {}).get("Code") == "ConcurrentRunsExceededException")
-        reason = f"glue:StartJobRun failed: {_error_text(err)}"
+        run_id = routing.start_load(record.key, record.size, arguments, settings.routing,
+                                    glue=glue, lambda_=lambda_).job_run_id
+    except routing.LoadNotStartedError as err:
+        limited = err.concurrency_limited
+        reason = str(err)
         ledger.mark_not_started(source, reason, concurrency_limited=limited)
         if limited:
             LOG.warning("%s: %s; the invocation fails so Lambda retries it", record.uri, reason)
@@ -139,7 +139,7 @@ def start_load(record: S3EventRecord, settings: Settings, *, ledger: Ledger, glu
 
 
 def handle_event(event: Mapping[str, Any], settings: Settings, *, ledger: Ledger, glue: Any,
-                 sns: Any) -> TriggerResult:
+                 sns: Any, lambda_: Any = None) -> TriggerResult:
     """Handle every record of an S3 notification; never stops at the first failure."""
     result = TriggerResult()
     if is_test_event(event):
@@ -155,7 +155,8 @@ def handle_event(event: Mapping[str, Any], settings: Settings, *, ledger: Ledger
             result.outcomes.append(RecordOutcome(UNPARSABLE, "malformed", detail=str(err)))
             continue
         try:
-            result.outcomes.append(start_load(record, settings, ledger=ledger, glue=glue, sns=sns))
+            result.outcomes.append(start_load(record, settings, ledger=ledger, glue=glue, sns=sns,
+                                                  lambda_=lambda_))
         except (DynamoIngestError, ClientError, BotoCoreError) as err:
             reason = _error_text(err)
             LOG.exception("%s: could not start the load", record.uri)

@@ -443,3 +443,29 @@ def test_every_crawler_setting_reaches_terraform(
     unused = [key for key in data if f"local.{local_name}.{key}" not in glue_tf]
     assert not unused, f"{definition}: {unused} are defined but Terraform never reads them"
     assert f'file("${{local.repo_root}}/crawlers/{definition}")' in terraform.raw_text["locals.tf"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The Lambda path: the loader function, its layer, the trigger's routing, its alarms
+# ---------------------------------------------------------------------------------------------
+
+def test_the_trigger_routes_small_files_to_the_loader_function(
+        terraform: TerraformConfig) -> None:
+    from trigger_lambda.routing import DEFAULT_SMALL_FILE_BYTES
+    from trigger_lambda.settings import Settings as TriggerSettings
+
+    function = terraform.resource("aws_lambda_function", "handler")
+    assert attr(function, "function_name") == "${var.name_prefix}-${each.key}"
+    assert terraform.local("loader_function_name") == "${var.name_prefix}-loader"
+    trigger_env = terraform.local("lambda_environment")["trigger"]
+    assert trigger_env["LOADER_FUNCTION"] == "${local.loader_function_name}"
+    assert terraform.variable_default("small_file_bytes") == DEFAULT_SMALL_FILE_BYTES, (
+        "Terraform's small_file_bytes default and the trigger's own default must agree")
+    routing = TriggerSettings.from_env(lambda_environment(terraform, "trigger")).routing
+    assert routing.loader_function == "dynamo-ingest-loader"
+    assert routing.small_file_bytes == DEFAULT_SMALL_FILE_BYTES
+    invoke = [s for s in terraform.policy_statements("trigger")
+              if "lambda:InvokeFunction" in attr(s, "actions")]
+    assert [attr(s, "resources") for s in invoke] == [["${local.loader_function_arn}"]]
+    assert terraform.local("loader_function_arn").endswith(
+        ":function:${local.loader_function_name}")
