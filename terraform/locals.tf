@@ -49,12 +49,15 @@ locals {
       for inside, source in files : inside => "${local.repo_root}/${source}"
     }
   }
+  # The loader's third-party packages (Lambda's runtime has only boto3), built by `make layer`.
+  loader_layer_zip = "${path.module}/build/loader-layer.zip"
 
   # Every log group the stack writes to; all are created here with retention and the key.
   glue_log_group_prefix = "/aws-glue/jobs/${var.name_prefix}"
   log_group_names = {
     trigger     = "/aws/lambda/${var.name_prefix}-trigger"
     callback    = "/aws/lambda/${var.name_prefix}-callback"
+    loader      = "/aws/lambda/${var.name_prefix}-loader"
     glue_output = "${local.glue_log_group_prefix}/output"
     glue_error  = "${local.glue_log_group_prefix}/error"
     # EventBridge writes to log groups only under /aws/events/.
@@ -66,13 +69,14 @@ locals {
   ]
   alarm_arn_pattern = "arn:${local.partition}:cloudwatch:${local.region}:${local.account_id}:alarm:${var.name_prefix}-*"
 
-  # Both functions differ only in these settings.
+  # The functions differ only in these settings.
   lambdas = {
     trigger = {
       description          = "S3 upload to incoming/: record the file in the ledger and start the Glue load."
       handler              = "trigger_lambda.handler.handler"
       timeout              = var.trigger_timeout_seconds
       memory_size          = 256
+      ephemeral_storage_mb = 512
       reserved_concurrency = var.trigger_reserved_concurrency
     }
     callback = {
@@ -80,7 +84,16 @@ locals {
       handler              = "callback_lambda.handler.handler"
       timeout              = var.callback_timeout_seconds
       memory_size          = 512
+      ephemeral_storage_mb = 512
       reserved_concurrency = var.callback_reserved_concurrency
+    }
+    loader = {
+      description          = "A file under the small-file threshold: load it in-process (no Glue run), move it, notify."
+      handler              = "loader_lambda.handler.handler"
+      timeout              = var.loader_timeout_seconds
+      memory_size          = var.loader_memory_mb
+      ephemeral_storage_mb = var.loader_ephemeral_storage_mb
+      reserved_concurrency = var.loader_reserved_concurrency
     }
   }
 
@@ -110,6 +123,16 @@ locals {
       INCOMING_PREFIX = var.incoming_prefix
       COMPLETE_PREFIX = var.complete_prefix
       ERROR_PREFIX    = var.error_prefix
+    }
+    loader = {
+      LEDGER_TABLE      = local.ledger_table_name
+      SNS_TOPIC_ARN     = aws_sns_topic.notifications.arn
+      MAX_ATTEMPTS      = tostring(var.max_attempts)
+      MAX_CONTINUATIONS = tostring(var.loader_max_continuations)
+      DEADLINE_MARGIN_S = tostring(var.loader_deadline_margin_seconds)
+      INCOMING_PREFIX   = var.incoming_prefix
+      COMPLETE_PREFIX   = var.complete_prefix
+      ERROR_PREFIX      = var.error_prefix
     }
   }
 

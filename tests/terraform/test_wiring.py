@@ -75,7 +75,7 @@ def lambda_environment(terraform: TerraformConfig, function: str) -> dict[str, s
     return env
 
 
-@pytest.mark.parametrize("function", ["trigger", "callback"])
+@pytest.mark.parametrize("function", ["trigger", "callback", "loader"])
 def test_lambda_environment_is_exactly_what_settings_reads(
         terraform: TerraformConfig, function: str) -> None:
     settings = REPO_ROOT / f"{function}_lambda" / "settings.py"
@@ -90,7 +90,7 @@ def test_lambda_environment_is_exactly_what_settings_reads(
     assert attr(environment, "variables") == "${local.lambda_environment[each.key]}"
 
 
-@pytest.mark.parametrize("function", ["trigger", "callback"])
+@pytest.mark.parametrize("function", ["trigger", "callback", "loader"])
 def test_lambda_handler_names_a_function_taking_event_and_context(
         terraform: TerraformConfig, function: str) -> None:
     handler = terraform.local("lambdas")[function]["handler"]
@@ -421,3 +421,42 @@ def test_the_trigger_routes_small_files_to_the_loader_function(
     assert [attr(s, "resources") for s in invoke] == [["${local.loader_function_arn}"]]
     assert terraform.local("loader_function_arn").endswith(
         ":function:${local.loader_function_name}")
+
+
+def test_the_loader_runs_with_its_layer_two_vcpus_and_lambdas_longest_timeout(
+        terraform: TerraformConfig) -> None:
+    from loader_lambda.settings import Settings as LoaderSettings
+
+    loader = terraform.local("lambdas")["loader"]
+    assert loader["memory_size"] == "${var.loader_memory_mb}"
+    assert terraform.variable_default("loader_memory_mb") == 3008  # 2 vCPUs
+    assert terraform.variable_default("loader_timeout_seconds") == 900
+    assert loader["reserved_concurrency"] == "${var.loader_reserved_concurrency}"
+    function = terraform.resource("aws_lambda_function", "handler")
+    assert attr(function, "layers") == "${lookup(local.lambda_layers,each.key,[])}"
+    assert terraform.local("lambda_layers") == {
+        "loader": ["${aws_lambda_layer_version.loader_packages.arn}"]}
+    layer = terraform.resource("aws_lambda_layer_version", "loader_packages")
+    assert attr(layer, "filename") == "${local.loader_layer_zip}"
+    assert attr(layer, "compatible_runtimes") == ["${var.lambda_runtime}"]
+    assert terraform.local("loader_layer_zip") == "${path.module}/build/loader-layer.zip"
+    # Terraform's defaults are the loader's own (its settings read back what Terraform sets).
+    settings = LoaderSettings.from_env(lambda_environment(terraform, "loader"))
+    defaults = LoaderSettings(ledger_table="t", sns_topic_arn="a")
+    assert settings.max_continuations == defaults.max_continuations
+    assert settings.deadline_margin_s == defaults.deadline_margin_s
+    assert settings.max_attempts == terraform.variable_default("max_attempts")
+
+
+def test_loader_alarms_watch_errors_throttles_and_duration_near_the_timeout(
+        terraform: TerraformConfig) -> None:
+    alarm = terraform.resource("aws_cloudwatch_metric_alarm", "loader")
+    assert attr(alarm, "for_each") == "${local.loader_alarms}"
+    assert attr(alarm, "namespace") == "AWS/Lambda"
+    assert attr(alarm, "dimensions") == {
+        "FunctionName": '${aws_lambda_function.handler["loader"].function_name}'}
+    assert attr(alarm, "alarm_actions") == ["${aws_sns_topic.notifications.arn}"]
+    alarms = terraform.local("loader_alarms")
+    assert {a["metric"] for a in alarms.values()} == {"Errors", "Throttles", "Duration"}
+    assert alarms["duration"]["threshold"] == "${0.9 * var.loader_timeout_seconds * 1000}"
+    assert alarms["duration"]["statistic"] == "Maximum"
