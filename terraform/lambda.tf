@@ -31,6 +31,12 @@ resource "aws_lambda_layer_version" "loader_packages" {
       condition     = fileexists(local.loader_layer_zip)
       error_message = "terraform/build/loader-layer.zip is missing: run `make layer` (it builds the loader's third-party packages for var.lambda_runtime), then plan again."
     }
+    # pyarrow's Linux wheels are manylinux_2_28 (glibc 2.28): the python3.12+ runtimes run on
+    # Amazon Linux 2023, python3.11 on Amazon Linux 2 (glibc 2.26).
+    precondition {
+      condition     = var.lambda_runtime != "python3.11"
+      error_message = "The loader's layer needs python3.12 or later (Amazon Linux 2023): its pyarrow wheels need glibc 2.28, and python3.11 runs on Amazon Linux 2."
+    }
   }
 }
 
