@@ -34,25 +34,25 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Read the settings; :class:`SettingsError` names a missing or unusable variable."""
-        name = "LEDGER_TABLE"
         try:
             ledger_table = environ["LEDGER_TABLE"]
-            name = "SNS_TOPIC_ARN"
             sns_topic_arn = environ["SNS_TOPIC_ARN"]
-            name = "MAX_ATTEMPTS"
-            max_attempts = int(environ.get("MAX_ATTEMPTS", "3"))
-            name = "MAX_CONTINUATIONS"
-            max_continuations = int(environ.get("MAX_CONTINUATIONS", "20"))
-            name = "DEADLINE_MARGIN_S"
-            margin = int(environ.get("DEADLINE_MARGIN_S", str(DEFAULT_DEADLINE_MARGIN_S)))
         except KeyError as err:
             raise SettingsError(f"environment variable {err.args[0]} is required and not set; "
                                 "set it in the function's configuration (terraform)") from err
-        except ValueError as err:
-            raise SettingsError(f"{name} expects a whole number: {err}") from err
+        raw = {"MAX_ATTEMPTS": environ.get("MAX_ATTEMPTS", "3"),
+               "MAX_CONTINUATIONS": environ.get("MAX_CONTINUATIONS", "20"),
+               "DEADLINE_MARGIN_S": environ.get("DEADLINE_MARGIN_S", "60")}
+        numbers: dict[str, int] = {}
+        for name, text in raw.items():
+            try:
+                numbers[name] = int(text)
+            except ValueError as err:
+                raise SettingsError(f"{name} expects a whole number, found {text!r}") from err
         settings = cls(ledger_table=ledger_table, sns_topic_arn=sns_topic_arn,
-                       max_attempts=max_attempts, max_continuations=max_continuations,
-                       deadline_margin_s=margin,
+                       max_attempts=numbers["MAX_ATTEMPTS"],
+                       max_continuations=numbers["MAX_CONTINUATIONS"],
+                       deadline_margin_s=numbers["DEADLINE_MARGIN_S"],
                        incoming_prefix=environ.get("INCOMING_PREFIX", "incoming/"),
                        complete_prefix=environ.get("COMPLETE_PREFIX", "complete/"),
                        error_prefix=environ.get("ERROR_PREFIX", "error/"))

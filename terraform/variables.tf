@@ -293,7 +293,7 @@ variable "callback_reserved_concurrency" {
 variable "small_file_bytes" {
   type        = number
   description = "Files smaller than this (bytes; a compressed file counts as its estimated uncompressed size) load in the loader function instead of a Glue run; 0 sends every file to Glue."
-  default     = 67108864
+  default     = 16777216
 
   validation {
     condition     = var.small_file_bytes >= 0 && floor(var.small_file_bytes) == var.small_file_bytes

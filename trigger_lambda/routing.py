@@ -20,7 +20,7 @@ from dynamo_ingest.core.errors import DynamoIngestError
 Engine = Literal["local", "spark"]
 # What the loader Lambda takes by default (README "The Lambda path"): at the in-process
 # engine's measured rate such a file loads in well under Glue's start-up and minimum.
-DEFAULT_SMALL_FILE_BYTES = 64 * 1024 * 1024
+DEFAULT_SMALL_FILE_BYTES = 16 * 1024 * 1024
 # An object's size is its compressed size; typical CSV exports compress 5-10×, so a
 # compressed object counts as this many times its size until its real size is known.
 COMPRESSED_SUFFIXES = (".gz", ".gzip", ".bz2", ".zst", ".zstd")

@@ -36,7 +36,8 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Read the settings; :class:`SettingsError` names a missing or unusable variable."""
-        raw_small = environ.get("SMALL_FILE_BYTES", "67108864")
+        # The default is DEFAULT_SMALL_FILE_BYTES, written out: the contract is read literally.
+        raw_small = environ.get("SMALL_FILE_BYTES", "16777216")
         try:
             settings = cls(
                 glue_job_name=environ["GLUE_JOB_NAME"],
