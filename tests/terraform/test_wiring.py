@@ -440,6 +440,11 @@ def test_the_loader_runs_with_its_layer_two_vcpus_and_lambdas_longest_timeout(
     assert attr(layer, "filename") == "${local.loader_layer_zip}"
     assert attr(layer, "compatible_runtimes") == ["${var.lambda_runtime}"]
     assert terraform.local("loader_layer_zip") == "${path.module}/build/loader-layer.zip"
+    conditions = [attr(c, "condition") for c in
+                  blocks(blocks(layer, "lifecycle")[0], "precondition")]
+    # A plan without `make layer`, or for a runtime the wheels cannot run on, stops and says so.
+    assert conditions == ["${fileexists(local.loader_layer_zip)}",
+                          '${var.lambda_runtime != "python3.11"}']
     # Terraform's defaults are the loader's own (its settings read back what Terraform sets).
     settings = LoaderSettings.from_env(lambda_environment(terraform, "loader"))
     defaults = LoaderSettings(ledger_table="t", sns_topic_arn="a")
