@@ -1,4 +1,5 @@
-"""Lambda entry point: S3 ``ObjectCreated`` notification → Glue job runs."""
+"""Lambda entry point: S3 ``ObjectCreated`` notification → loads started (loader Lambda or
+Glue job run)."""
 
 from __future__ import annotations
 
@@ -17,16 +18,17 @@ LOG = logging.getLogger("trigger_lambda")
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Start one Glue job run per new object; fail the invocation (so Lambda retries it)
+    """Start one load per new object; fail the invocation (so Lambda retries it)
     when a run could not start."""
     LOG.setLevel(logging.INFO)
     settings = Settings.from_env(os.environ)
     glue = boto3.client("glue")
     dynamodb = boto3.client("dynamodb")
     sns = boto3.client("sns")
+    lambda_ = boto3.client("lambda")
     try:
         result = handle_event(event, settings, ledger=Ledger(dynamodb, settings.ledger_table),
-                              glue=glue, sns=sns)
+                              glue=glue, sns=sns, lambda_=lambda_)
     except MalformedS3EventError as err:
         # Not re-raised: a retry delivers the same unparsable event again.
         LOG.error("%s", err)

@@ -1,8 +1,9 @@
-"""New object in ``incoming/`` → ledger RECEIVED → ``glue:StartJobRun`` → ledger STARTED.
+"""New object in ``incoming/`` → ledger RECEIVED → the load started (the loader Lambda for a
+small file, else ``glue:StartJobRun``: :mod:`trigger_lambda.routing`) → ledger STARTED.
 
 S3 delivers events at least once: the ledger's conditional RECEIVED write lets one delivery
 start a run and turns the others into logged duplicates. A first run that could not start
-(``ConcurrentRunsExceededException`` or another StartJobRun error) is left
+(``ConcurrentRunsExceededException`` or another StartJobRun / Invoke error) is left
 CONCURRENCY_LIMITED / START_FAILED, which a re-delivery of the event may reclaim, so the
 Lambda's own retries (and a redrive of its dead-letter queue) start it later.
 """
@@ -23,6 +24,7 @@ from dynamo_ingest.core.errors import DynamoIngestError, LedgerConflictError
 
 from trigger_lambda.errors import MalformedS3EventError
 from trigger_lambda.events import S3EventRecord, is_test_event, raw_records
+from trigger_lambda.routing import LoadNotStartedError, error_text, start_load
 from trigger_lambda.settings import Settings
 
 LOG = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ class RecordOutcome:
     outcome: Outcome
     job_run_id: str | None = None
     detail: str | None = None
+    engine: str | None = None  # local (the loader function) or spark (Glue), once started
 
 
 @dataclass
@@ -76,13 +79,6 @@ def job_arguments(record: S3EventRecord, settings: Settings) -> dict[str, str]:
     return arguments.trigger_arguments()
 
 
-def _error_text(err: BaseException) -> str:
-    if isinstance(err, ClientError):
-        error = err.response.get("Error", {})
-        return f"{error.get('Code')}: {error.get('Message')}"
-    return f"{type(err).__name__}: {err}"
-
-
 def _notify(sns: Any, settings: Settings, file: str, reason: str) -> None:
     message = {"event": "dynamo-ingest: load not started", "file": file, "reason": reason,
                "glue_job": settings.glue_job_name, "ledger_table": settings.ledger_table}
@@ -94,9 +90,10 @@ def _notify(sns: Any, settings: Settings, file: str, reason: str) -> None:
         LOG.exception("could not publish to %s: %s", settings.sns_topic_arn, message)
 
 
-def start_load(record: S3EventRecord, settings: Settings, *, ledger: Ledger, glue: Any,
-               sns: Any) -> RecordOutcome:
-    """Start the Glue job for one new object unless it is out of scope or already known."""
+def accept_object(record: S3EventRecord, settings: Settings, *, ledger: Ledger, glue: Any,
+                  sns: Any, lambda_: Any = None) -> RecordOutcome:
+    """Start the load of one new object (:func:`trigger_lambda.routing.start_load`) unless it
+    is out of scope or already known."""
     if (not record.is_object_created or not record.key.startswith(settings.incoming_prefix)
             or not record.key.endswith(settings.incoming_suffix)):
         LOG.info("ignoring %s %s: not an object created under %s*%s", record.event_name,
@@ -116,30 +113,29 @@ def start_load(record: S3EventRecord, settings: Settings, *, ledger: Ledger, glu
             return RecordOutcome(record.uri, "duplicate", detail=str(err))
     arguments = job_arguments(record, settings)
     try:
-        run_id = str(glue.start_job_run(JobName=settings.glue_job_name,
-                                        Arguments=arguments)["JobRunId"])
-    except (ClientError, BotoCoreError) as err:
-        limited = (isinstance(err, ClientError) and
-                   err.response.get("Error", {}).get("Code") == "ConcurrentRunsExceededException")
-        reason = f"glue:StartJobRun failed: {_error_text(err)}"
-        ledger.mark_not_started(source, reason, concurrency_limited=limited)
-        if limited:
+        started = start_load(record.key, record.size, arguments, settings.routing, glue=glue,
+                             lambda_=lambda_)
+    except LoadNotStartedError as err:
+        reason = str(err)
+        ledger.mark_not_started(source, reason, concurrency_limited=err.concurrency_limited)
+        if err.concurrency_limited:
             LOG.warning("%s: %s; the invocation fails so Lambda retries it", record.uri, reason)
         else:
             LOG.error("%s: %s", record.uri, reason)
             _notify(sns, settings, record.uri, reason)
         return RecordOutcome(record.uri, "not_started", detail=reason)
+    run_id = started.job_run_id
     try:
         ledger.mark_started(source, run_id, arguments)
     except DynamoIngestError:
         # The run is going; the job's own job_started() confirms it in the ledger.
         LOG.exception("%s: run %s started but recording it failed", record.uri, run_id)
-    LOG.info("%s: started run %s of %s", record.uri, run_id, settings.glue_job_name)
-    return RecordOutcome(record.uri, "started", job_run_id=run_id)
+    LOG.info("%s: started run %s (%s engine)", record.uri, run_id, started.engine)
+    return RecordOutcome(record.uri, "started", job_run_id=run_id, engine=started.engine)
 
 
 def handle_event(event: Mapping[str, Any], settings: Settings, *, ledger: Ledger, glue: Any,
-                 sns: Any) -> TriggerResult:
+                 sns: Any, lambda_: Any = None) -> TriggerResult:
     """Handle every record of an S3 notification; never stops at the first failure."""
     result = TriggerResult()
     if is_test_event(event):
@@ -155,9 +151,10 @@ def handle_event(event: Mapping[str, Any], settings: Settings, *, ledger: Ledger
             result.outcomes.append(RecordOutcome(UNPARSABLE, "malformed", detail=str(err)))
             continue
         try:
-            result.outcomes.append(start_load(record, settings, ledger=ledger, glue=glue, sns=sns))
+            result.outcomes.append(accept_object(record, settings, ledger=ledger, glue=glue,
+                                                 sns=sns, lambda_=lambda_))
         except (DynamoIngestError, ClientError, BotoCoreError) as err:
-            reason = _error_text(err)
+            reason = error_text(err)
             LOG.exception("%s: could not start the load", record.uri)
             _notify(sns, settings, record.uri, reason)
             result.outcomes.append(RecordOutcome(record.uri, "not_started", detail=reason))

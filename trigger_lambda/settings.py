@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from dynamo_ingest.control.locations import BucketFolders
 
 from trigger_lambda.errors import SettingsError
+from trigger_lambda.routing import DEFAULT_SMALL_FILE_BYTES, Routing
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,14 @@ class Settings:
     incoming_prefix: str = "incoming/"
     incoming_suffix: str = ".csv"
     error_prefix: str = "error/"
+    loader_function: str = ""  # the loader Lambda for small files ("": every file to Glue)
+    small_file_bytes: int = DEFAULT_SMALL_FILE_BYTES
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Read the settings; :class:`SettingsError` names a missing or unusable variable."""
+        # The default is DEFAULT_SMALL_FILE_BYTES, written out: the contract is read literally.
+        raw_small = environ.get("SMALL_FILE_BYTES", "16777216")
         try:
             settings = cls(
                 glue_job_name=environ["GLUE_JOB_NAME"],
@@ -46,10 +51,15 @@ class Settings:
                 incoming_prefix=environ.get("INCOMING_PREFIX", "incoming/"),
                 incoming_suffix=environ.get("INCOMING_SUFFIX", ".csv"),
                 error_prefix=environ.get("ERROR_PREFIX", "error/"),
+                loader_function=environ.get("LOADER_FUNCTION", ""),
+                small_file_bytes=int(raw_small),
             )
         except KeyError as err:
             raise SettingsError(f"environment variable {err.args[0]} is required and not set; "
                                 "set it in the function's configuration (terraform)") from err
+        except ValueError as err:
+            raise SettingsError(f"SMALL_FILE_BYTES expects a whole number of bytes (files under "
+                                f"it load in the loader Lambda), found {raw_small!r}") from err
         settings.validate()
         return settings
 
@@ -68,6 +78,11 @@ class Settings:
             raise SettingsError(problem)
 
     @property
+    def routing(self) -> Routing:
+        """Where files load: the loader function under the threshold, else the Glue job."""
+        return Routing(self.glue_job_name, self.loader_function, self.small_file_bytes)
+
+    @property
     def folders(self) -> BucketFolders:
         """The bucket's folders this trigger knows (complete/ is the callback's business)."""
         return BucketFolders(incoming=self.incoming_prefix, error=self.error_prefix)
@@ -79,4 +94,5 @@ class Settings:
                 "SNS_TOPIC_ARN": self.sns_topic_arn, "SORT_KEY": self.sort_key,
                 "CATALOG_DATABASE": self.catalog_database, "CATALOG_TABLE": self.catalog_table,
                 "INCOMING_PREFIX": self.incoming_prefix, "INCOMING_SUFFIX": self.incoming_suffix,
-                "ERROR_PREFIX": self.error_prefix}
+                "ERROR_PREFIX": self.error_prefix, "LOADER_FUNCTION": self.loader_function,
+                "SMALL_FILE_BYTES": str(self.small_file_bytes)}
