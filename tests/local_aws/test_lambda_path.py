@@ -4,6 +4,7 @@ continues in a fresh invocation to the exact table."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -15,9 +16,11 @@ from typing import Any
 import boto3
 import pytest
 from dynamo_ingest.control.ledger import Ledger, LedgerStatus, SourceObject
+from rich.console import Console
 
 from dynamo_ingest_cli.datagen import attribute_types_for_layout, expected_outcome, generate_csv
 from dynamo_ingest_cli.local_flow import LocalDeployment
+from dynamo_ingest_cli.status import show_status
 from local_aws.dynamodb_double import DynamoDBDouble, FaultPlan
 from local_aws.orchestration import (
     LOADER_FUNCTION,
@@ -95,6 +98,10 @@ def test_a_small_file_loads_in_the_loader_lambda_with_no_glue_run(aws: str,
     assert "incoming/2024/orders.csv" not in keys
     assert "error/2024/orders.csv.rejects.csv" in keys
     assert record.lease is None
+    screen = io.StringIO()
+    assert show_status(None, deployment.ledger_table, 5, Console(file=screen, width=250)) == 0
+    row = next(line for line in screen.getvalue().splitlines() if "SUCCEEDED_WITH" in line)
+    assert "│ local " in row
 
 
 def test_a_file_over_the_threshold_goes_to_glue(aws: str, tmp_path: Path) -> None:
