@@ -175,6 +175,9 @@ def test_a_load_nearing_the_deadline_continues_in_a_fresh_invocation(
     assert record.status == LedgerStatus.SUCCEEDED_WITH_REJECTS
     assert record.engine == "local"
     assert len(record.job_run_ids) == 2
+    # The first invocation stopped part-way: the second skipped its rows and wrote the rest.
+    assert record.rows_skipped_by_resume > 0
+    assert record.items_written > 0
     assert result.file_location == f"s3://{deployment.bucket}/complete/orders.csv"
     assert scan_table(deployment.target_table) == expected.items
     # Every item write the table accepted beyond one per item was a row written twice.
