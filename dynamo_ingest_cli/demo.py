@@ -140,6 +140,7 @@ class DemoFile:
     status: str
     attempts: int
     seconds: float  # from the S3 event to the file's final place
+    reports: tuple[RunReport, ...] = ()  # the loader Lambda's runs (Glue's: the job runner's)
 
 
 def demo_files(rows: int, small_rows: int, small_file_bytes: int) -> list[tuple[str, int]]:
@@ -187,19 +188,32 @@ def run_demo(*, rows: int, workdir: Path | None, console: Console, out: Console,
         runner = _job_runner(emulator)
         loaded = [_load_through_the_flow(aws, deployment, file.path, file.rows, runner,
                                          endpoint.environ, console) for file in generated]
-        expected = len(set().union(*(file.expected_items() for file in generated)))
-        in_table = count_items(aws.client("dynamodb"), deployment.target_table,
-                               live_item_count=endpoint.embedded_moto)
-        checked = before == 0  # items that were there before make the count no check
-        out.print(outcome_table(_summary(loaded, in_table, expected, before, checked,
-                                         capacity_rows(runner.reports, emulator),
-                                         time.monotonic() - started)))
-        ok = (all(f.status in ("SUCCEEDED", "SUCCEEDED_WITH_REJECTS")
-                  and "/complete/" in f"/{f.final_location or ''}" for f in loaded)
-              and (in_table == expected or not checked))
-        if not ok:
-            console.print("[red]the demo did not end as expected[/red]")
-        return 0 if ok else 1
+        return _check_and_report(aws, deployment, generated, loaded, before, runner, emulator,
+                                 embedded_moto=endpoint.embedded_moto, started=started,
+                                 console=console, out=out)
+
+
+def _check_and_report(aws: AwsConfig, deployment: LocalDeployment, generated: list[Any],
+                      loaded: list[DemoFile], before: int, runner: JobRunner, emulator: str, *,
+                      embedded_moto: bool, started: float, console: Console,
+                      out: Console) -> int:
+    """Compare the table with the oracle (every file's keys), print the summary; the exit
+    code is 0 when every file ended in complete/ and the table holds what it should."""
+    expected = len(set().union(*(file.expected_items() for file in generated)))
+    in_table = count_items(aws.client("dynamodb"), deployment.target_table,
+                           live_item_count=embedded_moto)
+    checked = before == 0  # items that were there before make the count no check
+    out.print(outcome_table(_summary(loaded, in_table, expected, before, checked,
+                                     capacity_rows([*runner.reports,
+                                                    *(r for f in loaded for r in f.reports)],
+                                                   emulator),
+                                     time.monotonic() - started)))
+    ok = (all(f.status in ("SUCCEEDED", "SUCCEEDED_WITH_REJECTS")
+              and "/complete/" in f"/{f.final_location or ''}" for f in loaded)
+          and (in_table == expected or not checked))
+    if not ok:
+        console.print("[red]the demo did not end as expected[/red]")
+    return 0 if ok else 1
 
 
 def _deploy(aws: AwsConfig, deployment: LocalDeployment, *, overwrite: bool) -> int:
@@ -264,7 +278,9 @@ def _load_through_the_flow(aws: AwsConfig, deployment: LocalDeployment, path: Pa
     record = result.record
     return DemoFile(f"s3://{deployment.bucket}/{key}", rows, size, result.engine,
                     result.file_location, str(record.status), record.attempts,
-                    time.monotonic() - began)
+                    time.monotonic() - began,
+                    tuple(RunReport.from_dict(r["report"]) for r in result.loader_results
+                          if r.get("report")))
 
 
 ENGINE_NAMES = {"local": "loader Lambda (in-process engine)", "spark": "Glue job (Spark)"}

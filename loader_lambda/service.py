@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
@@ -79,6 +79,7 @@ class LoaderResult:
     file_location: str | None = None
     next_job_run_id: str | None = None
     detail: str | None = None
+    report: dict[str, Any] | None = None  # the run's report (absent: nothing was run)
 
 
 class DeadlineWatch:
@@ -129,15 +130,17 @@ def handle_load(request: LoadRequest, settings: Settings, *, ledger: Ledger, cli
         report = run_load(args, request.job_run_id, interrupt)
     if report.status == "FAILED" and watch.fired:
         if request.continuation < settings.max_continuations:
-            return _hand_on(request, source, settings, ledger, clients, context,
-                            continuation=True, reason=report.error or "deadline")
+            return replace(_hand_on(request, source, settings, ledger, clients, context,
+                                    continuation=True, reason=report.error or "deadline"),
+                           report=report.to_dict())
         report.error = (f"stopped before the Lambda's deadline in each of "
                         f"{request.continuation + 1} invocations (MAX_CONTINUATIONS "
                         f"{settings.max_continuations}); load it with --engine spark (Glue)")
     elif (report.status == "FAILED" and report.retryable
             and request.attempt < settings.max_attempts):
-        return _hand_on(request, source, settings, ledger, clients, context,
-                        continuation=False, reason=report.error or "failed")
+        return replace(_hand_on(request, source, settings, ledger, clients, context,
+                                continuation=False, reason=report.error or "failed"),
+                       report=report.to_dict())
     finished = finish_run(ledger, source, request.job_run_id,
                           succeeded=report.status != "FAILED", error=report.error,
                           flow=EventFlow(clients.s3, clients.sns, settings.sns_topic_arn,
@@ -145,7 +148,8 @@ def handle_load(request: LoadRequest, settings: Settings, *, ledger: Ledger, cli
                           details={"function_name": context.function_name,
                                    "continuations": request.continuation})
     return LoaderResult(finished.outcome, source.uri, request.job_run_id,
-                        file_location=finished.file_location, detail=report.error)
+                        file_location=finished.file_location, detail=report.error,
+                        report=report.to_dict())
 
 
 def _argv(arguments: dict[str, str]) -> list[str]:

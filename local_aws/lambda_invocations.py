@@ -53,47 +53,16 @@ class LambdaInvocations:
         with self._lock:
             return self._queue.popleft() if self._queue else None
 
-    def _accept(self, invocation: Invocation) -> None:
+    def accept(self, invocation: Invocation) -> None:
+        """Queue an invocation (the HTTP handler's threads)."""
         with self._lock:
             self._queue.append(invocation)
             self.received.append(invocation)
 
     def start(self) -> LambdaInvocations:
         """Listen and serve from a daemon thread."""
-        inbox = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def do_POST(self) -> None:
-                path = urlsplit(self.path).path
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                kind = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
-                if not path.startswith(INVOKE_PATH) or not path.endswith("/invocations"):
-                    self._reply(404, {"Type": "User", "message": f"no such API: {path}"})
-                    return
-                if kind != "Event":
-                    # Our functions are only ever invoked asynchronously.
-                    self._reply(400, {"Type": "User", "message": "only InvocationType Event "
-                                      f"is delivered locally, found {kind}"})
-                    return
-                name = unquote(path[len(INVOKE_PATH):-len("/invocations")])
-                inbox._accept(Invocation(function_name(name), kind,
-                                         json.loads(body or b"{}")))
-                self._reply(202, None)
-
-            def _reply(self, status: int, payload: Any) -> None:
-                data = b"" if payload is None else json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                if status >= 400:
-                    self.send_header("X-Amzn-ErrorType", "InvalidRequestContentException")
-                self.end_headers()
-                self.wfile.write(data)
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.inbox = self
         self._server = server
         self.url = f"http://127.0.0.1:{server.server_address[1]}"
         self._thread = threading.Thread(target=server.serve_forever, args=(0.05,),
@@ -117,3 +86,43 @@ class LambdaInvocations:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+class _Server(ThreadingHTTPServer):
+    inbox: LambdaInvocations
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Invoke (``POST /2015-03-31/functions/NAME/invocations``) as Lambda answers it."""
+
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def do_POST(self) -> None:
+        path = urlsplit(self.path).path
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        kind = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        if not path.startswith(INVOKE_PATH) or not path.endswith("/invocations"):
+            self._reply(404, {"Type": "User", "message": f"no such API: {path}"})
+            return
+        if kind != "Event":
+            # Our functions are only ever invoked asynchronously.
+            self._reply(400, {"Type": "User", "message": "only InvocationType Event is "
+                              f"delivered locally, found {kind}"})
+            return
+        name = unquote(path[len(INVOKE_PATH):-len("/invocations")])
+        self.server.inbox.accept(Invocation(function_name(name), kind,
+                                            json.loads(body or b"{}")))
+        self._reply(202, None)
+
+    def _reply(self, status: int, payload: Any) -> None:
+        data = b"" if payload is None else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if status >= 400:
+            self.send_header("X-Amzn-ErrorType", "InvalidRequestContentException")
+        self.end_headers()
+        self.wfile.write(data)

@@ -243,6 +243,27 @@ def follow_run(*, glue: Any, ledger: Ledger, source: SourceObject, job_name: str
     return exit_codes, callback_results
 
 
+def _deliver_upload(source: SourceObject, size: int, trigger_settings: TriggerSettings,
+                    loader_settings: LoaderSettings | None, aws_environ: dict[str, str],
+                    region: str, loader_context: LoaderContext | None
+                    ) -> tuple[Mapping[str, Any], list[Mapping[str, Any]]]:
+    """The S3 event to the trigger, then whatever it handed to the loader Lambda to the
+    loader handler; returns the trigger's result and the loader invocations' results."""
+    with lambda_endpoint(aws_environ) as (invocations, env):
+        with patched_environ({**env, **trigger_settings.to_env()}):
+            trigger_result = trigger_handler(
+                s3_put_event(source.bucket, source.key, source.etag, size, region=region),
+                _context("dynamo-ingest-trigger", region))
+        if not invocations.received:
+            return trigger_result, []
+        if loader_settings is None:
+            raise LocalFlowError(f"the trigger handed {source.uri} to the loader Lambda, but "
+                                 "no loader settings were given")
+        return trigger_result, deliver_invocations(invocations, loader_settings=loader_settings,
+                                                   aws_environ=env, region=region,
+                                                   context=loader_context)
+
+
 def run_local_flow(*, s3: Any, glue: Any, dynamodb: Any, bucket: str, key: str,
                    trigger_settings: TriggerSettings, callback_settings: CallbackSettings,
                    run_job: RunJob, aws_environ: Mapping[str, str] | None = None,
@@ -260,20 +281,10 @@ def run_local_flow(*, s3: Any, glue: Any, dynamodb: Any, bucket: str, key: str,
     head = s3.head_object(Bucket=bucket, Key=key)
     source = SourceObject(bucket, key, str(head["ETag"]))
     ledger = Ledger(dynamodb, trigger_settings.ledger_table)
-    with lambda_endpoint(aws_environ or {}) as (invocations, base_env):
-        with patched_environ({**base_env, **trigger_settings.to_env()}):
-            trigger_result = trigger_handler(
-                s3_put_event(bucket, key, source.etag, int(head["ContentLength"]),
-                             region=region),
-                _context("dynamo-ingest-trigger", region))
-        loader_results: list[Mapping[str, Any]] = []
-        if invocations.received:
-            if loader_settings is None:
-                raise LocalFlowError(f"the trigger handed {source.uri} to the loader Lambda, "
-                                     "but no loader settings were given")
-            loader_results = deliver_invocations(invocations, loader_settings=loader_settings,
-                                                 aws_environ=base_env, region=region,
-                                                 context=loader_context)
+    base_env = dict(aws_environ or {})
+    trigger_result, loader_results = _deliver_upload(
+        source, int(head["ContentLength"]), trigger_settings, loader_settings, base_env,
+        region, loader_context)
     exit_codes: list[int] = []
     callback_results: list[Mapping[str, Any]] = []
     if not loader_results:
