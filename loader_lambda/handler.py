@@ -1,14 +1,19 @@
-"""Lambda entry point: a load request from the trigger (or from a loader handing on its file)
-→ load the file with the in-process engine."""
+"""Lambda entry point: a load request from the router → the file loaded in this function."""
 
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import asdict
 from typing import Any
 
 import boto3
-from dynamo_ingest.control.load_request import LoadRequest
+from dynamo_ingest.control.interrupt import Interrupt
+from dynamo_ingest.control.ledger import Ledger
+from dynamo_ingest.control.load_request import LoadRequest, MalformedLoadRequestError
+from dynamo_ingest.core.arguments import JobArguments
+from dynamo_ingest.core.report import RunReport
+from dynamo_ingest.job import run
 
 from loader_lambda.service import Clients, handle_load
 from loader_lambda.settings import Settings
@@ -16,12 +21,24 @@ from loader_lambda.settings import Settings
 LOG = logging.getLogger("loader_lambda")
 
 
+def _run_load(args: JobArguments, job_run_id: str, interrupt: Interrupt) -> RunReport:
+    """The job's own run with the in-process engine (no Spark is imported or started)."""
+    return run(args, job_run_id=job_run_id, interrupt=interrupt)
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Load the file the request names; hand it on to a fresh invocation near the deadline."""
+    """Load the requested file; a malformed request is logged and dropped."""
     LOG.setLevel(logging.INFO)
     settings = Settings.from_env(os.environ)
-    request = LoadRequest.from_event(event)
+    try:
+        request = LoadRequest.from_event(event)
+    except MalformedLoadRequestError as err:
+        # Returned, not raised: Lambda's retries would deliver the same broken request.
+        LOG.error("%s", err)
+        return {"outcome": "error", "detail": str(err)}
     clients = Clients(s3=boto3.client("s3"), sns=boto3.client("sns"),
                       lambda_=boto3.client("lambda"))
-    return handle_load(request, settings, clients, function_arn=context.invoked_function_arn,
-                       remaining_ms=context.get_remaining_time_in_millis)
+    ledger = Ledger(boto3.client("dynamodb"), settings.ledger_table)
+    result = handle_load(request, settings, ledger=ledger, clients=clients, context=context,
+                         run_load=_run_load)
+    return asdict(result)

@@ -8,6 +8,7 @@ orchestration. Nothing is collected to the driver except one small row per parti
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
 import time
 import uuid
@@ -142,11 +143,12 @@ def _task_function(task: PartitionTask) -> Callable[[Iterable[Any]], Iterable[An
     return run_partition
 
 
-def _execute(spark: SparkSession | None, source: ResolvedSource, plan: _Plan) -> list[Any]:
+def _execute(spark: SparkSession | None, source: ResolvedSource, plan: _Plan,
+             stop_flag: str | None = None) -> list[Any]:
     """Every partition's stats row: Spark's (no Spark: the in-process engine's)."""
     if spark is None:
         load = LocalLoad(source.local_copy or source.spark_path, plan.schema,
-                         tuple(plan.key_parts), plan.workers)
+                         tuple(plan.key_parts), plan.workers, stop_flag=stop_flag)
         return [_result_row(result) for result in load_file(load, plan.task)]
     records = read_records(spark, source.spark_path, plan.schema, source.uri)
     ordered = partitioned_for_writing(records, plan.key_parts, plan.task.partitions)
@@ -206,6 +208,7 @@ class _Load:
     plan: ResumePlan | None = None
     own_spark: SparkSession | None = None  # the session this run started (and may stop)
     engine: str = "spark"
+    stop_flag: str | None = None  # the in-process engine's stop request (a file its workers see)
 
 
 def run(args: JobArguments, runtime: Runtime | None = None, *,
@@ -245,6 +248,8 @@ def run(args: JobArguments, runtime: Runtime | None = None, *,
             # A path Hadoop cannot read fails every run alike.
             report.retryable = not is_unreadable_path(err)
     interrupt.disarm()
+    if load.stop_flag is not None:
+        Path(load.stop_flag).unlink(missing_ok=True)
     if load.source is not None:
         load.source.discard_staged_copy(Storage(aws))
     report.elapsed_s = time.monotonic() - started
@@ -276,10 +281,12 @@ def _load(args: JobArguments, runtime: Runtime | None, aws: AwsConfig, load: _Lo
     interrupt.check()
     if progress is not None:
         with _ProgressPoller(ledger.items_written, plan.predicted_rows, progress):
-            rows = _execute(spark, source, plan)
+            rows = _execute(spark, source, plan, load.stop_flag)
     else:
-        rows = _execute(spark, source, plan)
+        rows = _execute(spark, source, plan, load.stop_flag)
     interrupt.disarm()
+    # A stopped in-process load ends its partitions early and cleanly: not a finished file.
+    interrupt.check()
     _finish(rows, plan, aws, ledger, report, progress)
 
 
@@ -289,6 +296,7 @@ def _start(args: JobArguments, runtime: Runtime | None, aws: AwsConfig, load: _L
     """Spark up unless the in-process engine loads the file (a stop request now cancels
     Spark's jobs), the source resolved, the run recorded and its lease taken."""
     load.engine = resolve_engine(args.engine)
+    report.extra["engine"] = load.engine
     spark = None
     if load.engine == "spark":
         if runtime is None:
@@ -298,6 +306,9 @@ def _start(args: JobArguments, runtime: Runtime | None, aws: AwsConfig, load: _L
             load.own_spark = runtime.spark
         spark = runtime.spark
         interrupt.arm(spark.sparkContext.cancelAllJobs)
+    else:
+        load.stop_flag = _stop_flag_path(load.run_id)
+        interrupt.arm(Path(load.stop_flag).touch)
     # Spark in Glue reads s3:// itself; locally, and for the in-process engine, it is staged.
     stage_s3 = runtime is None or not runtime.is_glue
     source = load.source = resolve_source(args.source_path, aws, stage_s3=stage_s3,
@@ -329,7 +340,6 @@ def _plan(args: JobArguments, aws: AwsConfig, spark: SparkSession | None,
     resume = load.plan = ledger.resume_plan(
         args.partitions or default_partitions(parallelism, source.size), load.run_id,
         engine_fingerprint(args.load_fingerprint(), load.engine), table_instance(table))
-    report.extra["engine"] = load.engine
     if resume.discarded:
         report.extra["checkpoints_discarded"] = resume.discarded
     total_rate, rate_origin = resolve_write_rate(args, table)
@@ -438,6 +448,11 @@ def _report_interrupted(report: RunReport, load: _Load, interrupt: Interrupt) ->
         return
     for partition, checkpoint in now.items():
         report.counts.add(counts_since(load.plan.prior.get(partition), checkpoint))
+
+
+def _stop_flag_path(run_id: str) -> str:
+    """Where a stop request of the in-process engine's run ``run_id`` appears (not yet)."""
+    return str(Path(tempfile.gettempdir()) / f"dynamo-ingest-stop-{run_id}")
 
 
 def _first_line(err: BaseException) -> str:

@@ -50,6 +50,9 @@ RUN_RECORDS = 100_000
 SPILL_RECORDS = 50_000
 # Rows per Arrow batch handed to the pipeline (Spark's Arrow batches hold 10,000 too).
 BATCH_ROWS = 10_000
+# With a stop flag, records between looks at it, and so rows per batch: a stop waits for at
+# most this many rows to be written (a few batches) before the partition ends.
+STOP_CHECK_RECORDS = 1000
 # Spark's seed for xxhash64() and for the Murmur3 hash that repartition() applies.
 SPARK_SEED = 42
 _MASK64 = (1 << 64) - 1
@@ -286,6 +289,9 @@ class LocalLoad:
     key_parts: tuple[KeyHashPart, ...]
     workers: int
     run_records: int = RUN_RECORDS
+    # Once this file exists, every partition ends its input at the next record: what it
+    # wrote is checkpointed as its prefix and a resume continues after it (a stop request).
+    stop_flag: str | None = None
 
 
 def load_file(load: LocalLoad, task: PartitionTask,
@@ -297,7 +303,7 @@ def load_file(load: LocalLoad, task: PartitionTask,
         spills, too_long = _spill(load, task, directory, open_source or _open_local)
         with _executor(min(load.workers, task.partitions)) as pool:
             futures = [pool.submit(_partition_worker, task, partition, str(path),
-                                   _width(load.schema), load.run_records)
+                                   _width(load.schema), load.run_records, load.stop_flag)
                        for partition, path in enumerate(spills)]
             results = [future.result() for future in futures]
         if too_long:
@@ -379,16 +385,30 @@ def _width(schema: CsvSchema) -> int:
 
 
 def _partition_worker(task: PartitionTask, partition: int, spill: str, width: int,
-                      run_records: int) -> PartitionResult:
+                      run_records: int, stop_flag: str | None = None) -> PartitionResult:
     """One partition in a worker: sort its spill file and write it (top level: picklable)."""
     from dynamo_ingest.engine.partition_run import run_partition
 
     path = Path(spill)
     sorter = ExternalSort(path.parent, run_records)
-    batches = arrow_batches(sorter.sorted(_load_all(path)), width)
+    records = sorter.sorted(_load_all(path))
+    batches = arrow_batches(_until_stopped(records, stop_flag), width,
+                            STOP_CHECK_RECORDS if stop_flag else BATCH_ROWS)
     result = run_partition(task, partition, batches)
     path.unlink(missing_ok=True)
     return result
+
+
+def _until_stopped(records: Iterator[SpilledRecord],
+                   stop_flag: str | None) -> Iterator[SpilledRecord]:
+    """``records`` until ``stop_flag`` exists (looked for every :data:`STOP_CHECK_RECORDS`)."""
+    if stop_flag is None:
+        yield from records
+        return
+    for count, record in enumerate(records):
+        if count % STOP_CHECK_RECORDS == 0 and os.path.exists(stop_flag):
+            return
+        yield record
 
 
 def _splitter_rejects(task: PartitionTask, records: list[tuple[int, str, list[str | None]]],
