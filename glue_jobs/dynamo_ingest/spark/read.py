@@ -6,16 +6,36 @@ strict UTF-8, which rejects a record with invalid UTF-8 instead of silently turn
 bytes into U+FFFD. Every value is read as a string so numbers reach DynamoDB exactly as
 written. Files are read with ``multiLine`` (quoted newlines), which gives one partition per
 file, so ``monotonically_increasing_id`` numbers the data records 0, 1, 2 … in file order.
+
+Values are byte-exact: Spark's parser (univocity), when it detects the line separator itself,
+turns that separator into ``\\n`` inside quoted values (a quoted CRLF of a CRLF file, a quoted
+CR of a CR file). Passing the separator as ``lineSep`` turns that normalisation off (Spark's
+``CSVOptions`` sets ``normalizeLineEndingsWithinQuotes`` to ``!multiLine`` then), so the reader
+is told the separator the splitter detects (:func:`detect_separator`, the same rule univocity
+applies) from the first line break of the file, read once through Hadoop as Spark reads it.
+
+A runaway record (no line break, a quote left open) is bounded as the splitter bounds it: no
+value may be longer than the splitter's record limit (``maxCharsPerColumn``), and Spark's
+error becomes a :class:`FileLayoutError` naming the file and the record (:func:`reading`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from dynamo_ingest.core.catalog import CsvSchema
 from dynamo_ingest.core.errors import FileLayoutError
 from dynamo_ingest.engine.layout import CORRUPT_COLUMN, KEY_HASH, RECORD_NO, value_column
+from dynamo_ingest.engine.records import (
+    DEFAULT_RECORD_LIMIT,
+    DYNAMODB_ITEM_LIMIT,
+    SEPARATOR_WINDOW,
+    describe_size,
+    detect_separator,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import Column as SparkColumn
@@ -36,6 +56,76 @@ def is_unreadable_path(err: BaseException) -> bool:
     return any(marker in str(err) for marker in _UNREADABLE_PATH)
 
 
+# Univocity's own words when a value outgrows maxCharsPerColumn or a record maxColumns, and
+# where it was (``record`` counts from 0 over every record, the header included).
+_VALUE_TOO_LONG = "exceeds the maximum number of characters defined in your parser settings"
+_TOO_MANY_FIELDS = re.compile(r"ArrayIndexOutOfBoundsException - Index \d+ out of bounds")
+_PARSER_STATE = re.compile(r"Internal state when error was thrown: line=\d+, column=\d+, "
+                           r"record=(\d+)")
+# Every field but the last takes a delimiter, so a record the splitter accepts (at most its
+# record limit) never has more fields than this; Spark's default (20,480) would fail a wider
+# file that the splitter reads.
+MAX_FIELDS = DEFAULT_RECORD_LIMIT // 2 + 1
+
+
+def line_separator(spark: SparkSession, path: str) -> str:
+    """The file's line separator as :func:`detect_separator` finds it in its first
+    :data:`SEPARATOR_WINDOW` characters, read through Hadoop (and its codecs) as Spark reads
+    the file; only the bytes up to the first line break are read, in small steps."""
+    from py4j.protocol import Py4JJavaError  # type: ignore[import-untyped]
+
+    jvm: Any = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    try:
+        stream = hadoop_path.getFileSystem(conf).open(hadoop_path)
+    except Py4JJavaError:
+        # A path Hadoop cannot open: Spark's own read says why, in its words.
+        return "\n"
+    codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf).getCodec(hadoop_path)
+    if codec is not None:
+        stream = codec.createInputStream(stream)
+    head = b""
+    try:
+        while len(head) < SEPARATOR_WINDOW:
+            found = re.search(b"[\r\n]", head)
+            if found is not None and (found.group() == b"\n" or found.end() < len(head)):
+                break
+            step = bytes(stream.readNBytes(min(64 * 1024, SEPARATOR_WINDOW - len(head))))
+            if not step:
+                break
+            head += step
+    finally:
+        stream.close()
+    return detect_separator(head[:SEPARATOR_WINDOW].decode("latin-1"))
+
+
+@contextmanager
+def reading(source_name: str, has_header: bool) -> Iterator[None]:
+    """Turn Spark's failure on a record its parser will not hold into a
+    :class:`FileLayoutError` naming the file, the record and the bound (any other error
+    passes unchanged)."""
+    try:
+        yield
+    except Exception as err:
+        text = str(err)
+        too_long = _VALUE_TOO_LONG in text
+        if not too_long and not _TOO_MANY_FIELDS.search(text):
+            raise
+        state = _PARSER_STATE.search(text)
+        record = ("a record" if state is None
+                  else f"record {int(state.group(1)) + (0 if has_header else 1)}")
+        if state is not None and has_header and state.group(1) == "0":
+            record = "the header row"
+        found = (f"holds a value over {describe_size(DEFAULT_RECORD_LIMIT)}" if too_long
+                 else f"has more than {MAX_FIELDS} fields")
+        raise FileLayoutError(
+            f"{source_name}: {record} {found} (DynamoDB items are at most "
+            f"{DYNAMODB_ITEM_LIMIT}), so Spark's CSV parser stopped the read there: is a quote "
+            "left open or the delimiter wrong? Fix the record, or load the file with "
+            "`--engine local`, which rejects such a record and loads the rest") from err
+
+
 def read_records(spark: SparkSession, path: str, schema: CsvSchema,
                  source_name: str | None = None) -> DataFrame:
     """All data records as strings ``c0…cN``, plus the raw text of malformed ones and the
@@ -53,6 +143,10 @@ def read_records(spark: SparkSession, path: str, schema: CsvSchema,
         .schema(StructType(fields))
         .option("header", schema.has_header)
         .option("multiLine", True)
+        # Given, not detected: Spark keeps line breaks inside quoted values as written then.
+        .option("lineSep", line_separator(spark, path))
+        .option("maxCharsPerColumn", DEFAULT_RECORD_LIMIT)
+        .option("maxColumns", max(MAX_FIELDS, width + 1))
         .option("encoding", "ISO-8859-1")
         .option("sep", schema.delimiter)
         .option("quote", schema.quote_char)
