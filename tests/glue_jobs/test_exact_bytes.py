@@ -8,11 +8,15 @@ in-process engine, and both tables must equal the values as written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from tests.glue_jobs.test_engines import ENGINES, Outcome, load
@@ -83,3 +87,91 @@ def test_the_csv_spectrum_suite_loads_twelve_of_twelve_exactly(engine: str, aws:
         else:
             print(name, table, written)
     assert exact == sorted(SPECTRUM_ROWS)
+
+
+RUNAWAY_BYTES = 1 << 30  # one record of 1 GiB with no line break
+MEMORY_BOUND = 1 << 30
+# One load in a process of its own (and, for Spark, its own JVM), so its memory is its own.
+LOAD_SCRIPT = """
+import sys
+from dynamo_ingest.core.arguments import JobArguments
+from dynamo_ingest.job import run
+run(JobArguments(source_path=sys.argv[1], target_table=sys.argv[2], engine=sys.argv[3],
+                 report_path=sys.argv[4], rejects_path=sys.argv[5], partitions=2))
+"""
+
+
+def write_runaway_file(path: Path) -> None:
+    """Two small records around one of :data:`RUNAWAY_BYTES`, written a MiB at a time."""
+    step = b"x" * (1 << 20)
+    with path.open("wb") as handle:
+        handle.write(b"id,v\n1,a\n2,")
+        for _ in range(RUNAWAY_BYTES // len(step)):
+            handle.write(step)
+        handle.write(b"\n3,c\n")
+
+
+def peak_resident_bytes(pid: int) -> int:
+    """The process's peak resident set (VmHWM): no sample can miss the top."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def run_and_measure(command: list[str], bound_s: float = 900) -> int:
+    """Run ``command`` to its end; the sum of the peak resident sets of it and every
+    descendant seen while it ran (at least the tree's peak at any one moment)."""
+    peaks: dict[int, int] = {}
+    child = subprocess.Popen(command)
+    root = psutil.Process(child.pid)
+    try:
+        while True:
+            for proc in [root, *root.children(recursive=True)]:
+                # A process may end between the listing and the read.
+                with contextlib.suppress(OSError, psutil.Error):
+                    peaks[proc.pid] = max(peaks.get(proc.pid, 0), peak_resident_bytes(proc.pid))
+            try:
+                child.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                bound_s -= 0.2
+                assert bound_s > 0, "the load did not end"
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    return sum(peaks.values())
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_one_gib_record_is_refused_with_its_reason_in_bounded_memory(
+        engine: str, aws: str, tmp_path: Path) -> None:
+    from tests.glue_jobs.conftest import TABLE, create_table, read_rejects, scan_table
+
+    source = tmp_path / "runaway.csv"
+    write_runaway_file(source)
+    create_table(TABLE, [("id", "S", "HASH")])
+    report_path, rejects_path = tmp_path / "report.json", tmp_path / "rejects.csv"
+
+    peak = run_and_measure([sys.executable, "-c", LOAD_SCRIPT, str(source), TABLE, engine,
+                            str(report_path), str(rejects_path)])
+    source.unlink()
+
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    assert peak < MEMORY_BOUND, f"{peak / 2**20:.0f} MiB"
+    if engine == "local":
+        # The splitter rejects the record without holding it, and loads the others.
+        assert report["status"] == "SUCCEEDED_WITH_REJECTS", report
+        assert sorted(scan_table(TABLE)) == [("1",), ("3",)]
+        (_, rejected) = read_rejects(rejects_path)
+        assert rejected[:2] == ["2", "record 2 is over 4 MiB (DynamoDB items are at most "
+                                     "400 KB)"]
+    else:
+        # Spark's parser stops at the bound; the run fails before it writes, and says why.
+        assert report["status"] == "FAILED"
+        assert report["error"].startswith(f"{source}: record 2 holds a value over 4 MiB")
+        assert report["retryable"] is False
+        assert scan_table(TABLE) == {}
