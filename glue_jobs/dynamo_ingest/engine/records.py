@@ -23,9 +23,10 @@ parser (univocity) does, and so what this splitter does:
   fields (padded with ``None``), and ``corrupt`` is its text with the line end stripped (one
   ``\\n``, ``\\r\\n`` or form feed, as Scala's ``stripLineEnd``; a ``\\r`` separator stays).
 
-Where it deliberately differs: line breaks inside quoted values are kept as written (Spark
-turns the detected separator into ``\\n`` there, so ``\\r\\n`` in a value of a ``\\r\\n`` file
-loads as ``\\n``), and a UTF-8 byte order mark is dropped even from a file without a header
+Line breaks inside quoted values are kept as written. Spark's parser does the same only when
+it is given the separator (left to detect it, it turns the separator into ``\\n`` there), so
+the Spark reader passes the one :func:`detect_separator` finds. Where the splitter
+deliberately differs: a UTF-8 byte order mark is dropped even from a file without a header
 (Spark keeps it in the first value then).
 
 A record longer than ``record_limit`` bytes is reported with ``rejected`` set and skipped
