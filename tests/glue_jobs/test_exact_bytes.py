@@ -9,6 +9,7 @@ in-process engine, and both tables must equal the values as written.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import shutil
 import subprocess
@@ -38,6 +39,42 @@ LINE_BREAK_CASES: dict[str, tuple[bytes, dict[str, str]]] = {
                            {"k\r1": "a", "k\r\n2": "b", "k3": "c"}),
     "last_line_without_terminator": (b'id,v\r\n1,a\r\n2,"x\r\ny"', {"1": "a", "2": "x\r\ny"}),
 }
+
+
+STEP = 64 * 1024  # the reader's read size: a CR at the end of one step, LF in the next
+SEPARATOR_CASES = {
+    "lf.csv": (b"id,v\n1,a\r\n", "\n"),
+    "crlf.csv": (b"id,v\r\n1,a\n", "\r\n"),
+    "cr.csv": (b"id,v\r1,\"a\r\nb\"\r", "\r"),
+    "no_line_break.csv": (b"id,v", "\n"),
+    "empty.csv": (b"", "\n"),
+    "crlf_across_steps.csv": (b"i" * (STEP - 1) + b"\r\n1\r\n", "\r\n"),
+    "long_first_line.csv": (b"d" * (3 * STEP) + b"\r2\n", "\r"),
+}
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("name", sorted(SEPARATOR_CASES))
+def test_the_spark_reader_is_given_the_separator_the_splitter_detects(
+        name: str, spark: Any, tmp_path: Path) -> None:
+    from dynamo_ingest.spark.read import line_separator
+
+    data, separator = SEPARATOR_CASES[name]
+    plain, packed = tmp_path / name, tmp_path / f"{name}.gz"
+    plain.write_bytes(data)
+    packed.write_bytes(gzip.compress(data))
+
+    assert line_separator(spark, str(plain)) == separator
+    # Through Hadoop's codec, as Spark reads a .gz file.
+    assert line_separator(spark, str(packed)) == separator
+
+
+@pytest.mark.spark
+def test_a_path_hadoop_cannot_open_leaves_the_separator_to_spark(spark: Any,
+                                                                  tmp_path: Path) -> None:
+    from dynamo_ingest.spark.read import line_separator
+
+    assert line_separator(spark, str(tmp_path / "missing.csv")) is None
 
 
 def values(outcome: Outcome, column: str) -> dict[str, str]:

@@ -21,6 +21,7 @@ error becomes a :class:`FileLayoutError` naming the file and the record (:func:`
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
     from dynamo_ingest.core.mapping import KeyHashPart, TemplatePart
 
+LOG = logging.getLogger(__name__)
 # Spark's own option (DataSource.GLOB_PATHS_KEY) that reads the path literally: '[', '*', '?',
 # '{' in an object key are characters of its name, not a pattern (a pattern could even match
 # another file, or fail on a neighbour's name).
@@ -68,10 +70,12 @@ _PARSER_STATE = re.compile(r"Internal state when error was thrown: line=\d+, col
 MAX_FIELDS = DEFAULT_RECORD_LIMIT // 2 + 1
 
 
-def line_separator(spark: SparkSession, path: str) -> str:
+def line_separator(spark: SparkSession, path: str) -> str | None:
     """The file's line separator as :func:`detect_separator` finds it in its first
     :data:`SEPARATOR_WINDOW` characters, read through Hadoop (and its codecs) as Spark reads
-    the file; only the bytes up to the first line break are read, in small steps."""
+    the file; only the bytes up to the first line break are read, in small steps. None when
+    Hadoop cannot read the file here: Spark then detects the separator itself (and its own
+    read reports a path it cannot open, in its words)."""
     from py4j.protocol import Py4JJavaError  # type: ignore[import-untyped]
 
     jvm: Any = spark.sparkContext._jvm
@@ -79,25 +83,34 @@ def line_separator(spark: SparkSession, path: str) -> str:
     hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
     try:
         stream = hadoop_path.getFileSystem(conf).open(hadoop_path)
-    except Py4JJavaError:
-        # A path Hadoop cannot open: Spark's own read says why, in its words.
-        return "\n"
-    codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf).getCodec(hadoop_path)
-    if codec is not None:
-        stream = codec.createInputStream(stream)
-    head = b""
-    try:
-        while len(head) < SEPARATOR_WINDOW:
-            found = re.search(b"[\r\n]", head)
-            if found is not None and (found.group() == b"\n" or found.end() < len(head)):
-                break
-            step = bytes(stream.readNBytes(min(64 * 1024, SEPARATOR_WINDOW - len(head))))
-            if not step:
-                break
-            head += step
-    finally:
-        stream.close()
+        try:
+            codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
+                conf).getCodec(hadoop_path)
+            head = _head_to_first_line_break(
+                stream if codec is None else codec.createInputStream(stream))
+        finally:
+            stream.close()
+    except Py4JJavaError as err:
+        LOG.warning("%s: cannot read the first line break (%s); Spark detects the line "
+                    "separator itself, and turns it into LF inside quoted values",
+                    path, str(err).strip().splitlines()[0][:200])
+        return None
     return detect_separator(head[:SEPARATOR_WINDOW].decode("latin-1"))
+
+
+def _head_to_first_line_break(stream: Any) -> bytes:
+    """The stream's first bytes, up to its first line break and the byte after a CR (which
+    tells CR from CRLF), or :data:`SEPARATOR_WINDOW` bytes."""
+    head = b""
+    while len(head) < SEPARATOR_WINDOW:
+        found = re.search(b"[\r\n]", head)
+        if found is not None and (found.group() == b"\n" or found.end() < len(head)):
+            break
+        step = bytes(stream.readNBytes(min(64 * 1024, SEPARATOR_WINDOW - len(head))))
+        if not step:
+            break
+        head += step
+    return head
 
 
 @contextmanager
@@ -138,13 +151,16 @@ def read_records(spark: SparkSession, path: str, schema: CsvSchema,
     width = len(schema.columns) + schema.trailing_delimiter
     fields = [StructField(value_column(i), StringType()) for i in range(width)]
     fields.append(StructField(CORRUPT_COLUMN, StringType()))
+    reader = spark.read.format("csv")
+    separator = line_separator(spark, path)
+    if separator is not None:
+        # Given, not detected: Spark keeps line breaks inside quoted values as written then.
+        reader = reader.option("lineSep", separator)
     frame = (
-        spark.read.format("csv")
+        reader
         .schema(StructType(fields))
         .option("header", schema.has_header)
         .option("multiLine", True)
-        # Given, not detected: Spark keeps line breaks inside quoted values as written then.
-        .option("lineSep", line_separator(spark, path))
         .option("maxCharsPerColumn", DEFAULT_RECORD_LIMIT)
         .option("maxColumns", max(MAX_FIELDS, width + 1))
         .option("encoding", "ISO-8859-1")
