@@ -33,7 +33,7 @@ import io
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from itertools import chain, islice
@@ -52,6 +52,7 @@ from dynamo_ingest.engine.layout import (
     refuse_compressed,
     refuse_wrong_delimiter,
 )
+from dynamo_ingest.engine.records import DEFAULT_RECORD_LIMIT, describe_size
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient
@@ -154,7 +155,8 @@ def _infer(stream: BinaryIO, name: str, delimiter: str | None, quote_char: str, 
     # fail the whole file; undecodable bytes come through as lone surrogates we can spot.
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     try:
-        prefix, at_end = _read_prefix(text)
+        source_lines = _bounded_lines(text, name)
+        prefix, at_end = _read_prefix(source_lines)
         if not "".join(prefix).strip():
             raise FileLayoutError(f"{name} is empty: expected a header row and data rows")
         # Checked before detection so a bad header is reported as such, not as a delimiter issue.
@@ -162,7 +164,7 @@ def _infer(stream: BinaryIO, name: str, delimiter: str | None, quote_char: str, 
         if delimiter is None:
             delimiter = _detect_delimiter(name, prefix, quote_char,
                                           complete=complete and at_end)
-        lines = chain(prefix, iter(text.readline, ""))
+        lines = chain(prefix, source_lines)
         reader = csv.reader(lines, delimiter=delimiter, quotechar=quote_char, strict=False)
         header = next(reader)
         refuse_wrong_delimiter(name, header, prefix[0], delimiter, quote_char,
@@ -206,12 +208,23 @@ def _refuse_undecodable_header(name: str, header: str) -> None:
         "row: save the file as UTF-8 (with or without BOM)")
 
 
-def _read_prefix(text: io.TextIOBase) -> tuple[list[str], bool]:
+def _bounded_lines(text: io.TextIOBase, name: str) -> Iterator[str]:
+    """The stream's lines, ending before one longer than the job's record limit: such a line
+    (a runaway record with no line break) is never held whole; the job rejects it."""
+    while line := text.readline(DEFAULT_RECORD_LIMIT + 1):
+        if len(line) > DEFAULT_RECORD_LIMIT:
+            logger.warning("%s: the sample ends before a line over %s", name,
+                        describe_size(DEFAULT_RECORD_LIMIT))
+            return
+        yield line
+
+
+def _read_prefix(source_lines: Iterator[str]) -> tuple[list[str], bool]:
     """Whole lines from the start, about :data:`DETECTION_CHARS` of them; True at end of file."""
     lines: list[str] = []
     size = 0
     while size < DETECTION_CHARS:
-        line = text.readline()
+        line = next(source_lines, "")
         if not line:
             return lines, True
         lines.append(line)

@@ -59,7 +59,12 @@ from dynamo_ingest.engine.pipeline import (
 from dynamo_ingest.engine.rejects import merge_parts, rejects_header
 from dynamo_ingest.engine.writer import RetryPolicy
 from dynamo_ingest.estimate import Prices
-from dynamo_ingest.spark.read import is_unreadable_path, partitioned_for_writing, read_records
+from dynamo_ingest.spark.read import (
+    is_unreadable_path,
+    partitioned_for_writing,
+    read_records,
+    reading,
+)
 from dynamo_ingest.spark.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -152,7 +157,8 @@ def _execute(spark: SparkSession | None, source: ResolvedSource, plan: _Plan,
         return [_result_row(result) for result in load_file(load, plan.task)]
     records = read_records(spark, source.spark_path, plan.schema, source.uri)
     ordered = partitioned_for_writing(records, plan.key_parts, plan.task.partitions)
-    return ordered.mapInArrow(_task_function(plan.task), STATS_DDL).collect()
+    with reading(source.uri, plan.schema.has_header):
+        return ordered.mapInArrow(_task_function(plan.task), STATS_DDL).collect()
 
 
 def _stats_schema() -> Any:

@@ -80,9 +80,10 @@ def resolve_engine(requested: str) -> str:
 
 def engine_fingerprint(load_fingerprint: str, engine: str) -> str:
     """What resume compares: the load's fingerprint, plus the engine unless it is Spark's
-    (whose checkpoints predate the choice). The engines partition alike, but the splitter
-    keeps a quoted CRLF that Spark turns into LF, so a key holding one could hash apart:
-    checkpoints of one engine are never resumed by the other."""
+    (whose checkpoints predate the choice). Both engines now read the same values (a quoted
+    CRLF too, since Spark is given the line separator) and so hash and partition every key
+    alike; still, checkpoints of one engine are not resumed by the other until a test
+    interrupts a load on one engine and resumes it on the other."""
     return load_fingerprint if engine == "spark" else f"{load_fingerprint}+{engine}"
 
 

@@ -6,16 +6,37 @@ strict UTF-8, which rejects a record with invalid UTF-8 instead of silently turn
 bytes into U+FFFD. Every value is read as a string so numbers reach DynamoDB exactly as
 written. Files are read with ``multiLine`` (quoted newlines), which gives one partition per
 file, so ``monotonically_increasing_id`` numbers the data records 0, 1, 2 … in file order.
+
+Values are byte-exact: Spark's parser (univocity), when it detects the line separator itself,
+turns that separator into ``\\n`` inside quoted values (a quoted CRLF of a CRLF file, a quoted
+CR of a CR file). Passing the separator as ``lineSep`` turns that normalisation off (Spark's
+``CSVOptions`` sets ``normalizeLineEndingsWithinQuotes`` to ``!multiLine`` then), so the reader
+is told the separator the splitter detects (:func:`detect_separator`, the same rule univocity
+applies) from the first line break of the file, read once through Hadoop as Spark reads it.
+
+A runaway record (no line break, a quote left open) is bounded as the splitter bounds it: no
+value may be longer than the splitter's record limit (``maxCharsPerColumn``), and Spark's
+error becomes a :class:`FileLayoutError` naming the file and the record (:func:`reading`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from dynamo_ingest.core.catalog import CsvSchema
 from dynamo_ingest.core.errors import FileLayoutError
 from dynamo_ingest.engine.layout import CORRUPT_COLUMN, KEY_HASH, RECORD_NO, value_column
+from dynamo_ingest.engine.records import (
+    DEFAULT_RECORD_LIMIT,
+    DYNAMODB_ITEM_LIMIT,
+    SEPARATOR_WINDOW,
+    describe_size,
+    detect_separator,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import Column as SparkColumn
@@ -23,6 +44,7 @@ if TYPE_CHECKING:
 
     from dynamo_ingest.core.mapping import KeyHashPart, TemplatePart
 
+LOG = logging.getLogger(__name__)
 # Spark's own option (DataSource.GLOB_PATHS_KEY) that reads the path literally: '[', '*', '?',
 # '{' in an object key are characters of its name, not a pattern (a pattern could even match
 # another file, or fail on a neighbour's name).
@@ -34,6 +56,87 @@ _UNREADABLE_PATH = ("URISyntaxException", "Path does not exist", "PATH_NOT_FOUND
 def is_unreadable_path(err: BaseException) -> bool:
     """True when Spark failed because Hadoop could not read the path as a file name."""
     return any(marker in str(err) for marker in _UNREADABLE_PATH)
+
+
+# Univocity's own words when a value outgrows maxCharsPerColumn or a record maxColumns, and
+# where it was (``record`` counts from 0 over every record, the header included).
+_VALUE_TOO_LONG = "exceeds the maximum number of characters defined in your parser settings"
+_TOO_MANY_FIELDS = re.compile(r"ArrayIndexOutOfBoundsException - Index \d+ out of bounds")
+_PARSER_STATE = re.compile(r"Internal state when error was thrown: line=\d+, column=\d+, "
+                           r"record=(\d+)")
+# Every field but the last takes a delimiter, so a record the splitter accepts (at most its
+# record limit) never has more fields than this; Spark's default (20,480) would fail a wider
+# file that the splitter reads.
+MAX_FIELDS = DEFAULT_RECORD_LIMIT // 2 + 1
+
+
+def line_separator(spark: SparkSession, path: str) -> str | None:
+    """The file's line separator as :func:`detect_separator` finds it in its first
+    :data:`SEPARATOR_WINDOW` characters, read through Hadoop (and its codecs) as Spark reads
+    the file; only the bytes up to the first line break are read, in small steps. None when
+    Hadoop cannot read the file here: Spark then detects the separator itself (and its own
+    read reports a path it cannot open, in its words)."""
+    from py4j.protocol import Py4JJavaError  # type: ignore[import-untyped]
+
+    jvm: Any = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    try:
+        stream = hadoop_path.getFileSystem(conf).open(hadoop_path)
+        try:
+            codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
+                conf).getCodec(hadoop_path)
+            head = _head_to_first_line_break(
+                stream if codec is None else codec.createInputStream(stream))
+        finally:
+            stream.close()
+    except Py4JJavaError as err:
+        LOG.warning("%s: cannot read the first line break (%s); Spark detects the line "
+                    "separator itself, and turns it into LF inside quoted values",
+                    path, str(err).strip().splitlines()[0][:200])
+        return None
+    return detect_separator(head[:SEPARATOR_WINDOW].decode("latin-1"))
+
+
+def _head_to_first_line_break(stream: Any) -> bytes:
+    """The stream's first bytes, up to its first line break and the byte after a CR (which
+    tells CR from CRLF), or :data:`SEPARATOR_WINDOW` bytes."""
+    head = b""
+    while len(head) < SEPARATOR_WINDOW:
+        found = re.search(b"[\r\n]", head)
+        if found is not None and (found.group() == b"\n" or found.end() < len(head)):
+            break
+        step = bytes(stream.readNBytes(min(64 * 1024, SEPARATOR_WINDOW - len(head))))
+        if not step:
+            break
+        head += step
+    return head
+
+
+@contextmanager
+def reading(source_name: str, has_header: bool) -> Iterator[None]:
+    """Turn Spark's failure on a record its parser will not hold into a
+    :class:`FileLayoutError` naming the file, the record and the bound (any other error
+    passes unchanged)."""
+    try:
+        yield
+    except Exception as err:
+        text = str(err)
+        too_long = _VALUE_TOO_LONG in text
+        if not too_long and not _TOO_MANY_FIELDS.search(text):
+            raise
+        state = _PARSER_STATE.search(text)
+        record = ("a record" if state is None
+                  else f"record {int(state.group(1)) + (0 if has_header else 1)}")
+        if state is not None and has_header and state.group(1) == "0":
+            record = "the header row"
+        found = (f"holds a value over {describe_size(DEFAULT_RECORD_LIMIT)}" if too_long
+                 else f"has more than {MAX_FIELDS} fields")
+        raise FileLayoutError(
+            f"{source_name}: {record} {found} (DynamoDB items are at most "
+            f"{DYNAMODB_ITEM_LIMIT}), so Spark's CSV parser stopped the read there: is a quote "
+            "left open or the delimiter wrong? Fix the record, or load the file with "
+            "`--engine local`, which rejects such a record and loads the rest") from err
 
 
 def read_records(spark: SparkSession, path: str, schema: CsvSchema,
@@ -48,11 +151,18 @@ def read_records(spark: SparkSession, path: str, schema: CsvSchema,
     width = len(schema.columns) + schema.trailing_delimiter
     fields = [StructField(value_column(i), StringType()) for i in range(width)]
     fields.append(StructField(CORRUPT_COLUMN, StringType()))
+    reader = spark.read.format("csv")
+    separator = line_separator(spark, path)
+    if separator is not None:
+        # Given, not detected: Spark keeps line breaks inside quoted values as written then.
+        reader = reader.option("lineSep", separator)
     frame = (
-        spark.read.format("csv")
+        reader
         .schema(StructType(fields))
         .option("header", schema.has_header)
         .option("multiLine", True)
+        .option("maxCharsPerColumn", DEFAULT_RECORD_LIMIT)
+        .option("maxColumns", max(MAX_FIELDS, width + 1))
         .option("encoding", "ISO-8859-1")
         .option("sep", schema.delimiter)
         .option("quote", schema.quote_char)
