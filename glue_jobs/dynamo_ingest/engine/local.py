@@ -11,9 +11,10 @@ It does what :func:`dynamo_ingest.job.run` asks of Spark, in the same terms:
    each partition's records to its own temporary file;
 3. sort each partition by (key hash, record number) with an external sort (sorted runs of at
    most :data:`RUN_RECORDS` records, merged from disk), so memory does not grow with the file;
-4. feed the sorted records to :func:`dynamo_ingest.engine.partition_run.run_partition` as the Arrow
-   batches a Spark task would receive, one worker process per core, each partition with its
-   share of the global write budget.
+4. feed the sorted records, as they are, to
+   :func:`dynamo_ingest.engine.partition_run.run_partition_rows` (the per-row code a Spark task
+   runs over its Arrow batches), one worker process per core, each partition with its share
+   of the global write budget.
 
 Partitions, their order and so checkpoints and rejects files are those of the Spark engine;
 resume still compares the engine (see :func:`engine_fingerprint`).
@@ -33,13 +34,12 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, BinaryIO
 
 from dynamo_ingest.core.catalog import CsvSchema
 from dynamo_ingest.core.errors import DynamoIngestError
 from dynamo_ingest.core.mapping import KeyHashPart
 from dynamo_ingest.core.report import RowCounts
-from dynamo_ingest.engine.layout import CORRUPT_COLUMN, KEY_HASH, RECORD_NO, value_column
 from dynamo_ingest.engine.pipeline import PartitionResult, PartitionTask
 from dynamo_ingest.engine.records import Dialect, RecordSplitter
 
@@ -48,6 +48,8 @@ LOG = logging.getLogger(__name__)
 RUN_RECORDS = 100_000
 # Records held while spilling, over all partitions.
 SPILL_RECORDS = 50_000
+# Records per pickled chunk of a spill or run file (a merge holds one chunk per run).
+SPILL_CHUNK = 1_000
 # Rows per Arrow batch handed to the pipeline (Spark's Arrow batches hold 10,000 too).
 BATCH_ROWS = 10_000
 # Spark's seed for xxhash64() and for the Murmur3 hash that repartition() applies.
@@ -181,21 +183,23 @@ def spark_partition(key_hash: int, partitions: int) -> int:
 # -- spilling and the external sort ---------------------------------------------------------
 
 
-def _dump_all(records: Iterable[SpilledRecord], handle: IO[bytes]) -> int:
-    count = 0
-    for record in records:
-        pickle.dump(record, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        count += 1
-    return count
+def _dump_all(records: Sequence[SpilledRecord], handle: IO[bytes]) -> int:
+    """Append the records as pickled chunks: one pickle call per chunk, not per record,
+    costs a fraction per record, and reading holds one chunk at a time."""
+    for start in range(0, len(records), SPILL_CHUNK):
+        pickle.dump(records[start:start + SPILL_CHUNK], handle,
+                    protocol=pickle.HIGHEST_PROTOCOL)
+    return len(records)
 
 
 def _load_all(path: Path) -> Iterator[SpilledRecord]:
     with open(path, "rb") as handle:
         while True:
             try:
-                yield pickle.load(handle)
+                chunk: list[SpilledRecord] = pickle.load(handle)
             except EOFError:
                 return
+            yield from chunk
 
 
 def _sort_key(record: SpilledRecord) -> tuple[int, int]:
@@ -242,36 +246,6 @@ class ExternalSort:
             _dump_all(run, handle)
         self._paths.append(Path(name))
         self.runs += 1
-
-
-def arrow_batches(records: Iterable[SpilledRecord], width: int,
-                  batch_rows: int = BATCH_ROWS) -> Iterator[Any]:
-    """The records as the Arrow batches a Spark task receives (columns ``c0…cN``,
-    ``_corrupt_record``, ``_record_no``, ``_key_hash``)."""
-    import pyarrow as pa
-
-    names = [value_column(i) for i in range(width)]
-    schema = pa.schema([*((name, pa.string()) for name in names),
-                        (CORRUPT_COLUMN, pa.string()), (RECORD_NO, pa.int64()),
-                        (KEY_HASH, pa.int64())])
-    chunk: list[SpilledRecord] = []
-
-    def batch() -> Any:
-        columns: list[list[Any]] = [[record[2][i] for record in chunk] for i in range(width)]
-        columns.append([record[3] for record in chunk])
-        columns.append([record[1] for record in chunk])
-        columns.append([record[0] for record in chunk])
-        return pa.RecordBatch.from_arrays(
-            [pa.array(values, type=schema.field(i).type) for i, values in enumerate(columns)],
-            schema=schema)
-
-    for record in records:
-        chunk.append(record)
-        if len(chunk) >= batch_rows:
-            yield batch()
-            chunk = []
-    if chunk:
-        yield batch()
 
 
 # -- the engine -----------------------------------------------------------------------------
@@ -381,12 +355,12 @@ def _width(schema: CsvSchema) -> int:
 def _partition_worker(task: PartitionTask, partition: int, spill: str, width: int,
                       run_records: int) -> PartitionResult:
     """One partition in a worker: sort its spill file and write it (top level: picklable)."""
-    from dynamo_ingest.engine.partition_run import run_partition
+    from dynamo_ingest.engine.partition_run import run_partition_rows
 
     path = Path(spill)
     sorter = ExternalSort(path.parent, run_records)
-    batches = arrow_batches(sorter.sorted(_load_all(path)), width)
-    result = run_partition(task, partition, batches)
+    # The sorted records are the pipeline's rows as they are: no Arrow batches in between.
+    result = run_partition_rows(task, partition, sorter.sorted(_load_all(path)))
     path.unlink(missing_ok=True)
     return result
 
@@ -408,5 +382,5 @@ def _splitter_rejects(task: PartitionTask, records: list[tuple[int, str, list[st
     return PartitionResult(task.partitions, counts, rejects_written=rejects.count)
 
 
-__all__ = ["ExternalSort", "LocalLoad", "arrow_batches", "engine_fingerprint",
+__all__ = ["ExternalSort", "LocalLoad", "engine_fingerprint",
            "key_hasher", "load_file", "resolve_engine", "spark_partition", "worker_count"]
