@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,8 +29,9 @@ from dynamo_ingest.core.arguments import JobArguments
 from dynamo_ingest.core.aws import AwsConfig
 from dynamo_ingest.core.capacity import table_write_capacity
 from dynamo_ingest.core.catalog import CsvSchema, get_catalog_schema
+from dynamo_ingest.core.engine_choice import EngineChoice, choose_engine
 from dynamo_ingest.core.errors import ArgumentError, DynamoIngestError
-from dynamo_ingest.core.keys import check_key_arguments, describe_key_schema
+from dynamo_ingest.core.keys import KeySchema, check_key_arguments, describe_key_schema
 from dynamo_ingest.core.mapping import AttributeMapping, KeyHashPart
 from dynamo_ingest.core.report import RowCounts, RunReport
 from dynamo_ingest.engine.items import ItemBuilder
@@ -45,7 +46,6 @@ from dynamo_ingest.engine.local import (
     LocalLoad,
     engine_fingerprint,
     load_file,
-    resolve_engine,
     worker_count,
 )
 from dynamo_ingest.engine.pipeline import (
@@ -56,6 +56,7 @@ from dynamo_ingest.engine.pipeline import (
     rate_per_task,
 )
 from dynamo_ingest.engine.rejects import merge_parts, rejects_header
+from dynamo_ingest.engine.sizing import write_units
 from dynamo_ingest.engine.writer import RetryPolicy
 from dynamo_ingest.estimate import Prices
 from dynamo_ingest.spark.read import is_unreadable_path, partitioned_for_writing, read_records
@@ -206,6 +207,8 @@ class _Load:
     plan: ResumePlan | None = None
     own_spark: SparkSession | None = None  # the session this run started (and may stop)
     engine: str = "spark"
+    keys: KeySchema | None = None  # the target table's, from DescribeTable
+    table: dict[str, Any] = field(default_factory=dict)
 
 
 def run(args: JobArguments, runtime: Runtime | None = None, *,
@@ -286,18 +289,8 @@ def _load(args: JobArguments, runtime: Runtime | None, aws: AwsConfig, load: _Lo
 def _start(args: JobArguments, runtime: Runtime | None, aws: AwsConfig, load: _Load,
            report: RunReport, interrupt: Interrupt) -> tuple[SparkSession | None, ResolvedSource,
                                                               LedgerSession]:
-    """Spark up unless the in-process engine loads the file (a stop request now cancels
-    Spark's jobs), the source resolved, the run recorded and its lease taken."""
-    load.engine = resolve_engine(args.engine)
-    spark = None
-    if load.engine == "spark":
-        if runtime is None:
-            from dynamo_ingest.spark.runtime import local_runtime
-
-            runtime = local_runtime()
-            load.own_spark = runtime.spark
-        spark = runtime.spark
-        interrupt.arm(spark.sparkContext.cancelAllJobs)
+    """The source resolved, the run recorded and its lease taken, the engine chosen, and Spark
+    up unless the in-process engine loads the file (a stop request now cancels Spark's jobs)."""
     # Spark in Glue reads s3:// itself; locally, and for the in-process engine, it is staged.
     stage_s3 = runtime is None or not runtime.is_glue
     source = load.source = resolve_source(args.source_path, aws, stage_s3=stage_s3,
@@ -308,7 +301,36 @@ def _start(args: JobArguments, runtime: Runtime | None, aws: AwsConfig, load: _L
     ledger = LedgerSession.open(aws, args.ledger_table, source, create=aws.is_emulated)
     report.attempt = ledger.job_started(load.run_id, args.to_glue_arguments())
     load.ledger = ledger
-    return spark, source, ledger
+    load.keys, load.table = describe_key_schema(aws.client("dynamodb"), args.target_table)
+    choice = _choose_engine(args, runtime, source, load.table)
+    load.engine = report.extra["engine"] = choice.engine
+    report.extra["engine_reason"] = choice.reason
+    LOG.info("engine %s", choice.reason)
+    if load.engine != "spark":
+        return None, source, ledger
+    if runtime is None:
+        from dynamo_ingest.spark.runtime import local_runtime
+
+        runtime = local_runtime()
+        load.own_spark = runtime.spark
+    interrupt.arm(runtime.spark.sparkContext.cancelAllJobs)
+    return runtime.spark, source, ledger
+
+
+def _choose_engine(args: JobArguments, runtime: Runtime | None, source: ResolvedSource,
+                   table: dict[str, Any]) -> EngineChoice:
+    """``--engine`` as given, or for ``auto`` the small-file model at the table's write rate."""
+    if args.engine != "auto":
+        return EngineChoice(args.engine, 0.0, f"{args.engine}: --engine {args.engine}")
+    if runtime is not None:
+        # A Glue job (or a caller holding a session) started Spark before the job could
+        # choose: its start-up is paid. Small files reach the loader Lambda instead.
+        return EngineChoice("spark", 0.0, "spark: --engine auto with Spark already running "
+                                          "(a Glue job run)")
+    bytes_per_row = _bytes_per_row(source)
+    return choose_engine(source.size, resolve_write_rate(args, table)[0],
+                         bytes_per_row=bytes_per_row, wcu_per_row=write_units(bytes_per_row),
+                         workers=worker_count())
 
 
 def _plan(args: JobArguments, aws: AwsConfig, spark: SparkSession | None,
@@ -316,7 +338,8 @@ def _plan(args: JobArguments, aws: AwsConfig, spark: SparkSession | None,
           ledger: LedgerSession, load: _Load, report: RunReport) -> _Plan:
     """Check the table, schema and mapping before Spark reads a row; decide the partitions
     (a resume reuses the earlier run's), the write rate and the checkpoint interval."""
-    keys, table = describe_key_schema(aws.client("dynamodb"), args.target_table)
+    keys, table = load.keys, load.table
+    assert keys is not None, "_start describes the table"
     check_key_arguments(keys, args.partition_key, args.sort_key, args.target_table)
     schema = load_schema(args, aws, source)
     mapping = AttributeMapping.from_arguments(args)
@@ -329,7 +352,6 @@ def _plan(args: JobArguments, aws: AwsConfig, spark: SparkSession | None,
     resume = load.plan = ledger.resume_plan(
         args.partitions or default_partitions(parallelism, source.size), load.run_id,
         engine_fingerprint(args.load_fingerprint(), load.engine), table_instance(table))
-    report.extra["engine"] = load.engine
     if resume.discarded:
         report.extra["checkpoints_discarded"] = resume.discarded
     total_rate, rate_origin = resolve_write_rate(args, table)
@@ -450,7 +472,7 @@ def _first_line(err: BaseException) -> str:
 
 
 def _bytes_per_row(source: ResolvedSource) -> int:
-    """Average bytes per row from the first MB (for the progress bar's total only)."""
+    """Average bytes per row from the first MB (for the progress bar and the engine choice)."""
     try:
         with open(source.local_copy or source.spark_path, "rb") as handle:
             sample = handle.read(1024 * 1024)

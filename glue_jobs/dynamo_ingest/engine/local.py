@@ -71,12 +71,6 @@ class LocalEngineError(DynamoIngestError):
     """The in-process engine could not read or spill the file."""
 
 
-def resolve_engine(requested: str) -> str:
-    """The engine a run uses: ``auto`` means ``spark`` until the small-file threshold model
-    (the estimate's size and time model at the table's write rate) decides between them."""
-    return "spark" if requested == "auto" else requested
-
-
 def engine_fingerprint(load_fingerprint: str, engine: str) -> str:
     """What resume compares: the load's fingerprint, plus the engine unless it is Spark's
     (whose checkpoints predate the choice). The engines partition alike, but the splitter
@@ -383,4 +377,4 @@ def _splitter_rejects(task: PartitionTask, records: list[tuple[int, str, list[st
 
 
 __all__ = ["ExternalSort", "LocalLoad", "engine_fingerprint",
-           "key_hasher", "load_file", "resolve_engine", "spark_partition", "worker_count"]
+           "key_hasher", "load_file", "spark_partition", "worker_count"]
