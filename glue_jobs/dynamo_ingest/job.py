@@ -43,6 +43,7 @@ from dynamo_ingest.engine.layout import (
     refuse_wrong_delimiter,
 )
 from dynamo_ingest.engine.local import (
+    PARTITION_ROWS,
     LocalLoad,
     engine_fingerprint,
     load_file,
@@ -348,17 +349,20 @@ def _plan(args: JobArguments, aws: AwsConfig, spark: SparkSession | None,
     if args.restart:
         ledger.clear_checkpoints()
     parallelism = worker_count() if spark is None else spark.sparkContext.defaultParallelism
+    predicted_rows = max(1, source.size // max(1, _bytes_per_row(source)))
+    # The in-process engine sorts a partition of up to PARTITION_ROWS rows in memory.
+    partitions = args.partitions or default_partitions(
+        parallelism, source.size, predicted_rows, None if spark else PARTITION_ROWS)
     # Each engine resumes only its own checkpoints (see local_engine.engine_fingerprint).
     resume = load.plan = ledger.resume_plan(
-        args.partitions or default_partitions(parallelism, source.size), load.run_id,
-        engine_fingerprint(args.load_fingerprint(), load.engine), table_instance(table))
+        partitions, load.run_id, engine_fingerprint(args.load_fingerprint(), load.engine),
+        table_instance(table))
     if resume.discarded:
         report.extra["checkpoints_discarded"] = resume.discarded
     total_rate, rate_origin = resolve_write_rate(args, table)
     rejects_path = args.rejects_path or default_rejects_path(
         source.bucket, source.key, _bucket_folders(args))
-    predicted_rows = max(1, source.size // max(1, _bytes_per_row(source)))
-    checkpoint_every = (auto_checkpoint_every(predicted_rows, resume.partitions)
+    checkpoint_every = (auto_checkpoint_every(predicted_rows, resume.partitions, parallelism)
                         if args.checkpoint_every == "auto" else int(args.checkpoint_every))
     task = PartitionTask(
         columns=schema.columns, key_schema=keys, target_table=args.target_table,

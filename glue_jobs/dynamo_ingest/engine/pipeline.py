@@ -442,16 +442,26 @@ def rate_per_task(total_wcu_s: float | None, partitions: int, slots: int) -> flo
     return total_wcu_s / max(1, min(partitions, slots))
 
 
-def auto_checkpoint_every(predicted_rows: int, partitions: int) -> int:
+def auto_checkpoint_every(predicted_rows: int, partitions: int, running: int | None = None) -> int:
     """``--checkpoint_every auto``: batches between checkpoints so that a kill rewrites at most
-    ``REWRITE_SHARE`` of the rows. Each running partition rewrites up to that many batches and
-    at most ``partitions`` run at once, so the share of one partition's rows bounds the
-    file's; the time bound (``CHECKPOINT_SECONDS``) caps it for big files."""
-    rows_per_partition = predicted_rows / max(1, partitions)
-    return max(1, math.floor(rows_per_partition * REWRITE_SHARE / BATCH_ITEMS))
+    ``REWRITE_SHARE`` of the rows. Each running partition rewrites up to that many batches, so
+    the share of one partition's rows bounds the file's; the time bound
+    (``CHECKPOINT_SECONDS``) caps it for big files.
+
+    With ``running`` (the partitions that run at once, fewer than all), each of those
+    rewrites up to that many batches plus the one in flight, and the file's share is split
+    among them only: fewer checkpoints, each a PutItem to the ledger."""
+    if running is None or running >= partitions:
+        rows_per_partition = predicted_rows / max(1, partitions)
+        return max(1, math.floor(rows_per_partition * REWRITE_SHARE / BATCH_ITEMS))
+    batches = predicted_rows * REWRITE_SHARE / (max(1, running) * BATCH_ITEMS)
+    return max(1, math.floor(batches) - 1)
 
 
-def default_partitions(parallelism: int, size_bytes: int) -> int:
-    """A fixed partition count: enough for every core, and ≤ ~64 MB of CSV per partition."""
+def default_partitions(parallelism: int, size_bytes: int, predicted_rows: int = 0,
+                       rows_per_partition: int | None = None) -> int:
+    """A fixed partition count: enough for every core, ≤ ~64 MB of CSV per partition, and
+    (``rows_per_partition`` given) about that many rows at most in each."""
     by_size = size_bytes // (64 * 1024 * 1024) + 1
-    return max(2 * parallelism, by_size, 4)
+    by_rows = predicted_rows // rows_per_partition + 1 if rows_per_partition else 1
+    return max(2 * parallelism, by_size, by_rows, 4)
