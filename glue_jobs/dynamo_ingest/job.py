@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +30,9 @@ from dynamo_ingest.core.arguments import JobArguments
 from dynamo_ingest.core.aws import AwsConfig
 from dynamo_ingest.core.capacity import table_write_capacity
 from dynamo_ingest.core.catalog import CsvSchema, get_catalog_schema
+from dynamo_ingest.core.engine_choice import EngineChoice, choose_engine
 from dynamo_ingest.core.errors import ArgumentError, DynamoIngestError
-from dynamo_ingest.core.keys import check_key_arguments, describe_key_schema
+from dynamo_ingest.core.keys import KeySchema, check_key_arguments, describe_key_schema
 from dynamo_ingest.core.mapping import AttributeMapping, KeyHashPart
 from dynamo_ingest.core.report import RowCounts, RunReport
 from dynamo_ingest.engine.items import ItemBuilder
@@ -43,10 +44,10 @@ from dynamo_ingest.engine.layout import (
     refuse_wrong_delimiter,
 )
 from dynamo_ingest.engine.local import (
+    PARTITION_ROWS,
     LocalLoad,
     engine_fingerprint,
     load_file,
-    resolve_engine,
     worker_count,
 )
 from dynamo_ingest.engine.pipeline import (
@@ -57,6 +58,7 @@ from dynamo_ingest.engine.pipeline import (
     rate_per_task,
 )
 from dynamo_ingest.engine.rejects import merge_parts, rejects_header
+from dynamo_ingest.engine.sizing import write_units
 from dynamo_ingest.engine.writer import RetryPolicy
 from dynamo_ingest.estimate import Prices
 from dynamo_ingest.spark.read import (
@@ -215,6 +217,8 @@ class _Load:
     own_spark: SparkSession | None = None  # the session this run started (and may stop)
     engine: str = "spark"
     stop_flag: str | None = None  # the in-process engine's stop request (a file its workers see)
+    keys: KeySchema | None = None  # the target table's, from DescribeTable
+    table: dict[str, Any] = field(default_factory=dict)
 
 
 def run(args: JobArguments, runtime: Runtime | None = None, *,
@@ -299,22 +303,8 @@ def _load(args: JobArguments, runtime: Runtime | None, aws: AwsConfig, load: _Lo
 def _start(args: JobArguments, runtime: Runtime | None, aws: AwsConfig, load: _Load,
            report: RunReport, interrupt: Interrupt) -> tuple[SparkSession | None, ResolvedSource,
                                                               LedgerSession]:
-    """Spark up unless the in-process engine loads the file (a stop request now cancels
-    Spark's jobs), the source resolved, the run recorded and its lease taken."""
-    load.engine = resolve_engine(args.engine)
-    report.extra["engine"] = load.engine
-    spark = None
-    if load.engine == "spark":
-        if runtime is None:
-            from dynamo_ingest.spark.runtime import local_runtime
-
-            runtime = local_runtime()
-            load.own_spark = runtime.spark
-        spark = runtime.spark
-        interrupt.arm(spark.sparkContext.cancelAllJobs)
-    else:
-        load.stop_flag = _stop_flag_path(load.run_id)
-        interrupt.arm(Path(load.stop_flag).touch)
+    """The source resolved, the run recorded and its lease taken, the engine chosen, and Spark
+    up unless the in-process engine loads the file (a stop request now cancels Spark's jobs)."""
     # Spark in Glue reads s3:// itself; locally, and for the in-process engine, it is staged.
     stage_s3 = runtime is None or not runtime.is_glue
     source = load.source = resolve_source(args.source_path, aws, stage_s3=stage_s3,
@@ -325,7 +315,38 @@ def _start(args: JobArguments, runtime: Runtime | None, aws: AwsConfig, load: _L
     ledger = LedgerSession.open(aws, args.ledger_table, source, create=aws.is_emulated)
     report.attempt = ledger.job_started(load.run_id, args.to_glue_arguments())
     load.ledger = ledger
-    return spark, source, ledger
+    load.keys, load.table = describe_key_schema(aws.client("dynamodb"), args.target_table)
+    choice = _choose_engine(args, runtime, source, load.table)
+    load.engine = report.extra["engine"] = choice.engine
+    report.extra["engine_reason"] = choice.reason
+    LOG.info("engine %s", choice.reason)
+    if load.engine != "spark":
+        load.stop_flag = _stop_flag_path(load.run_id)
+        interrupt.arm(Path(load.stop_flag).touch)
+        return None, source, ledger
+    if runtime is None:
+        from dynamo_ingest.spark.runtime import local_runtime
+
+        runtime = local_runtime()
+        load.own_spark = runtime.spark
+    interrupt.arm(runtime.spark.sparkContext.cancelAllJobs)
+    return runtime.spark, source, ledger
+
+
+def _choose_engine(args: JobArguments, runtime: Runtime | None, source: ResolvedSource,
+                   table: dict[str, Any]) -> EngineChoice:
+    """``--engine`` as given, or for ``auto`` the small-file model at the table's write rate."""
+    if args.engine != "auto":
+        return EngineChoice(args.engine, 0.0, f"{args.engine}: --engine {args.engine}")
+    if runtime is not None:
+        # A Glue job (or a caller holding a session) started Spark before the job could
+        # choose: its start-up is paid. Small files reach the loader Lambda instead.
+        return EngineChoice("spark", 0.0, "spark: --engine auto with Spark already running "
+                                          "(a Glue job run)")
+    bytes_per_row = _bytes_per_row(source)
+    return choose_engine(source.size, resolve_write_rate(args, table)[0],
+                         bytes_per_row=bytes_per_row, wcu_per_row=write_units(bytes_per_row),
+                         workers=worker_count())
 
 
 def _plan(args: JobArguments, aws: AwsConfig, spark: SparkSession | None,
@@ -333,7 +354,8 @@ def _plan(args: JobArguments, aws: AwsConfig, spark: SparkSession | None,
           ledger: LedgerSession, load: _Load, report: RunReport) -> _Plan:
     """Check the table, schema and mapping before Spark reads a row; decide the partitions
     (a resume reuses the earlier run's), the write rate and the checkpoint interval."""
-    keys, table = describe_key_schema(aws.client("dynamodb"), args.target_table)
+    keys, table = load.keys, load.table
+    assert keys is not None, "_start describes the table"
     check_key_arguments(keys, args.partition_key, args.sort_key, args.target_table)
     schema = load_schema(args, aws, source)
     mapping = AttributeMapping.from_arguments(args)
@@ -342,17 +364,20 @@ def _plan(args: JobArguments, aws: AwsConfig, spark: SparkSession | None,
     if args.restart:
         ledger.clear_checkpoints()
     parallelism = worker_count() if spark is None else spark.sparkContext.defaultParallelism
+    predicted_rows = max(1, source.size // max(1, _bytes_per_row(source)))
+    # The in-process engine sorts a partition of up to PARTITION_ROWS rows in memory.
+    partitions = args.partitions or default_partitions(
+        parallelism, source.size, predicted_rows, None if spark else PARTITION_ROWS)
     # Each engine resumes only its own checkpoints (see local_engine.engine_fingerprint).
     resume = load.plan = ledger.resume_plan(
-        args.partitions or default_partitions(parallelism, source.size), load.run_id,
-        engine_fingerprint(args.load_fingerprint(), load.engine), table_instance(table))
+        partitions, load.run_id, engine_fingerprint(args.load_fingerprint(), load.engine),
+        table_instance(table))
     if resume.discarded:
         report.extra["checkpoints_discarded"] = resume.discarded
     total_rate, rate_origin = resolve_write_rate(args, table)
     rejects_path = args.rejects_path or default_rejects_path(
         source.bucket, source.key, _bucket_folders(args))
-    predicted_rows = max(1, source.size // max(1, _bytes_per_row(source)))
-    checkpoint_every = (auto_checkpoint_every(predicted_rows, resume.partitions)
+    checkpoint_every = (auto_checkpoint_every(predicted_rows, resume.partitions, parallelism)
                         if args.checkpoint_every == "auto" else int(args.checkpoint_every))
     task = PartitionTask(
         columns=schema.columns, key_schema=keys, target_table=args.target_table,
@@ -471,7 +496,7 @@ def _first_line(err: BaseException) -> str:
 
 
 def _bytes_per_row(source: ResolvedSource) -> int:
-    """Average bytes per row from the first MB (for the progress bar's total only)."""
+    """Average bytes per row from the first MB (for the progress bar and the engine choice)."""
     try:
         with open(source.local_copy or source.spark_path, "rb") as handle:
             sample = handle.read(1024 * 1024)

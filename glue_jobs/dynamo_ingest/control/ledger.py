@@ -234,7 +234,8 @@ class LedgerRecord:
     load_fingerprint: str | None = None  # the arguments the checkpoints were written under
     load_table: str | None = None  # the table instance (id or ARN@created) they were written into
     lease: Lease | None = None  # the run loading the file now (None: nobody)
-    engine: str | None = None  # what loaded the file in its reported run: spark or local
+    engine: str | None = None  # the engine of the reported run (local or spark)
+    engine_reason: str | None = None  # why that engine, in one line
     rows_read: int = 0
     items_written: int = 0
     rows_rejected: int = 0
@@ -528,6 +529,7 @@ class Ledger:
                            error=report.get("error"),
                            rejects_location=rejects or current.rejects_location,
                            engine=report.get("engine") or current.engine,
+                           engine_reason=report.get("engine_reason") or current.engine_reason,
                            lease=_released(current.lease, job_run_id), **counts)
         return self._update(source, change)
 

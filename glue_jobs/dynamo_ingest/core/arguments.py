@@ -378,9 +378,10 @@ class JobArguments:
     version_column: str | None = field(default=None, metadata=_about(
         _TEXT, "with overwrite or merge: write only when not older than the stored version",
         shapes_load=True, commands=RUN_AND_ESTIMATE))
-    engine: Engine = field(default="spark", metadata=_about(
-        Choice(get_args(Engine)), "spark: the Glue/Spark job; local: in this process, no "
-        "JVM; auto: spark until the small-file threshold exists"))
+    engine: Engine = field(default="auto", metadata=_about(
+        Choice(get_args(Engine)), "auto: local when the predicted load is under the "
+        "small-file threshold (core/engine_choice.py), else spark; spark: the Glue/Spark job; "
+        "local: in this process, no JVM"))
     JOB_NAME: str | None = None  # Glue's reserved name, not one of ours
 
     def load_fingerprint(self) -> str:
