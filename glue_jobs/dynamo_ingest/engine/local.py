@@ -31,9 +31,7 @@ import signal
 import struct
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import IO, BinaryIO
 
@@ -43,6 +41,7 @@ from dynamo_ingest.core.mapping import KeyHashPart
 from dynamo_ingest.core.report import RowCounts
 from dynamo_ingest.engine.pipeline import PartitionResult, PartitionTask
 from dynamo_ingest.engine.records import Dialect, RecordSplitter
+from dynamo_ingest.engine.workers import run_in_processes
 
 LOG = logging.getLogger(__name__)
 # Records one sorted run holds in memory (~850 bytes each for the benchmark's 200-byte rows).
@@ -299,21 +298,12 @@ def load_file(load: LocalLoad, task: PartitionTask,
 def _in_worker_processes(jobs: list[tuple[PartitionTask, int, str, int, int, str | None]],
                          workers: int) -> list[PartitionResult]:
     """The partitions, one worker process per core (the per-row work is Python, and threads
-    would share one core). Spawned, not forked: the caller may hold threads (the progress
-    poller, an embedded moto) whose locks a fork would copy held."""
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                               initializer=_ignore_interrupts)
-    try:
-        futures = [pool.submit(_partition_worker, *job) for job in jobs]
-        return [future.result() for future in futures]
-    except BaseException:
-        # A stop request, or a partition that raised: no partition starts, the running ones
-        # end now (the executor's own shutdown would let every queued one run first).
-        for process in list(getattr(pool, "_processes", {}).values()):
-            process.terminate()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    would share one core), over pipes: a Lambda has no semaphores for an executor's queues
+    (see :mod:`dynamo_ingest.engine.workers`). A stop request, or a partition that raised,
+    ends the running workers and starts no other partition."""
+    results: list[PartitionResult] = run_in_processes(_partition_worker, jobs, workers,
+                                                      _ignore_interrupts)
+    return results
 
 
 def _ignore_interrupts() -> None:
