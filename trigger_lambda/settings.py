@@ -27,7 +27,6 @@ class Settings:
     catalog_database: str = ""
     catalog_table: str = ""
     incoming_prefix: str = "incoming/"
-    incoming_suffix: str = ".csv"
     error_prefix: str = "error/"
 
     @classmethod
@@ -44,7 +43,6 @@ class Settings:
                 catalog_database=environ.get("CATALOG_DATABASE", ""),
                 catalog_table=environ.get("CATALOG_TABLE", ""),
                 incoming_prefix=environ.get("INCOMING_PREFIX", "incoming/"),
-                incoming_suffix=environ.get("INCOMING_SUFFIX", ".csv"),
                 error_prefix=environ.get("ERROR_PREFIX", "error/"),
             )
         except KeyError as err:
@@ -78,5 +76,5 @@ class Settings:
                 "TARGET_TABLE": self.target_table, "PARTITION_KEY": self.partition_key,
                 "SNS_TOPIC_ARN": self.sns_topic_arn, "SORT_KEY": self.sort_key,
                 "CATALOG_DATABASE": self.catalog_database, "CATALOG_TABLE": self.catalog_table,
-                "INCOMING_PREFIX": self.incoming_prefix, "INCOMING_SUFFIX": self.incoming_suffix,
+                "INCOMING_PREFIX": self.incoming_prefix,
                 "ERROR_PREFIX": self.error_prefix}

@@ -64,6 +64,8 @@ def _copy_without_archive_provider(target: Path) -> None:
         shutil.copytree(REPO_ROOT / package, target / package,
                         ignore=shutil.ignore_patterns("__pycache__"))
     archive_block = re.compile(r'data "archive_file" "package" \{.*?\n\}\n', re.S)
+    for path in TERRAFORM_DIR.glob("*.json"):  # data the configuration reads (suffixes)
+        shutil.copyfile(path, target / "terraform" / path.name)
     for path in TERRAFORM_DIR.glob("*.tf"):
         text = path.read_text(encoding="utf-8")
         if path.name == "versions.tf":
