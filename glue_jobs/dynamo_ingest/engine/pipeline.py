@@ -93,6 +93,7 @@ class PartitionTask:
     mapping: AttributeMapping | None = None
     write_mode: WriteMode = "overwrite"
     trailing_delimiter: bool = False  # every line ends with it: one more, unnamed, field
+    value_encoding: str = "utf-8"  # what the values' bytes decode as (core.formats)
 
     @property
     def conditional(self) -> bool:
@@ -302,7 +303,7 @@ def process_partition(partition: int, batches: Iterable[Any], task: PartitionTas
             if beyond is not None:
                 reject(record_no, beyond.reason, raw, count=not in_prefix)
                 continue
-            decoded = decode_utf8(raw)
+            decoded = decode_utf8(raw, encoding=task.value_encoding)
             if isinstance(decoded, Rejection):
                 reject(record_no, decoded.reason, raw, count=not in_prefix)
                 continue
