@@ -201,9 +201,9 @@ def _infer(stream: BinaryIO, name: str, delimiter: str | None, quote_char: str, 
     decodable = [row for row in rows if not any(_UNDECODABLE.search(value) for value in row)]
     left_out = len(rows) - len(decodable)
     if left_out:
-        logger.warning("%s: %d of %d sample data row(s) hold bytes that are not UTF-8; they are "
+        logger.warning("%s: %d of %d sample data row(s) hold bytes that are not %s; they are "
                        "left out of type inference (the job rejects such records)",
-                       name, left_out, len(rows))
+                       name, left_out, len(rows), "UTF-8" if encoding == UTF8 else encoding)
     if not decodable and require_rows:
         why = (f" ({left_out} data row(s) in the sample hold bytes that are not UTF-8, which the "
                "job rejects: save the file as UTF-8)" if left_out else "")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -266,3 +267,106 @@ def test_the_event_flow_loads_and_completes_an_uploaded_gzip_file(aws: str, spar
     assert set(scan_table(deployment.target_table)) == {("A1",), ("A2",)}
     body = s3.get_object(Bucket=deployment.bucket, Key="complete/2024/x.csv.gz")["Body"]
     assert gzip.GzipFile(fileobj=io.BytesIO(body.read())).read().startswith(b"orderId")
+
+
+# -- hostile input stays bounded --------------------------------------------------------------
+
+# Run in a child so that its peak memory is its own: the job in-process with the local engine,
+# the report and the peak RSS (the child's and its worker processes') as one JSON line.
+CHILD = """
+import json, resource, sys
+from dynamo_ingest.core.arguments import parse_job_arguments
+from dynamo_ingest.job import run
+report = run(parse_job_arguments(sys.argv[1:]))
+peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+           resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+print(json.dumps({"status": report.status, "error": report.error,
+                  "retryable": report.retryable, "peak_kib": peak}))
+"""
+PEAK_BOUND_KIB = 1024 * 1024  # 1 GiB
+
+
+def write_gzip_bomb(path: Path, text_gib: int, *, prefix: bytes = b"",
+                    row: bytes = b"1,a\n") -> int:
+    """A gzip file of ``prefix`` then ``text_gib`` GiB of one repeated ``row``, written as
+    concatenated members of one compressed 64 MiB block (a valid gzip file that gunzip
+    expands fully), so the test never holds or compresses the whole text. Its text size."""
+    block = row * (64 * 1024 * 1024 // len(row))
+    member = gzip.compress(block, compresslevel=9)
+    with path.open("wb") as out:
+        out.write(gzip.compress(b"id,name\n" + prefix))
+        for _ in range(text_gib * 16):
+            out.write(member)
+    return 8 + len(prefix) + text_gib * 16 * len(block)
+
+
+def run_child(*argv: str) -> dict[str, Any]:
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", CHILD, *argv], capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_a_gzip_bomb_fails_before_loading_with_bounded_memory(aws: str, tmp_path: Path) -> None:
+    bomb = tmp_path / "orders.csv.gz"
+    text = write_gzip_bomb(bomb, 10)
+    assert bomb.stat().st_size < 12 * 1024 * 1024  # 10 MB …
+    assert text > 10 * 2**30  # … that expand to 10 GiB
+    create_table(TABLE, [("id", "S", "HASH")])
+    result = run_child("--source_path", str(bomb), "--target_table", TABLE, "--engine", "local")
+    assert result["status"] == "FAILED"
+    assert re.match(rf"{re.escape(str(bomb))}: its gzip data expands [0-9,]+× in its first ",
+                    result["error"]), result["error"]
+    assert "a decompression bomb? If the file is genuine, raise --max_expansion" in (
+        result["error"])
+    assert result["retryable"] is False
+    assert result["peak_kib"] < PEAK_BOUND_KIB
+    assert scan_table(TABLE) == {}
+
+
+def test_a_bomb_behind_a_plausible_start_fails_while_streaming(aws: str, tmp_path: Path) -> None:
+    # The first 4 MB expand like a real CSV, so only counting the bytes read catches the rest.
+    import os
+
+    rows = b"".join(b"%d,%s\n" % (n, os.urandom(24).hex().encode()) for n in range(200_000))
+    bomb = tmp_path / "orders.csv.gz"
+    # Long rows: the splitter reaches the bound after thousands of records, not millions.
+    write_gzip_bomb(bomb, 1, prefix=rows, row=b"1," + b"a" * 1021 + b"\n")
+    create_table(TABLE, [("id", "S", "HASH")])
+    result = run_child("--source_path", str(bomb), "--target_table", TABLE, "--engine", "local",
+                       "--max_uncompressed_bytes", str(64 * 2**20))
+    assert result["status"] == "FAILED"
+    assert result["error"].startswith(f"{bomb}: its gzip data expands past 64.0 MiB")
+    assert "--max_uncompressed_bytes 67108864" in result["error"]
+    assert result["peak_kib"] < PEAK_BOUND_KIB
+    assert scan_table(TABLE) == {}
+
+
+@pytest.mark.spark
+def test_the_spark_engine_refuses_a_bomb_before_spark_reads_it(run_job: Any,
+                                                               tmp_path: Path) -> None:
+    bomb = tmp_path / "orders.csv.gz"
+    write_gzip_bomb(bomb, 2)
+    create_table(TABLE, [("id", "S", "HASH")])
+    report = run_job(source_path=str(bomb), engine="spark")
+    assert report.status == "FAILED"
+    assert "a decompression bomb?" in (report.error or "")
+    assert report.counts.rows_read == 0
+
+
+def test_the_local_engine_refuses_a_spill_its_scratch_folder_cannot_hold(tmp_path: Path) -> None:
+    import shutil
+
+    from dynamo_ingest.engine.local import ScratchSpaceError, check_scratch_space
+
+    free = shutil.disk_usage(tmp_path).free
+    check_scratch_space(tmp_path, 1024, "orders.csv.gz")  # fits
+    with pytest.raises(ScratchSpaceError, match=r"orders.csv.gz: the in-process engine spills "
+                                                r".* give it more space .* --engine spark"):
+        check_scratch_space(tmp_path, free + 2**40, "orders.csv.gz")
+    assert ScratchSpaceError.retryable is False

@@ -133,7 +133,8 @@ def read_header(head: bytes, delimiter: str, quote_char: str, source: str,
         try:
             name.encode("utf-8")
         except UnicodeEncodeError as err:
-            raise SourceError(f"{source}: the header row is not valid {encoding} "
+            called = "UTF-8" if encoding == "utf-8" else encoding
+            raise SourceError(f"{source}: the header row is not valid {called} "
                               f"(column {name!r}); pass --encoding with the file's "
                               "encoding") from err
     if any(not name for name in names):
