@@ -1,8 +1,10 @@
-"""The CSV's layout, Spark-free: column names of the values, the header, the delimiter and
-what a file's first bytes say about it (shared by both engines, the estimate and the crawler).
+"""The CSV's layout, Spark-free: column names of the values, the header and the delimiter
+(shared by both engines, the estimate and the crawler), read from the file's text as
+:func:`dynamo_ingest.engine.source.open_source` gives it (decompressed, UTF-16 as UTF-8).
 
 Values travel as their bytes read as ISO-8859-1 (one character per byte) and are re-decoded
-as strict UTF-8 by the item builder, whichever engine split the records.
+strictly by the item builder in the values' encoding (UTF-8 unless ``--encoding`` says a
+single-byte one), whichever engine split the records.
 """
 
 from __future__ import annotations
