@@ -14,6 +14,8 @@ locals {
   bucket_arn  = "arn:${local.partition}:s3:::${local.bucket_name}"
 
   file_prefixes = [var.incoming_prefix, var.complete_prefix, var.error_prefix]
+  # The object-key suffixes that start a load: dynamo_ingest.core.formats, as S3 filters.
+  incoming_suffixes = jsondecode(file("${path.module}/incoming_suffixes.json")).filter_suffixes
   # Folders of the bucket besides incoming/, complete/ and error/.
   glue_assets_prefix = "glue/assets/"
   glue_temp_prefix   = "glue/temp/"
@@ -109,7 +111,6 @@ locals {
       CATALOG_TABLE    = local.catalog_table
       SNS_TOPIC_ARN    = aws_sns_topic.notifications.arn
       INCOMING_PREFIX  = var.incoming_prefix
-      INCOMING_SUFFIX  = var.incoming_suffix
       ERROR_PREFIX     = var.error_prefix
       # Files under the threshold go to the loader function, bigger ones to Glue.
       LOADER_FUNCTION  = local.loader_function_name

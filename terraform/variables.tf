@@ -40,12 +40,6 @@ variable "incoming_prefix" {
   }
 }
 
-variable "incoming_suffix" {
-  type        = string
-  description = "Only objects whose key ends with this suffix start a load."
-  default     = ".csv"
-}
-
 variable "complete_prefix" {
   type        = string
   description = "Folder that loaded files are moved to."

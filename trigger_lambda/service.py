@@ -21,6 +21,7 @@ from dynamo_ingest.control.ledger import Ledger, SourceObject
 from dynamo_ingest.control.locations import source_locations
 from dynamo_ingest.core.arguments import JobArguments
 from dynamo_ingest.core.errors import DynamoIngestError, LedgerConflictError
+from dynamo_ingest.core.formats import incoming_suffixes, is_incoming_name
 
 from trigger_lambda.errors import MalformedS3EventError
 from trigger_lambda.events import S3EventRecord, is_test_event, raw_records
@@ -95,9 +96,10 @@ def accept_object(record: S3EventRecord, settings: Settings, *, ledger: Ledger, 
     """Start the load of one new object (:func:`trigger_lambda.routing.start_load`) unless it
     is out of scope or already known."""
     if (not record.is_object_created or not record.key.startswith(settings.incoming_prefix)
-            or not record.key.endswith(settings.incoming_suffix)):
-        LOG.info("ignoring %s %s: not an object created under %s*%s", record.event_name,
-                 record.uri, settings.incoming_prefix, settings.incoming_suffix)
+            or not is_incoming_name(record.key)):
+        LOG.info("ignoring %s %s: not an object created under %s with one of the suffixes %s",
+                 record.event_name, record.uri, settings.incoming_prefix,
+                 " ".join(incoming_suffixes()))
         return RecordOutcome(record.uri, "ignored")
     source = SourceObject(record.bucket, record.key, record.etag or "")
     try:

@@ -28,7 +28,6 @@ class Settings:
     catalog_database: str = ""
     catalog_table: str = ""
     incoming_prefix: str = "incoming/"
-    incoming_suffix: str = ".csv"
     error_prefix: str = "error/"
     loader_function: str = ""  # the loader Lambda for small files ("": every file to Glue)
     small_file_bytes: int = DEFAULT_SMALL_FILE_BYTES
@@ -49,7 +48,6 @@ class Settings:
                 catalog_database=environ.get("CATALOG_DATABASE", ""),
                 catalog_table=environ.get("CATALOG_TABLE", ""),
                 incoming_prefix=environ.get("INCOMING_PREFIX", "incoming/"),
-                incoming_suffix=environ.get("INCOMING_SUFFIX", ".csv"),
                 error_prefix=environ.get("ERROR_PREFIX", "error/"),
                 loader_function=environ.get("LOADER_FUNCTION", ""),
                 small_file_bytes=int(raw_small),
@@ -93,6 +91,6 @@ class Settings:
                 "TARGET_TABLE": self.target_table, "PARTITION_KEY": self.partition_key,
                 "SNS_TOPIC_ARN": self.sns_topic_arn, "SORT_KEY": self.sort_key,
                 "CATALOG_DATABASE": self.catalog_database, "CATALOG_TABLE": self.catalog_table,
-                "INCOMING_PREFIX": self.incoming_prefix, "INCOMING_SUFFIX": self.incoming_suffix,
+                "INCOMING_PREFIX": self.incoming_prefix,
                 "ERROR_PREFIX": self.error_prefix, "LOADER_FUNCTION": self.loader_function,
                 "SMALL_FILE_BYTES": str(self.small_file_bytes)}

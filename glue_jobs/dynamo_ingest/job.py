@@ -32,15 +32,16 @@ from dynamo_ingest.core.capacity import table_write_capacity
 from dynamo_ingest.core.catalog import CsvSchema, get_catalog_schema
 from dynamo_ingest.core.engine_choice import EngineChoice, choose_engine
 from dynamo_ingest.core.errors import ArgumentError, DynamoIngestError
+from dynamo_ingest.core.formats import value_encoding
 from dynamo_ingest.core.keys import KeySchema, check_key_arguments, describe_key_schema
 from dynamo_ingest.core.mapping import AttributeMapping, KeyHashPart
 from dynamo_ingest.core.report import RowCounts, RunReport
+from dynamo_ingest.engine.compression import Codec
 from dynamo_ingest.engine.items import ItemBuilder
 from dynamo_ingest.engine.layout import (
     TRAILING_DELIMITER_NOTE,
-    read_head,
     read_header,
-    refuse_compressed,
+    read_source_head,
     refuse_wrong_delimiter,
 )
 from dynamo_ingest.engine.local import (
@@ -59,6 +60,14 @@ from dynamo_ingest.engine.pipeline import (
 )
 from dynamo_ingest.engine.rejects import merge_parts, rejects_header
 from dynamo_ingest.engine.sizing import write_units
+from dynamo_ingest.engine.source import (
+    Expansion,
+    SourceLimits,
+    SourceOpener,
+    measure_expansion,
+    open_source,
+    source_format,
+)
 from dynamo_ingest.engine.writer import RetryPolicy
 from dynamo_ingest.estimate import Prices
 from dynamo_ingest.spark.read import (
@@ -66,6 +75,8 @@ from dynamo_ingest.spark.read import (
     partitioned_for_writing,
     read_records,
     reading,
+    spark_reads_itself,
+    split_in_one_task,
 )
 from dynamo_ingest.spark.runtime import Runtime
 
@@ -95,17 +106,50 @@ def resolve_write_rate(args: JobArguments, table: dict[str, Any]) -> tuple[float
     return capacity * args.write_share, f"{args.write_share:g} × {capacity:g} WCU/s ({origin})"
 
 
-def load_schema(args: JobArguments, aws: AwsConfig, source: ResolvedSource) -> CsvSchema:
-    """The catalog table's schema with the header's spelling, or the local crawler's."""
+@dataclass(frozen=True)
+class _Text:
+    """How the source's text is read: where Python reads it, its compression, encoding and
+    bounds (see :mod:`dynamo_ingest.engine.source`)."""
+
+    path: str  # a local file (the file itself or the staged copy) or the s3:// object
+    s3: Any | None  # the client that reads an s3:// path
+    name: str  # the file as messages call it: the user's path or URI
+    codec: Codec | None
+    encoding: str
+    limits: SourceLimits
+
+    def head(self) -> bytes:
+        """The first bytes of the text (decompressed, UTF-16 as UTF-8)."""
+        return read_source_head(self.path, self.s3, name=self.name, encoding=self.encoding,
+                                limits=self.limits)
+
+
+def source_text(args: JobArguments, aws: AwsConfig, source: ResolvedSource,
+                catalog_encoding: str | None = None) -> _Text:
+    """The source's compression and encoding (the bytes decide, the name does not)."""
+    if source.local_copy or not source.bucket:
+        path, s3 = source.local_copy or source.spark_path, None
+    else:
+        path, s3 = source.uri, aws.client("s3")
+    requested = args.encoding or catalog_encoding
+    found = source_format(path, s3=s3, encoding=requested, name=source.uri)
+    limits = SourceLimits(args.max_expansion, args.max_uncompressed_bytes)
+    return _Text(path, s3, source.uri, found.codec, found.encoding, limits)
+
+
+def load_schema(args: JobArguments, aws: AwsConfig, source: ResolvedSource
+                ) -> tuple[CsvSchema, _Text]:
+    """The catalog table's schema with the header's spelling, or the local crawler's; and
+    how the text is read."""
     if args.catalog_database and args.catalog_table:
         schema = get_catalog_schema(aws.client("glue"), args.catalog_database, args.catalog_table)
         if args.delimiter or args.quote_char:
             schema = replace(schema, delimiter=args.delimiter or schema.delimiter,
                              quote_char=args.quote_char or schema.quote_char)
-        staged = bool(source.local_copy) or not source.bucket
-        head = read_head(source.spark_path, None if staged else aws.client("s3"),
-                         "" if staged else source.bucket, source.key)
-        header = read_header(head, schema.delimiter, schema.quote_char, source.uri)
+        text = source_text(args, aws, source, schema.encoding)
+        head = text.head()
+        header = read_header(head, schema.delimiter, schema.quote_char, source.uri,
+                             value_encoding(text.encoding))
         # The header's first line, for the candidates it holds when the delimiter is wrong.
         first_line = head.split(b"\n", 1)[0].decode("utf-8-sig", "replace")
         refuse_wrong_delimiter(source.uri, header.names, first_line, schema.delimiter,
@@ -114,7 +158,7 @@ def load_schema(args: JobArguments, aws: AwsConfig, source: ResolvedSource) -> C
         if header.trailing_delimiter:
             LOG.info("%s: %s", source.uri, TRAILING_DELIMITER_NOTE)
         return replace(schema.with_header_names(header.names),
-                       trailing_delimiter=header.trailing_delimiter)
+                       trailing_delimiter=header.trailing_delimiter), text
     from crawlers.local_crawler import infer_schema
 
     local = Path(source.local_copy or source.spark_path)
@@ -122,15 +166,15 @@ def load_schema(args: JobArguments, aws: AwsConfig, source: ResolvedSource) -> C
         raise DynamoIngestError(
             f"{source.uri}: no catalog table named; pass --catalog_database/--catalog_table "
             "(the crawler's table) when the file is read from S3 by Glue")
-    # Named before the crawler reads it, with the user's name for the file (not a staged copy's).
-    refuse_compressed(read_head(str(local), None, "", "")[:16], source.uri)
+    text = source_text(args, aws, source)
     # A header with no data rows (an export with nothing new) loads nothing and succeeds.
     schema = infer_schema(local, delimiter=args.delimiter, quote_char=args.quote_char or '"',
-                          require_rows=False)
-    head = read_head(str(local), None, "", "")
-    header = read_header(head, schema.delimiter, schema.quote_char, source.uri)
+                          require_rows=False, encoding=text.encoding, name=source.uri,
+                          limits=text.limits)
+    header = read_header(text.head(), schema.delimiter, schema.quote_char, source.uri,
+                         value_encoding(text.encoding))
     return replace(schema.with_header_names(header.names),
-                   trailing_delimiter=header.trailing_delimiter)
+                   trailing_delimiter=header.trailing_delimiter), text
 
 
 def _task_function(task: PartitionTask) -> Callable[[Iterable[Any]], Iterable[Any]]:
@@ -153,11 +197,19 @@ def _task_function(task: PartitionTask) -> Callable[[Iterable[Any]], Iterable[An
 def _execute(spark: SparkSession | None, source: ResolvedSource, plan: _Plan,
              stop_flag: str | None = None) -> list[Any]:
     """Every partition's stats row: Spark's (no Spark: the in-process engine's)."""
+    text = plan.text
+    opener = SourceOpener(text.path, text.name, text.encoding, text.limits,
+                          plan.task.aws if text.s3 is not None else None)
     if spark is None:
-        load = LocalLoad(source.local_copy or source.spark_path, plan.schema,
-                         tuple(plan.key_parts), plan.workers, stop_flag=stop_flag)
-        return [_result_row(result) for result in load_file(load, plan.task)]
-    records = read_records(spark, source.spark_path, plan.schema, source.uri)
+        load = LocalLoad(text.path, plan.schema, tuple(plan.key_parts), plan.workers,
+                         stop_flag=stop_flag, text_bytes=plan.text_bytes)
+        return [_result_row(result)
+                for result in load_file(load, plan.task, lambda _: opener())]
+    if spark_reads_itself(source.spark_path, text.codec):
+        records = read_records(spark, source.spark_path, plan.schema, source.uri,
+                               text.encoding)
+    else:
+        records = split_in_one_task(spark, opener, plan.schema)
     ordered = partitioned_for_writing(records, plan.key_parts, plan.task.partitions)
     with reading(source.uri, plan.schema.has_header):
         return ordered.mapInArrow(_task_function(plan.task), STATS_DDL).collect()
@@ -281,6 +333,8 @@ class _Plan:
     predicted_rows: int
     total_rate: float
     workers: int  # tasks that run at once
+    text: _Text
+    text_bytes: int  # the source's text size (measured or extrapolated)
 
 
 def _load(args: JobArguments, runtime: Runtime | None, aws: AwsConfig, load: _Load,
@@ -357,7 +411,7 @@ def _plan(args: JobArguments, aws: AwsConfig, spark: SparkSession | None,
     keys, table = load.keys, load.table
     assert keys is not None, "_start describes the table"
     check_key_arguments(keys, args.partition_key, args.sort_key, args.target_table)
-    schema = load_schema(args, aws, source)
+    schema, text = load_schema(args, aws, source)
     mapping = AttributeMapping.from_arguments(args)
     # Fail on a mapping that does not fit the file before Spark starts.
     ItemBuilder(schema.columns, keys, args.empty_value, mapping)
@@ -369,6 +423,9 @@ def _plan(args: JobArguments, aws: AwsConfig, spark: SparkSession | None,
     partitions = args.partitions or default_partitions(
         parallelism, source.size, predicted_rows, None if spark else PARTITION_ROWS)
     # Each engine resumes only its own checkpoints (see local_engine.engine_fingerprint).
+    # Sizes are the text's: a compressed file's is measured on a prefix (a bomb fails here).
+    expansion = measure_expansion(text.path, s3=text.s3, limits=text.limits, name=text.name)
+    _report_text(report, text, expansion)
     resume = load.plan = ledger.resume_plan(
         partitions, load.run_id, engine_fingerprint(args.load_fingerprint(), load.engine),
         table_instance(table))
@@ -391,12 +448,25 @@ def _plan(args: JobArguments, aws: AwsConfig, spark: SparkSession | None,
         ledger_table=args.ledger_table,
         source_key=(source.bucket, source.key, source.etag), partitions=resume.partitions,
         resume=not args.restart, mapping=None if mapping.is_identity else mapping,
-        write_mode=args.write_mode, trailing_delimiter=schema.trailing_delimiter)
+        write_mode=args.write_mode, trailing_delimiter=schema.trailing_delimiter,
+        value_encoding=value_encoding(text.encoding))
     LOG.info("loading %s into %s with the %s engine: %d partitions, %.0f WCU/s (%s), a "
              "checkpoint every %d batches", source.uri, args.target_table, load.engine,
              resume.partitions, total_rate, rate_origin, checkpoint_every)
     return _Plan(task, schema, mapping.key_hash_parts(schema.columns, keys), rejects_path,
-                 predicted_rows, total_rate, parallelism)
+                 predicted_rows, total_rate, parallelism, text, expansion.text_bytes)
+
+
+def _report_text(report: RunReport, text: _Text, expansion: Expansion) -> None:
+    """What the report says about the source's form: compression, encoding, text size."""
+    if text.codec is not None:
+        report.extra["compression"] = text.codec.name
+        report.extra["source_text_bytes"] = expansion.text_bytes
+        if expansion.estimated:
+            report.extra["source_text_bytes_estimated"] = (
+                "extrapolated from the expansion of the first MBs")
+    if text.encoding != "utf-8":
+        report.extra["encoding"] = text.encoding
 
 
 def _finish(rows: list[Any], plan: _Plan, aws: AwsConfig, ledger: LedgerSession,
@@ -495,12 +565,13 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0][:500] if text else type(err).__name__
 
 
-def _bytes_per_row(source: ResolvedSource) -> int:
-    """Average bytes per row from the first MB (for the progress bar and the engine choice)."""
+def _bytes_per_row(text: _Text) -> int:
+    """Average bytes per row of the text from its first MB (progress and checkpoints)."""
     try:
-        with open(source.local_copy or source.spark_path, "rb") as handle:
+        with open_source(text.path, s3=text.s3, limits=text.limits, encoding=text.encoding,
+                         name=text.name) as handle:
             sample = handle.read(1024 * 1024)
-    except OSError:
+    except (OSError, DynamoIngestError):
         return 200
     lines = sample.count(b"\n")
     return max(1, len(sample) // max(1, lines))

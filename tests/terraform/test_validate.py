@@ -70,6 +70,8 @@ def _copy_without_archive_provider(target: Path) -> None:
     with zipfile.ZipFile(target / "terraform" / "build" / "loader-layer.zip", "w") as layer:
         layer.writestr("python/placeholder.py", "")
     archive_block = re.compile(r'data "archive_file" "package" \{.*?\n\}\n', re.S)
+    for path in TERRAFORM_DIR.glob("*.json"):  # data the configuration reads (suffixes)
+        shutil.copyfile(path, target / "terraform" / path.name)
     for path in TERRAFORM_DIR.glob("*.tf"):
         text = path.read_text(encoding="utf-8")
         if path.name == "versions.tf":

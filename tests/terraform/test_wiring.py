@@ -20,6 +20,7 @@ import pytest
 from dynamo_ingest.core.arguments import argument_names, job_argument_specs
 
 from tests.terraform.hcl import REPO_ROOT, HclShapeError, TerraformConfig, attr, blocks
+from tests.terraform.test_incoming_suffixes import notification_suffixes
 
 EVENTS_DIR = REPO_ROOT / "tests" / "events"
 # Values for the variables without a default, so that expressions can be evaluated.
@@ -282,7 +283,7 @@ def _s3_filter_matches(notification: dict[str, Any], record: Mapping[str, Any]) 
     event_name = f"s3:{record['eventName']}"
     return (any(fnmatch.fnmatchcase(event_name, e) for e in notification["events"])
             and key.startswith(notification["filter_prefix"])
-            and key.endswith(notification["filter_suffix"]))
+            and key.endswith(tuple(notification["filter_suffixes"])))
 
 
 def test_s3_notification_delivers_exactly_the_objects_the_trigger_acts_on(
@@ -293,7 +294,9 @@ def test_s3_notification_delivers_exactly_the_objects_the_trigger_acts_on(
     trigger_arn = '${aws_lambda_function.handler["trigger"].arn}'
     assert attr(configured, "lambda_function_arn") == trigger_arn
     notification = {name: terraform.resolve(attr(configured, name))
-                    for name in ("events", "filter_prefix", "filter_suffix")}
+                    for name in ("events", "filter_prefix")}
+    # One filter per suffix, from the list the trigger checks (test_incoming_suffixes).
+    notification["filter_suffixes"] = notification_suffixes()
     acted: set[str] = set()
     matched: set[str] = set()
     for path in _event_files(("s3_put", "s3_object_removed")):

@@ -27,6 +27,7 @@ import logging
 import os
 import pickle
 import re
+import shutil
 import signal
 import struct
 import tempfile
@@ -77,6 +78,30 @@ SpilledRecord = tuple[int, int, list[str | None], str | None]
 
 class LocalEngineError(DynamoIngestError):
     """The in-process engine could not read or spill the file."""
+
+
+class ScratchSpaceError(LocalEngineError):
+    """The scratch folder has too little free space for the file's spill (a Lambda's /tmp is
+    what it is configured to be: another run meets the same limit)."""
+
+    retryable = False
+
+
+# Free space the spill always leaves in its folder (for the sort's runs and the rejects).
+SCRATCH_RESERVE_BYTES = 16 * 1024 * 1024
+
+
+def check_scratch_space(directory: Path, needed: int, source: str) -> None:
+    """:class:`ScratchSpaceError` unless ``directory`` has ``needed`` bytes free beyond
+    :data:`SCRATCH_RESERVE_BYTES`."""
+    free = shutil.disk_usage(directory).free
+    if free - SCRATCH_RESERVE_BYTES >= needed:
+        return
+    raise ScratchSpaceError(
+        f"{source}: the in-process engine spills the file's records to {directory}, which has "
+        f"{free / 2**20:,.0f} MiB free; {needed / 2**20:,.0f} MiB more (and a reserve of "
+        f"{SCRATCH_RESERVE_BYTES / 2**20:,.0f} MiB) are needed: give it more space (a "
+        "Lambda's ephemeral storage, TMPDIR), or load with --engine spark")
 
 
 def engine_fingerprint(load_fingerprint: str, engine: str) -> str:
@@ -268,6 +293,7 @@ class LocalLoad:
     # Once this file exists, every partition ends its input at the next record: what it
     # wrote is checkpointed as its prefix and a resume continues after it (a stop request).
     stop_flag: str | None = None
+    text_bytes: int = 0  # the file's text size (spilled once, about as large)
 
 
 def load_file(load: LocalLoad, task: PartitionTask,
@@ -281,6 +307,7 @@ def load_file(load: LocalLoad, task: PartitionTask,
     resumes from there."""
     with tempfile.TemporaryDirectory(prefix="dynamo-ingest-local-") as scratch:
         directory = Path(scratch)
+        check_scratch_space(directory, load.text_bytes, load.path)
         spills, too_long = _spill(load, task, directory, open_source or _open_local)
         jobs = [(task, partition, str(path), _width(load.schema), load.run_records,
                  load.stop_flag) for partition, path in enumerate(spills)]
@@ -330,7 +357,8 @@ def _spill(load: LocalLoad, task: PartitionTask, directory: Path,
     schema = load.schema
     dialect = Dialect(schema.delimiter, schema.quote_char, schema.has_header)
     hashed = key_hasher(load.key_parts)
-    spill = _Spill([directory / f"partition-{p:05d}.pickle" for p in range(task.partitions)])
+    spill = _Spill([directory / f"partition-{p:05d}.pickle" for p in range(task.partitions)],
+                   load.path)
     too_long: list[tuple[int, str, list[str | None]]] = []
     with open_source(load.path) as source:
         splitter = RecordSplitter(source, dialect, _width(schema), source=load.path)
@@ -349,8 +377,9 @@ class _Spill:
     """Per-partition spill files, written in bursts: at most :data:`SPILL_RECORDS` records
     are held, and no file stays open (a run may have thousands of partitions)."""
 
-    def __init__(self, paths: list[Path]) -> None:
+    def __init__(self, paths: list[Path], source: str) -> None:
         self.paths = paths
+        self._source = source
         self._pending: list[list[SpilledRecord]] = [[] for _ in paths]
         self._held = 0
         for path in paths:
@@ -363,6 +392,9 @@ class _Spill:
             self.flush()
 
     def flush(self) -> None:
+        # A file larger than predicted (or a disk others fill) stops before the disk is full.
+        if self.paths:
+            check_scratch_space(self.paths[0].parent, 0, self._source)
         for path, pending in zip(self.paths, self._pending, strict=True):
             if pending:
                 with open(path, "ab") as handle:

@@ -94,6 +94,7 @@ class PartitionTask:
     mapping: AttributeMapping | None = None
     write_mode: WriteMode = "overwrite"
     trailing_delimiter: bool = False  # every line ends with it: one more, unnamed, field
+    value_encoding: str = "utf-8"  # what the values' bytes decode as (core.formats)
 
     @property
     def conditional(self) -> bool:
@@ -314,7 +315,7 @@ class PartitionPipeline:
         if beyond is not None:
             self._reject(record_no, beyond.reason, raw, count=count)
             return None
-        decoded = decode_utf8(raw)
+        decoded = decode_utf8(raw, encoding=task.value_encoding)
         if isinstance(decoded, Rejection):
             self._reject(record_no, decoded.reason, raw, count=count)
             return None

@@ -17,30 +17,43 @@ applies) from the first line break of the file, read once through Hadoop as Spar
 A runaway record (no line break, a quote left open) is bounded as the splitter bounds it: no
 value may be longer than the splitter's record limit (``maxCharsPerColumn``), and Spark's
 error becomes a :class:`FileLayoutError` naming the file and the record (:func:`reading`).
+
+Compressed files: Spark decompresses gzip and bzip2 itself, by the file's suffix (a gzip
+file is not splittable, so one task reads it). zstd needs a native Hadoop library that
+Spark's jars lack ("libhadoop was built without zstd support"), so such a file, and one whose
+name does not say its compression, is split by the in-process splitter inside one task
+(:func:`split_in_one_task`). Encodings: single-byte ones are read byte for byte like UTF-8
+and decoded by the workers; UTF-16 is decoded by Spark and its values handed on as UTF-8.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from dynamo_ingest.core.catalog import CsvSchema
 from dynamo_ingest.core.errors import FileLayoutError
+from dynamo_ingest.core.formats import JAVA_NAMES, UTF8, compression_named, is_utf16
+from dynamo_ingest.engine.compression import Codec
 from dynamo_ingest.engine.layout import CORRUPT_COLUMN, KEY_HASH, RECORD_NO, value_column
 from dynamo_ingest.engine.records import (
     DEFAULT_RECORD_LIMIT,
     DYNAMODB_ITEM_LIMIT,
     SEPARATOR_WINDOW,
+    Dialect,
+    RecordSplitter,
     describe_size,
     detect_separator,
 )
+from dynamo_ingest.engine.source import SourceOpener
 
 if TYPE_CHECKING:
     from pyspark.sql import Column as SparkColumn
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
     from dynamo_ingest.core.mapping import KeyHashPart, TemplatePart
 
@@ -139,31 +152,39 @@ def reading(source_name: str, has_header: bool) -> Iterator[None]:
             "`--engine local`, which rejects such a record and loads the rest") from err
 
 
-def read_records(spark: SparkSession, path: str, schema: CsvSchema,
-                 source_name: str | None = None) -> DataFrame:
-    """All data records as strings ``c0…cN``, plus the raw text of malformed ones and the
-    1-based record number; ``path`` is read literally (no glob)."""
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import StringType, StructField, StructType
+def spark_reads_itself(path: str, codec: Codec | None) -> bool:
+    """True when Spark's own reader can read ``path``: Hadoop picks a codec by the file's
+    suffix, so the suffix must say the compression the bytes are in (none for plain text),
+    and Glue's Hadoop must have that codec without native code (gzip, bzip2: not zstd)."""
+    named = compression_named(path)
+    if codec is None:
+        return named is None
+    return codec.spark_reads and named == codec.name
 
-    # A delimiter ending every line makes one more (unnamed) field: read it, so the row is
-    # not malformed and a value there can be rejected for what it is.
-    width = len(schema.columns) + schema.trailing_delimiter
-    fields = [StructField(value_column(i), StringType()) for i in range(width)]
-    fields.append(StructField(CORRUPT_COLUMN, StringType()))
+
+def read_records(spark: SparkSession, path: str, schema: CsvSchema,
+                 source_name: str | None = None, encoding: str = UTF8) -> DataFrame:
+    """All data records as strings ``c0…cN``, plus the raw text of malformed ones and the
+    1-based record number; ``path`` is read literally (no glob), as text in ``encoding``
+    (its values handed on as UTF-8 bytes for UTF-16, see the module doc)."""
+    from pyspark.sql import functions as F
+
     reader = spark.read.format("csv")
-    separator = line_separator(spark, path)
+    # UTF-16's separator is two bytes a byte-wise look cannot tell: Spark detects it itself.
+    separator = None if is_utf16(encoding) else line_separator(spark, path)
     if separator is not None:
         # Given, not detected: Spark keeps line breaks inside quoted values as written then.
         reader = reader.option("lineSep", separator)
+    width = len(schema.columns) + schema.trailing_delimiter
     frame = (
         reader
-        .schema(StructType(fields))
+        .schema(_record_schema(schema, with_number=False))
         .option("header", schema.has_header)
         .option("multiLine", True)
         .option("maxCharsPerColumn", DEFAULT_RECORD_LIMIT)
         .option("maxColumns", max(MAX_FIELDS, width + 1))
-        .option("encoding", "ISO-8859-1")
+        # UTF-16 needs Spark to decode it; any other encoding is read byte for byte.
+        .option("encoding", JAVA_NAMES.get(encoding, "ISO-8859-1"))
         .option("sep", schema.delimiter)
         .option("quote", schema.quote_char)
         .option("escape", schema.quote_char)
@@ -186,7 +207,43 @@ def read_records(spark: SparkSession, path: str, schema: CsvSchema,
     if partitions != 1:
         # Record numbers rely on one partition per file (multiLine files are not split).
         frame = frame.coalesce(1)
+    if is_utf16(encoding):
+        # The pipeline decodes UTF-8 bytes read as ISO-8859-1: hand the text over so.
+        frame = frame.select(*(F.decode(F.encode(F.col(name), "UTF-8"), "ISO-8859-1").alias(name)
+                               for name in frame.columns))
     return frame.withColumn(RECORD_NO, F.monotonically_increasing_id() + F.lit(1))
+
+
+def _record_schema(schema: CsvSchema, *, with_number: bool) -> StructType:
+    from pyspark.sql.types import LongType, StringType, StructField, StructType
+
+    # A delimiter ending every line makes one more (unnamed) field: read it, so the row is
+    # not malformed and a value there can be rejected for what it is.
+    width = len(schema.columns) + schema.trailing_delimiter
+    fields = [StructField(value_column(i), StringType()) for i in range(width)]
+    fields.append(StructField(CORRUPT_COLUMN, StringType()))
+    if with_number:
+        fields.append(StructField(RECORD_NO, LongType(), nullable=False))
+    return StructType(fields)
+
+
+def split_in_one_task(spark: SparkSession, opener: SourceOpener, schema: CsvSchema) -> DataFrame:
+    """The records :func:`read_records` gives, split by the in-process splitter inside one
+    Spark task, for a file Spark cannot read itself (zstd, or a name that does not say the
+    file's compression): a compressed file is one task's stream either way, and the key
+    repartition spreads the writes over every task after it."""
+    width = len(schema.columns) + schema.trailing_delimiter
+    dialect = Dialect(schema.delimiter, schema.quote_char, schema.has_header)
+
+    def records(_: Iterable[int]) -> Iterator[tuple[object, ...]]:
+        with opener() as stream:
+            for record in RecordSplitter(stream, dialect, width, source=opener.name):
+                # A record too long to hold is a malformed one here, named by its reason.
+                corrupt = record.corrupt if record.rejected is None else record.rejected
+                yield (*record.values, corrupt, record.record_no)
+
+    rows = spark.sparkContext.parallelize([0], 1).mapPartitions(records)
+    return spark.createDataFrame(rows, _record_schema(schema, with_number=True))
 
 
 def key_hash(key_parts: Sequence[KeyHashPart]) -> SparkColumn:
