@@ -189,7 +189,7 @@ def run_estimate(args: JobArguments, partition: KeyAttribute | None, sort: KeyAt
                  prices: Prices, workers: GlueWorkers) -> Estimate:
     """Resolve the table, key schema, source and schema as the job does, then estimate."""
     from dynamo_ingest.control.storage import resolve_source
-    from dynamo_ingest.job import load_schema, resolve_write_rate
+    from dynamo_ingest.load import load_schema, resolve_write_rate
 
     aws = AwsConfig.from_environ()
     description, why = (describe_target(aws, args.target_table)

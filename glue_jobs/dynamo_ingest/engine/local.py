@@ -34,12 +34,15 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, Any, BinaryIO
 
+from dynamo_ingest.control.interrupt import Interrupt
+from dynamo_ingest.control.storage import ResolvedSource
 from dynamo_ingest.core.catalog import CsvSchema
 from dynamo_ingest.core.errors import DynamoIngestError
 from dynamo_ingest.core.mapping import KeyHashPart
 from dynamo_ingest.core.report import RowCounts
+from dynamo_ingest.engine.base import LoadPlan, result_row
 from dynamo_ingest.engine.pipeline import PartitionResult, PartitionTask
 from dynamo_ingest.engine.records import Dialect, RecordSplitter
 from dynamo_ingest.engine.workers import run_in_processes
@@ -451,5 +454,38 @@ def _splitter_rejects(task: PartitionTask, records: list[tuple[int, str, list[st
     return PartitionResult(task.partitions, counts, rejects_written=rejects.count)
 
 
-__all__ = ["ExternalSort", "LocalLoad", "engine_fingerprint",
+__all__ = ["ExternalSort", "LocalEngine", "LocalLoad", "engine_fingerprint",
            "key_hasher", "load_file", "spark_partition", "worker_count"]
+
+
+class LocalEngine:
+    """The in-process engine as the run sees it (:class:`dynamo_ingest.engine.base.Engine`):
+    its stop request is a file every worker looks for between records."""
+
+    name = "local"
+
+    def __init__(self, run_id: str) -> None:
+        self.stop_flag = str(Path(tempfile.gettempdir()) / f"dynamo-ingest-stop-{run_id}")
+
+    def parallelism(self) -> int:
+        return worker_count()
+
+    def arm(self, interrupt: Interrupt) -> None:
+        interrupt.arm(Path(self.stop_flag).touch)
+
+    def execute(self, source: ResolvedSource, plan: LoadPlan) -> list[Any]:
+        opener = plan.opener()
+        load = LocalLoad(plan.text.path, plan.schema, tuple(plan.key_parts), plan.workers,
+                         stop_flag=self.stop_flag, text_bytes=plan.text_bytes)
+        try:
+            return [result_row(result)
+                    for result in load_file(load, plan.task, lambda _: opener())]
+        finally:
+            Path(self.stop_flag).unlink(missing_ok=True)
+
+    def stop(self) -> None:
+        # The workers ended at the flag (or with the pool); nothing else runs.
+        Path(self.stop_flag).unlink(missing_ok=True)
+
+    def is_permanent(self, err: BaseException) -> bool:
+        return False
