@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DYNALITE := local_aws/dynalite/node_modules/.installed
 
-.PHONY: setup demo test test-busy lint typecheck pytest bench clean
+.PHONY: setup demo test test-busy lint typecheck pytest bench zips layer clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,17 @@ test-busy: setup $(DYNALITE)
 
 bench: setup
 	$(BIN)/python -m benchmarks.run
+
+# What each zip ships, from the code's imports (terraform/zip_modules.json, read by Terraform):
+# run after changing imports; tests/terraform/test_zips.py fails while the file is stale.
+zips: setup
+	$(BIN)/python -m tools.zip_modules
+
+# The loader function's layer (its third-party packages as Linux wheels for the function's
+# Python), terraform/build/loader-layer.zip: run before terraform plan/apply.
+LAMBDA_PYTHON ?= 3.12
+layer: setup
+	$(BIN)/python -m tools.layer --python $(LAMBDA_PYTHON)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache demo-data local_aws/dynalite/node_modules

@@ -6,11 +6,13 @@ double as child processes (always stopped at the end), then measures, against th
 endpoints in the same run:
 
 1. the null sink (client cost only): a boto3 ``Table.batch_writer()`` loop (the baseline),
-   a ``put_item`` loop (a sample, extrapolated) and ``dynamo-ingest run``: CPU-seconds of the
-   whole process tree, wall time, peak RSS;
+   a ``put_item`` loop (a sample, extrapolated) and ``dynamo-ingest run`` with its default
+   engine (``auto``) and with ``--engine spark``: CPU-seconds of the whole process tree, wall
+   time, peak RSS;
 2. the capacity-limited endpoint: achieved WCU/s ÷ configured and items bounced ÷ written,
-   for the baseline and ``dynamo-ingest run --write_rate <capacity>``;
-3. scale: ``dynamo-ingest run`` at ``--rows`` and ``--scale-rows``.
+   for the baseline and ``dynamo-ingest run --write_rate <capacity>`` on each engine;
+3. scale: each engine at ``--rows`` and ``--scale-rows`` (CPU per million items against the
+   baseline's, peak RSS and wall time ratios).
 
 It prints Markdown tables and writes ``benchmarks/results/latest.json`` and
 ``benchmarks/results/benchmark.png`` (``--quick`` writes under ``benchmarks/data/`` instead).
@@ -40,10 +42,10 @@ CAPACITY_TABLE = "bench_capacity"
 LEDGER_TABLE = "bench-ledger"
 KEY = "orderId"
 UNLIMITED_WCU_S = 10_000_000  # the null sink has no capacity: no pacing
-TOOLS = ("batch_writer", "put_item", "dynamo_ingest")
-# On top of the shipped serial GC (runtime.LOCAL_JAVA_OPTIONS): no C2 compiler, as a short
-# job may spend more CPU compiling than the compiled code saves (measured: README).
-JVM_PROPOSAL = "-XX:TieredStopAtLevel=1"
+# dynamo-ingest's runs: "auto" is `dynamo-ingest run` as a user types it (the default engine),
+# "spark" and "local" add --engine.
+ENGINES = ("auto", "spark", "local")
+TOOLS = ("batch_writer", "put_item", *ENGINES)
 
 
 class BenchmarkError(Exception):
@@ -62,7 +64,6 @@ class Settings:
     put_item_sample: int
     worker_stage_rows: int
     tools: tuple[str, ...]
-    jvm_proposal: str
     data_dir: Path
     out_dir: Path
     quick: bool
@@ -89,14 +90,17 @@ def _python() -> str:
     return sys.executable
 
 
-def _ingest_command(path: Path, table: str, write_rate: float, report: Path) -> list[str]:
+def _ingest_command(path: Path, table: str, write_rate: float, report: Path,
+                    engine: str) -> list[str]:
     script = shutil.which("dynamo-ingest", path=str(Path(sys.executable).parent))
     if script is None:
         raise BenchmarkError(f"dynamo-ingest is not installed beside {sys.executable}: run "
                              "`pip install -e .` in the repository")
-    return [script, "run", "--source_path", str(path), "--target_table", table,
-            "--partition_key", KEY, "--write_rate", f"{write_rate:g}",
-            "--ledger_table", LEDGER_TABLE, "--report_path", str(report), "--restart", "--quiet"]
+    command = [script, "run", "--source_path", str(path), "--target_table", table,
+               "--partition_key", KEY, "--write_rate", f"{write_rate:g}",
+               "--ledger_table", LEDGER_TABLE, "--report_path", str(report), "--restart",
+               "--quiet"]
+    return command if engine == "auto" else [*command, "--engine", engine]
 
 
 def _baseline_command(mode: str, path: Path, table: str, result: Path,
@@ -141,18 +145,27 @@ class Bench:
                                  f"{self.logs / (name + '.log')})")
         return usage, json.loads(result_path.read_text()), load
 
-    def ingest(self, name: str, path: Path, table: str, write_rate: float,
-               extra_env: dict[str, str] | None = None,
+    def ingest(self, name: str, path: Path, table: str, write_rate: float, engine: str,
                ) -> tuple[TreeUsage, dict[str, Any], list[float]]:
         """``dynamo-ingest run`` as a subprocess; its JSON run report."""
         report_path = self.logs / f"{name}.report.json"
         report_path.unlink(missing_ok=True)
         usage, load = self.run_measured(name, _ingest_command(path, table, write_rate,
-                                                              report_path), extra_env)
+                                                              report_path, engine))
         if not report_path.exists():
             raise BenchmarkError(f"{name} exited with {usage.returncode} without a run report "
                                  f"(see {self.logs / (name + '.log')})")
         return usage, json.loads(report_path.read_text()), load
+
+    def ingest_null_sink(self, name: str, path: Path, rows: int, engine: str) -> dict[str, Any]:
+        """One dynamo-ingest run on the null sink, which must write every row."""
+        self.null_sink_plan()
+        usage, report, load = self.ingest(name, path, TABLE, UNLIMITED_WCU_S, engine)
+        if report.get("status") != "SUCCEEDED" or report.get("items_written") != rows:
+            raise BenchmarkError(f"dynamo-ingest --engine {engine}, {rows:,} rows: {report}")
+        return {"items": rows, "usage": usage.to_json(), "engine": report.get("engine"),
+                "engine_reason": report.get("engine_reason"),
+                "cpu_s_per_million": usage.cpu_s / rows * 1e6, "load": load, "report": report}
 
     def null_sink_plan(self) -> None:
         # Scoped to the target table: the ledger's checkpoints reach moto as in AWS.
@@ -190,25 +203,13 @@ def measure_null_sink(bench: Bench, path: Path, rows: int) -> dict[str, Any]:
         out["put_item"] = {"items": sample, "usage": usage.to_json(),
                            "startup_cpu_s": startup.cpu_s,
                            "cpu_s_per_million": startup.cpu_s + per_item * 1e6, "load": load}
-    if "dynamo_ingest" in settings.tools:
-        bench.null_sink_plan()
-        usage, report, load = bench.ingest("null-dynamo_ingest", path, TABLE, UNLIMITED_WCU_S)
-        if report.get("status") != "SUCCEEDED" or report.get("items_written") != rows:
-            raise BenchmarkError(f"dynamo-ingest on the null sink: {report}")
-        out["dynamo_ingest"] = {"items": rows, "usage": usage.to_json(),
-                                "cpu_s_per_million": usage.cpu_s / rows * 1e6, "load": load,
-                                "report": report}
-        if settings.jvm_proposal:
-            # Not shipped: what the proposed local JVM options would change (see README).
-            bench.null_sink_plan()
-            usage, report, load = bench.ingest(
-                "null-dynamo_ingest-jvm_proposal", path, TABLE, UNLIMITED_WCU_S,
-                {"JAVA_TOOL_OPTIONS": settings.jvm_proposal})
-            if report.get("status") != "SUCCEEDED" or report.get("items_written") != rows:
-                raise BenchmarkError(f"dynamo-ingest with {settings.jvm_proposal}: {report}")
-            out["dynamo_ingest_jvm_proposal"] = {
-                "items": rows, "usage": usage.to_json(), "jvm_options": settings.jvm_proposal,
-                "cpu_s_per_million": usage.cpu_s / rows * 1e6, "load": load}
+    for engine in ENGINES:
+        if engine not in settings.tools:
+            continue
+        if engine == "local" and out.get("auto", {}).get("engine") == "local":
+            out["local"] = {**out["auto"], "same_run_as": "auto"}  # auto chose it: not again
+            continue
+        out[engine] = bench.ingest_null_sink(f"null-{engine}", path, rows, engine)
     baseline = out.get("batch_writer", {}).get("cpu_s_per_million")
     for result in out.values():
         result["vs_baseline"] = result["cpu_s_per_million"] / baseline if baseline else None
@@ -247,41 +248,48 @@ def measure_capacity(bench: Bench, path: Path, rows: int) -> dict[str, Any]:
                    f"died after {result['items_sent']:,} items: {result['error'][:80]}")
         out["batch_writer"] = {**metrics, "wall_s": usage.wall_s, "cpu_s": usage.cpu_s,
                                "outcome": outcome}
-    if "dynamo_ingest" in settings.tools:
+    for engine in ("local", "spark"):
+        if engine not in settings.tools:
+            continue
         bench.capacity_plan()
-        usage, report, _ = bench.ingest("capacity-dynamo_ingest", path, CAPACITY_TABLE,
-                                        settings.capacity_wcu_s)
+        usage, report, _ = bench.ingest(f"capacity-{engine}", path, CAPACITY_TABLE,
+                                        settings.capacity_wcu_s, engine)
         metrics = capacity_metrics(bench.endpoints.stats(), settings.capacity_wcu_s)
         outcome = f"{report.get('status')}, {report.get('items_written', 0):,} written"
-        out["dynamo_ingest"] = {**metrics, "wall_s": usage.wall_s, "cpu_s": usage.cpu_s,
-                                "outcome": outcome, "write_rate": "--write_rate "
-                                f"{settings.capacity_wcu_s:g}",
-                                "throttled_retries": report.get("throttled_retries"),
-                                "items_bounced_reported": report.get("items_bounced")}
+        out[engine] = {**metrics, "wall_s": usage.wall_s, "cpu_s": usage.cpu_s,
+                       "outcome": outcome, "write_rate": "--write_rate "
+                       f"{settings.capacity_wcu_s:g}",
+                       "throttled_retries": report.get("throttled_retries"),
+                       "items_bounced_reported": report.get("items_bounced")}
     for result in out.values():
         if result["items_written"] < rows and "finished" in result["outcome"]:
             raise BenchmarkError(f"the capacity run wrote {result['items_written']:,} of {rows:,}")
     return out
 
 
-def measure_scale(bench: Bench, small: dict[str, Any] | None, path: Path,
-                  rows: int) -> dict[str, Any] | None:
-    """Peak RSS and wall time of dynamo-ingest at ``--rows`` (reused) and ``--scale-rows``."""
-    if small is None:
-        return None
-    bench.null_sink_plan()
-    usage, report, load = bench.ingest("scale-dynamo_ingest", path, TABLE, UNLIMITED_WCU_S)
-    if report.get("status") != "SUCCEEDED" or report.get("items_written") != rows:
-        raise BenchmarkError(f"dynamo-ingest at {rows:,} rows: {report}")
-    points = [{"rows": small["items"], "wall_s": small["usage"]["wall_s"],
-               "peak_rss_bytes": small["usage"]["peak_rss_bytes"],
-               "cpu_s": small["usage"]["cpu_s"]},
-              {"rows": rows, "wall_s": usage.wall_s, "peak_rss_bytes": usage.peak_rss_bytes,
-               "cpu_s": usage.cpu_s, "load": load}]
-    return {"points": points, "rows_ratio": rows / small["items"],
-            "time_ratio": usage.wall_s / small["usage"]["wall_s"],
-            "rss_ratio": usage.peak_rss_bytes / small["usage"]["peak_rss_bytes"],
-            "cpu_by_component": usage.to_json()["cpu_by_component"]}
+def measure_scale(bench: Bench, null: dict[str, Any], path: Path,
+                  rows: int) -> dict[str, Any]:
+    """Each engine at ``--scale-rows`` beside its ``--rows`` run on the null sink: CPU per
+    million items against the baseline's (whose cost per item does not change with the
+    file: no start-up to speak of), peak RSS and wall time ratios."""
+    baseline = null.get("batch_writer", {}).get("cpu_s_per_million")
+    out: dict[str, Any] = {}
+    for engine in ("local", "spark"):
+        small = null.get(engine)
+        if small is None:
+            continue
+        big = bench.ingest_null_sink(f"scale-{engine}", path, rows, engine)
+        points = [{"rows": run["items"], "wall_s": run["usage"]["wall_s"],
+                   "peak_rss_bytes": run["usage"]["peak_rss_bytes"],
+                   "cpu_s": run["usage"]["cpu_s"],
+                   "vs_baseline": run["cpu_s_per_million"] / baseline if baseline else None}
+                  for run in (small, big)]
+        out[engine] = {"points": points, "rows_ratio": rows / small["items"],
+                       "time_ratio": big["usage"]["wall_s"] / small["usage"]["wall_s"],
+                       "rss_ratio": big["usage"]["peak_rss_bytes"]
+                       / small["usage"]["peak_rss_bytes"],
+                       "cpu_by_component": big["usage"]["cpu_by_component"]}
+    return out
 
 
 def measure_worker_stages(bench: Bench, path: Path, rows: int) -> dict[str, Any]:
@@ -341,8 +349,8 @@ def run(settings: Settings) -> dict[str, Any]:
             results["capacity"] = measure_capacity(bench, capacity_path, settings.capacity_rows)
         if scale_path is not None:
             print(f"scale, {settings.scale_rows:,} rows:", flush=True)
-            results["scale"] = measure_scale(bench, results["null_sink"].get("dynamo_ingest"),
-                                             scale_path, settings.scale_rows)
+            results["scale"] = measure_scale(bench, results["null_sink"], scale_path,
+                                             settings.scale_rows)
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     return results
 
@@ -366,9 +374,6 @@ def parse_settings(argv: Sequence[str] | None) -> Settings:
                         help="rows of the Python worker breakdown (0 skips it)")
     parser.add_argument("--tools", default=",".join(TOOLS),
                         help=f"comma-separated subset of {', '.join(TOOLS)}")
-    parser.add_argument("--jvm-proposal", default=JVM_PROPOSAL,
-                        help="JVM options of an extra, labelled dynamo-ingest run on the null "
-                             "sink (a proposal for the local runtime; '' skips it)")
     parser.add_argument("--quick", action="store_true",
                         help="small sizes; results under benchmarks/data/quick-results/")
     parser.add_argument("--data-dir", type=Path, default=BENCH_DIR / "data")
@@ -392,7 +397,6 @@ def parse_settings(argv: Sequence[str] | None) -> Settings:
                     put_item_sample=int(pick(args.put_item_sample, 20_000, 2_000)),
                     worker_stage_rows=int(pick(args.worker_stage_rows, 100_000, 5_000)),
                     tools=tools,
-                    jvm_proposal=args.jvm_proposal if "dynamo_ingest" in tools else "",
                     data_dir=args.data_dir, out_dir=out_dir, quick=args.quick)
 
 

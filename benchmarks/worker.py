@@ -28,7 +28,7 @@ from dynamo_ingest.core.catalog import Column
 from dynamo_ingest.core.keys import KeyAttribute, KeySchema
 from dynamo_ingest.engine.items import ItemBuilder, Rejection, decode_utf8
 from dynamo_ingest.engine.layout import CORRUPT_COLUMN, KEY_HASH, RECORD_NO, value_column
-from dynamo_ingest.engine.pipeline import PartitionTask, _rows, process_partition
+from dynamo_ingest.engine.pipeline import PartitionTask, arrow_rows, process_partition
 from dynamo_ingest.engine.transport import BotocoreTransport, DynamoTransport, LeanHttpTransport
 from dynamo_ingest.engine.writer import BatchWriter, RetryPolicy
 
@@ -86,7 +86,7 @@ def partition_task(table: str = TABLE, empty_value: EmptyPolicy = "omit") -> Par
 
 def _stage_rows(batches: Iterable[Any], task: PartitionTask) -> int:
     count = 0
-    for _ in _rows(batches, len(task.columns)):
+    for _ in arrow_rows(batches, len(task.columns)):
         count += 1
     return count
 
@@ -94,7 +94,7 @@ def _stage_rows(batches: Iterable[Any], task: PartitionTask) -> int:
 def _stage_build(batches: Iterable[Any], task: PartitionTask) -> int:
     builder = ItemBuilder(task.columns, task.key_schema, task.empty_value)
     count = 0
-    for raw, _corrupt, _record_no, _hash in _rows(batches, len(task.columns)):
+    for _hash, _record_no, raw, _corrupt in arrow_rows(batches, len(task.columns)):
         decoded = decode_utf8(raw)
         if isinstance(decoded, Rejection) or isinstance(builder.build(decoded), Rejection):
             raise AssertionError(f"the benchmark file has no bad rows, yet {raw} was rejected")

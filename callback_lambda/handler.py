@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import asdict
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
+from dynamo_ingest.control.dispatch import dispatcher_wake
 from dynamo_ingest.control.ledger import Ledger
 
 from callback_lambda.errors import MalformedGlueEventError
 from callback_lambda.events import GlueJobStateChange, is_glue_state_change
-from callback_lambda.service import Clients, Dispatch, handle_state_change
+from callback_lambda.service import Clients, handle_state_change
 from callback_lambda.settings import Settings
 
 LOG = logging.getLogger("callback_lambda")
@@ -37,23 +36,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         LOG.error("%s", err)
         return {"outcome": "error", "detail": str(err)}
     clients = Clients(glue=boto3.client("glue"), s3=boto3.client("s3"), sns=boto3.client("sns"),
-                      dispatch=_dispatcher(settings.dispatcher_function))
+                      dispatch=dispatcher_wake(boto3.client("lambda"),
+                                               settings.dispatcher_function))
     ledger = Ledger(boto3.client("dynamodb"), settings.ledger_table)
     return asdict(handle_state_change(change, settings, ledger=ledger, clients=clients))
 
-
-def _dispatcher(function_name: str) -> Dispatch | None:
-    """Wake the dispatcher function asynchronously; a failed wake-up is logged, not raised:
-    the file's load is already finished, and the scheduled sweep dispatches the queue."""
-    if not function_name:
-        return None
-    client = boto3.client("lambda")
-
-    def dispatch(table: str) -> None:
-        try:
-            client.invoke(FunctionName=function_name, InvocationType="Event",
-                          Payload=json.dumps({"dispatch": table}).encode("utf-8"))
-        except (ClientError, BotoCoreError):
-            LOG.exception("could not wake dispatcher %s for table %s: the sweep will",
-                          function_name, table)
-    return dispatch

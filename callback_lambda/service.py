@@ -9,26 +9,24 @@ duplicate.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
+from dynamo_ingest.control.finish import EventFlow, finish_run
 from dynamo_ingest.control.ledger import (
-    INT_COUNTS,
     NOT_STARTED_STATUSES,
     Ledger,
     LedgerRecord,
     LedgerStatus,
     SourceObject,
 )
-from dynamo_ingest.control.locations import source_locations
 from dynamo_ingest.control.queue import TableQueue, record_table
-from dynamo_ingest.control.s3_objects import MANAGED_COPY_THRESHOLD, move_object, put_json
+from dynamo_ingest.control.s3_objects import MANAGED_COPY_THRESHOLD
 from dynamo_ingest.core.arguments import argument_names
-from dynamo_ingest.core.errors import DynamoIngestError, LedgerConflictError, SourceError
+from dynamo_ingest.core.errors import DynamoIngestError, LedgerConflictError
 
 from callback_lambda.errors import RetryNotStartedError
 from callback_lambda.events import GlueJobStateChange
@@ -37,7 +35,6 @@ from callback_lambda.settings import Settings
 LOG = logging.getLogger(__name__)
 SUCCESS_STATES = frozenset({"SUCCEEDED"})
 FAILURE_STATES = frozenset({"FAILED", "TIMEOUT", "STOPPED"})
-ERROR_REPORT_SUFFIX = ".error.json"
 # A retry resumes from the failed run's checkpoints, so it never forces a clean start.
 NOT_REPEATED_ON_RETRY = frozenset({"--restart"})
 
@@ -79,32 +76,10 @@ def _error_text(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def _counts(record: LedgerRecord) -> dict[str, Any]:
-    counts: dict[str, Any] = {name: getattr(record, name) for name in INT_COUNTS}
-    counts.update(wcu_consumed=record.wcu_consumed, elapsed_s=record.elapsed_s)
-    return counts
-
-
-def _notify(sns: Any, settings: Settings, subject: str, message: dict[str, Any]) -> None:
-    try:
-        sns.publish(TopicArn=settings.sns_topic_arn, Subject=subject,
-                    Message=json.dumps(message, ensure_ascii=False, indent=2, default=str))
-    except (ClientError, BotoCoreError):
-        LOG.exception("could not publish to %s: %s", settings.sns_topic_arn, message)
-
-
 def retry_arguments(run_arguments: dict[str, str]) -> dict[str, str]:
     """The failed run's own job arguments, minus ``--restart`` (Glue's reserved ones too)."""
     ours = {f"--{name}" for name in argument_names()}
     return {k: v for k, v in run_arguments.items() if k in ours and k not in NOT_REPEATED_ON_RETRY}
-
-
-def _destination(source: SourceObject, settings: Settings, *, succeeded: bool) -> str | None:
-    """Where a finished file goes, or None when it is not ours to move (outside incoming/)."""
-    if not source.bucket:
-        return None
-    locations = source_locations(source.bucket, source.key, settings.folders)
-    return locations.complete if succeeded else locations.error
 
 
 def _find_record(ledger: Ledger, arguments: dict[str, str]) -> LedgerRecord | None:
@@ -141,7 +116,7 @@ def handle_state_change(change: GlueJobStateChange, settings: Settings, *, ledge
                   f"{arguments.get('--source_path', 'no --source_path')} has no ledger record: "
                   "the job stopped before registering; see the run's logs")
         LOG.error("%s", detail)
-        _notify(clients.sns, settings, "dynamo-ingest: run without ledger record",
+        _flow(settings, clients).notify("dynamo-ingest: run without ledger record",
                 {"event": "run without ledger record", "job_run_id": change.job_run_id,
                  "state": change.state, "message": change.message, "arguments": arguments})
         return CallbackResult("error", change.job_run_id, detail=detail)
@@ -178,44 +153,21 @@ def handle_state_change(change: GlueJobStateChange, settings: Settings, *, ledge
     return result
 
 
-def _move(source: SourceObject, job_run_id: str, destination: str | None, ledger: Ledger,
-          clients: Clients, settings: Settings, threshold: int) -> str:
-    """Move the claimed file and record its new place; SNS + re-raise when the move fails."""
-    if destination is None:
-        LOG.info("%s is outside %s: left where it is", source.uri, settings.incoming_prefix)
-        return source.uri
-    try:
-        move_object(clients.s3, source.uri, destination, expected_etag=source.etag,
-                    managed_copy_threshold=threshold)
-    except SourceError as err:
-        _notify(clients.sns, settings, "dynamo-ingest: finished file could not be moved",
-                {"event": "file not moved", "file": source.uri, "destination": destination,
-                 "job_run_id": job_run_id, "reason": str(err)})
-        raise
-    ledger.file_moved(source, job_run_id, destination)
-    return destination
+def _flow(settings: Settings, clients: Clients,
+          threshold: int = MANAGED_COPY_THRESHOLD) -> EventFlow:
+    return EventFlow(clients.s3, clients.sns, settings.sns_topic_arn, settings.folders,
+                     threshold)
 
 
 def _succeeded(change: GlueJobStateChange, record: LedgerRecord, settings: Settings,
                ledger: Ledger, clients: Clients, threshold: int) -> CallbackResult:
-    source = record.source
     if record.report_job_run_id != change.job_run_id:
         LOG.warning("run %s succeeded without writing its report to the ledger: counts unknown",
                     change.job_run_id)
-    claimed = ledger.finish(source, change.job_run_id, succeeded=True)
-    location = _move(source, change.job_run_id,
-                     _destination(source, settings, succeeded=True), ledger, clients,
-                     settings, threshold)
-    if claimed.status == LedgerStatus.SUCCEEDED_WITH_REJECTS:
-        _notify(clients.sns, settings, "dynamo-ingest: rows rejected",
-                {"event": "loaded with rejected rows", "file": source.uri,
-                 "file_location": location, "rejects_location": claimed.rejects_location,
-                 "job_run_id": change.job_run_id, **_counts(claimed)})
-        LOG.warning("%s loaded with %d rejected row(s): %s", source.uri, claimed.rows_rejected,
-                    claimed.rejects_location)
-        return CallbackResult("succeeded_with_rejects", change.job_run_id, source.uri, location)
-    LOG.info("%s loaded by run %s; file now at %s", source.uri, change.job_run_id, location)
-    return CallbackResult("succeeded", change.job_run_id, source.uri, location)
+    finished = finish_run(ledger, record.source, change.job_run_id, succeeded=True,
+                          flow=_flow(settings, clients, threshold))
+    return CallbackResult(finished.outcome, change.job_run_id, record.source.uri,
+                          finished.file_location)
 
 
 def _permanent(change: GlueJobStateChange, record: LedgerRecord) -> bool:
@@ -258,7 +210,7 @@ def _retry(change: GlueJobStateChange, record: LedgerRecord, run: dict[str, Any]
                                   record.file_location, detail=reason)
         ledger.mark_not_started(source, reason, concurrency_limited=False)
         if not limited:
-            _notify(clients.sns, settings, "dynamo-ingest: a retry could not be started",
+            _flow(settings, clients).notify("dynamo-ingest: a retry could not be started",
                     {"event": "retry not started", "file": source.uri,
                      "failed_job_run_id": change.job_run_id, "reason": reason})
         # Raised so Lambda re-delivers this event; the ledger lets that delivery retry again.
@@ -276,27 +228,10 @@ def _retry(change: GlueJobStateChange, record: LedgerRecord, run: dict[str, Any]
 def _failed(change: GlueJobStateChange, record: LedgerRecord, run: dict[str, Any],
             settings: Settings, ledger: Ledger, clients: Clients,
             threshold: int) -> CallbackResult:
-    source = record.source
     error = _failure_message(change, record, run)
-    claimed = ledger.finish(source, change.job_run_id, succeeded=False, error=error)
-    destination = _destination(source, settings, succeeded=False)
-    location = _move(source, change.job_run_id, destination, ledger, clients, settings, threshold)
-    report: dict[str, Any] = {
-        "file": source.uri, "etag": source.etag, "file_location": location,
-        "status": str(claimed.status), "state": change.state, "message": change.message,
-        "error": error, "job_name": change.job_name, "job_run_id": change.job_run_id,
-        "attempts": claimed.attempts, "job_run_ids": list(claimed.job_run_ids),
-        "rejects_location": claimed.rejects_location, "finished_at": claimed.finished_at,
-        "counts": _counts(claimed)}
-    report_uri = None
-    if destination is not None:
-        try:
-            report_uri = put_json(clients.s3, destination + ERROR_REPORT_SUFFIX, report)
-        except SourceError:
-            # The SNS message below carries the same report; do not let this hide it.
-            LOG.exception("could not write the error report beside %s", destination)
-    _notify(clients.sns, settings, "dynamo-ingest: load failed",
-            {"event": "load failed", **report, "error_report": report_uri})
-    LOG.error("%s failed after %d attempt(s): %s; file now at %s", source.uri, claimed.attempts,
-              error, location)
-    return CallbackResult("failed", change.job_run_id, source.uri, location, detail=error)
+    finished = finish_run(ledger, record.source, change.job_run_id, succeeded=False,
+                          error=error, flow=_flow(settings, clients, threshold),
+                          details={"state": change.state, "message": change.message,
+                                   "job_name": change.job_name})
+    return CallbackResult("failed", change.job_run_id, record.source.uri,
+                          finished.file_location, detail=error)

@@ -33,8 +33,8 @@ import io
 import json
 import logging
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from itertools import chain, islice
 from pathlib import Path
@@ -43,14 +43,23 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from dynamo_ingest.control.storage import is_s3, split_s3
 from dynamo_ingest.core.catalog import Column, CsvSchema, glue_table_input
 from dynamo_ingest.core.errors import CatalogError, FileLayoutError, SourceError
+from dynamo_ingest.core.formats import UTF8, value_encoding
 from dynamo_ingest.engine.items import canonical_number, number_kept_as_written
 from dynamo_ingest.engine.layout import (
     CANDIDATE_DELIMITERS,
     TRAILING_DELIMITER_NOTE,
     allow_large_csv_fields,
     ends_with_unnamed_column,
-    refuse_compressed,
     refuse_wrong_delimiter,
+)
+from dynamo_ingest.engine.records import DEFAULT_RECORD_LIMIT, describe_size
+from dynamo_ingest.engine.source import (
+    SourceLimits,
+    open_source,
+    open_stored,
+    read_prefix,
+    source_format,
+    stored_format,
 )
 
 if TYPE_CHECKING:
@@ -120,8 +129,15 @@ class _ColumnStats:
 
 
 def infer_schema(source: BinaryIO | Path, *, delimiter: str | None = None, quote_char: str = '"',
-                 sample_rows: int = DEFAULT_SAMPLE_ROWS, require_rows: bool = True) -> CsvSchema:
+                 sample_rows: int = DEFAULT_SAMPLE_ROWS, require_rows: bool = True,
+                 encoding: str | None = None, name: str | None = None,
+                 limits: SourceLimits = SourceLimits()) -> CsvSchema:
     """Infer columns, types and dialect from the header and the first ``sample_rows`` rows.
+
+    A path is read through :func:`dynamo_ingest.engine.source.open_source` (decompressed,
+    UTF-16 as UTF-8), a stream as the text it is; ``encoding`` is the file's (None: UTF-8,
+    or UTF-16 by its BOM) and is recorded in the schema when it is not UTF-8; ``name`` is the
+    file as messages call it.
 
     Reads only what the sample needs. Raises :class:`FileLayoutError` when the file has no
     header row the job could use, or when no candidate delimiter splits it into columns. A
@@ -129,40 +145,46 @@ def infer_schema(source: BinaryIO | Path, *, delimiter: str | None = None, quote
     ``require_rows`` is False: the job then reads its header as text columns and loads nothing.
     """
     if isinstance(source, Path):
-        try:
-            with source.open("rb") as handle:
-                return _infer(handle, str(source), delimiter, quote_char, sample_rows,
-                              complete=True, require_rows=require_rows)
-        except OSError as err:
-            raise SourceError(f"cannot read {source}: {err}") from err
-    return _infer(source, "the source", delimiter, quote_char, sample_rows, complete=True,
-                  require_rows=require_rows)
+        shown = name or str(source)
+        chosen = source_format(str(source), encoding=encoding, name=shown).encoding
+        with open_source(str(source), encoding=chosen, name=shown, limits=limits) as handle:
+            schema = _infer(handle, shown, delimiter, quote_char, sample_rows, complete=True,
+                            require_rows=require_rows, encoding=value_encoding(chosen))
+        return _with_encoding(schema, chosen)
+    chosen = encoding or UTF8
+    schema = _infer(source, name or "the source", delimiter, quote_char, sample_rows,
+                    complete=True, require_rows=require_rows, encoding=value_encoding(chosen))
+    return _with_encoding(schema, chosen)
+
+
+def _with_encoding(schema: CsvSchema, encoding: str) -> CsvSchema:
+    """The schema with the file's encoding recorded (UTF-8, the default, is not)."""
+    return schema if encoding == UTF8 else replace(schema, encoding=encoding)
 
 
 def _infer(stream: BinaryIO, name: str, delimiter: str | None, quote_char: str, sample_rows: int,
-           *, complete: bool, require_rows: bool = True) -> CsvSchema:
-    """``infer_schema`` over a byte stream; ``complete`` is False when the stream is a cut-off
-    prefix of the object (its last record may be partial and is dropped)."""
+           *, complete: bool, require_rows: bool = True, encoding: str = UTF8) -> CsvSchema:
+    """``infer_schema`` over the text's byte stream, its values in ``encoding``; ``complete``
+    is False when the stream is a cut-off prefix of the object (its last record may be
+    partial and is dropped)."""
     if sample_rows < 1:
         raise ValueError(f"sample_rows must be at least 1, found {sample_rows}")
     allow_large_csv_fields()
-    if stream.seekable():
-        start = stream.tell()
-        refuse_compressed(stream.read(16), name)
-        stream.seek(start)
     # Lenient decoding: one record with invalid UTF-8 is the job's to reject, not a reason to
     # fail the whole file; undecodable bytes come through as lone surrogates we can spot.
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig" if encoding == UTF8 else encoding,
+                            errors="surrogateescape", newline="")
     try:
-        prefix, at_end = _read_prefix(text)
+        source_lines = _bounded_lines(text, name)
+        prefix, at_end = _read_prefix(source_lines)
         if not "".join(prefix).strip():
             raise FileLayoutError(f"{name} is empty: expected a header row and data rows")
         # Checked before detection so a bad header is reported as such, not as a delimiter issue.
-        _refuse_undecodable_header(name, prefix[0])
+        _refuse_undecodable_header(name, prefix[0], encoding)
         if delimiter is None:
             delimiter = _detect_delimiter(name, prefix, quote_char,
                                           complete=complete and at_end)
-        lines = chain(prefix, iter(text.readline, ""))
+        lines = chain(prefix, source_lines)
         reader = csv.reader(lines, delimiter=delimiter, quotechar=quote_char, strict=False)
         header = next(reader)
         refuse_wrong_delimiter(name, header, prefix[0], delimiter, quote_char,
@@ -173,7 +195,7 @@ def _infer(stream: BinaryIO, name: str, delimiter: str | None, quote_char: str, 
     finally:
         text.detach()  # The caller owns the stream.
     # A quoted header name may span lines beyond the first.
-    _refuse_undecodable_header(name, delimiter.join(header))
+    _refuse_undecodable_header(name, delimiter.join(header), encoding)
     if len(rows) > sample_rows:
         rows = rows[:sample_rows]
     elif not complete and rows:
@@ -181,9 +203,9 @@ def _infer(stream: BinaryIO, name: str, delimiter: str | None, quote_char: str, 
     decodable = [row for row in rows if not any(_UNDECODABLE.search(value) for value in row)]
     left_out = len(rows) - len(decodable)
     if left_out:
-        logger.warning("%s: %d of %d sample data row(s) hold bytes that are not UTF-8; they are "
+        logger.warning("%s: %d of %d sample data row(s) hold bytes that are not %s; they are "
                        "left out of type inference (the job rejects such records)",
-                       name, left_out, len(rows))
+                       name, left_out, len(rows), "UTF-8" if encoding == UTF8 else encoding)
     if not decodable and require_rows:
         why = (f" ({left_out} data row(s) in the sample hold bytes that are not UTF-8, which the "
                "job rejects: save the file as UTF-8)" if left_out else "")
@@ -192,7 +214,7 @@ def _infer(stream: BinaryIO, name: str, delimiter: str | None, quote_char: str, 
     return _schema(name, header, decodable, delimiter, quote_char)
 
 
-def _refuse_undecodable_header(name: str, header: str) -> None:
+def _refuse_undecodable_header(name: str, header: str, encoding: str = UTF8) -> None:
     """Fail when the header holds bytes that are not UTF-8 (it names every column, so unlike a
     data row it cannot be left out)."""
     bad = [ord(char) - 0xDC00 for char in _UNDECODABLE.findall(header)]
@@ -200,18 +222,31 @@ def _refuse_undecodable_header(name: str, header: str) -> None:
         return
     shown = header.encode("utf-8", "surrogateescape").decode("utf-8", "replace").rstrip()[:80]
     listed = " ".join(f"0x{byte:02X}" for byte in bad[:8]) + (" ..." if len(bad) > 8 else "")
+    called = "UTF-8" if encoding == UTF8 else encoding
     raise FileLayoutError(
-        f"{name} is not UTF-8 text: its header row {shown!r} holds byte(s) {listed} that do not "
-        "decode as UTF-8; the header names the columns, so it cannot be left out like a data "
-        "row: save the file as UTF-8 (with or without BOM)")
+        f"{name} is not {called} text: its header row {shown!r} holds byte(s) {listed} that "
+        f"do not decode as {called}; the header names the columns, so it cannot be left out "
+        "like a data row: pass --encoding with the file's encoding (cp1252, latin-1, utf-16 "
+        "…), or save the file as UTF-8 (with or without BOM)")
 
 
-def _read_prefix(text: io.TextIOBase) -> tuple[list[str], bool]:
+def _bounded_lines(text: io.TextIOBase, name: str) -> Iterator[str]:
+    """The stream's lines, ending before one longer than the job's record limit: such a line
+    (a runaway record with no line break) is never held whole; the job rejects it."""
+    while line := text.readline(DEFAULT_RECORD_LIMIT + 1):
+        if len(line) > DEFAULT_RECORD_LIMIT:
+            logger.warning("%s: the sample ends before a line over %s", name,
+                        describe_size(DEFAULT_RECORD_LIMIT))
+            return
+        yield line
+
+
+def _read_prefix(source_lines: Iterator[str]) -> tuple[list[str], bool]:
     """Whole lines from the start, about :data:`DETECTION_CHARS` of them; True at end of file."""
     lines: list[str] = []
     size = 0
     while size < DETECTION_CHARS:
-        line = text.readline()
+        line = next(source_lines, "")
         if not line:
             return lines, True
         lines.append(line)
@@ -356,20 +391,21 @@ def register_table(glue: GlueClient, database: str, table: str, schema: CsvSchem
 
 
 def crawl(glue: GlueClient, s3: S3Client | None, source: str, database: str,
-          table: str) -> CsvSchema:
+          table: str, encoding: str | None = None) -> CsvSchema:
     """Infer the schema of one CSV object (``s3://`` or a local path) and register it."""
     if is_s3(source):
         if s3 is None:
             raise CatalogError(f"{source} is in S3 but no S3 client was given")
         bucket, key = split_s3(source)
-        body, complete = _s3_sample(s3, bucket, key)
-        schema = _infer(io.BytesIO(body), source, None, '"', DEFAULT_SAMPLE_ROWS,
-                        complete=complete)
+        body, complete, chosen = _s3_sample(s3, source, encoding)
+        schema = _with_encoding(_infer(io.BytesIO(body), source, None, '"',
+                                       DEFAULT_SAMPLE_ROWS, complete=complete,
+                                       encoding=value_encoding(chosen)), chosen)
         folder = key.rpartition("/")[0]
         location = f"s3://{bucket}/{folder}/" if folder else f"s3://{bucket}/"
     else:
         path = Path(source)
-        schema = infer_schema(path)
+        schema = infer_schema(path, encoding=encoding)
         location = path.resolve().parent.as_uri() + "/"
     register_table(glue, database, table, schema, location)
     logger.info("registered %s.%s from %s: %s", database, table, source,
@@ -377,27 +413,34 @@ def crawl(glue: GlueClient, s3: S3Client | None, source: str, database: str,
     return schema
 
 
-def _s3_sample(s3: S3Client, bucket: str, key: str) -> tuple[bytes, bool]:
-    """The first :data:`S3_SAMPLE_BYTES` of the object, cut after its last whole line; True
-    when that is the whole object."""
+def _s3_sample(s3: S3Client, source: str, encoding: str | None) -> tuple[bytes, bool, str]:
+    """The first :data:`S3_SAMPLE_BYTES` of the object's text, from a ranged GET of as many
+    stored bytes (decompressed when compressed), cut after its last whole line; True when that
+    is the whole text; the encoding read."""
     from botocore.exceptions import ClientError
 
+    bucket, key = split_s3(source)
     try:
         response = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{S3_SAMPLE_BYTES - 1}")
     except ClientError as err:
         if _code(err) == "InvalidRange":  # S3 answers a range on an empty object with 416
-            return b"", True
-        raise SourceError(f"cannot read s3://{bucket}/{key} ({_code(err)}): check the key "
+            return b"", True, encoding or UTF8
+        raise SourceError(f"cannot read {source} ({_code(err)}): check the key "
                           "and s3:GetObject access") from err
-    body = response["Body"].read()
-    total = int(response.get("ContentRange", f"/{len(body)}").rpartition("/")[2])
-    if len(body) >= total:
-        return body, True
+    stored = response["Body"].read()
+    total = int(response.get("ContentRange", f"/{len(stored)}").rpartition("/")[2])
+    chosen = stored_format(io.BytesIO(stored), source, encoding).encoding
+    with open_stored(io.BytesIO(stored), total, source, encoding=chosen,
+                     prefix_only=len(stored) < total) as stream:
+        body, complete = read_prefix(stream, S3_SAMPLE_BYTES)
+    complete = complete and len(stored) >= total
+    if complete:
+        return body, True, chosen
     cut = body.rfind(b"\n")
     if cut < 0:
-        raise FileLayoutError(f"s3://{bucket}/{key}: no line ends in the first {len(body)} bytes; "
+        raise FileLayoutError(f"{source}: no line ends in the first {len(body)} bytes; "
                               "expected a header row shorter than that")
-    return body[: cut + 1], False
+    return body[: cut + 1], False, chosen
 
 
 def _code(err: Any) -> str:

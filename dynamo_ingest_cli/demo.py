@@ -1,10 +1,12 @@
 """`dynamo-ingest demo`: the whole flow on a local emulator.
 
 Starts an embedded moto server (unless the AWS endpoint variables are set: then it uses
-them and leaves the data there), creates what Terraform would, generates a realistic CSV,
-uploads it to ``incoming/``, delivers the S3 notification to the trigger, runs the Glue job
-run the trigger started, delivers the state change to the callback, and prints where the
-file ended up, the ledger record and a check of the table against an independent oracle.
+them and leaves the data there), creates what Terraform would, generates realistic CSVs and
+carries each through the event flow: uploaded to ``incoming/``, the S3 notification delivered
+to the trigger, which hands a small file to the loader Lambda (run here with its payload) and
+starts a Glue run for a big one (run here, its state change delivered to the callback). It
+prints, per file, which engine took it, where it ended up and how long that took, and a check
+of the table against an independent oracle.
 
 On the user's endpoint the demo table may hold someone's data: the demo refuses to load into
 a table that holds items unless told ``overwrite`` (a fresh table name per run would litter
@@ -17,7 +19,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -126,81 +128,174 @@ def outcome_table(rows: Iterable[tuple[str, object]]) -> Table:
     return table
 
 
+@dataclass(frozen=True)
+class DemoFile:
+    """One file the demo loaded: where it went, which engine took it and how long it took."""
+
+    key: str
+    rows: int
+    bytes: int
+    engine: str | None
+    final_location: str | None
+    status: str
+    attempts: int
+    seconds: float  # from the S3 event to the file's final place
+    reports: tuple[RunReport, ...] = ()  # the loader Lambda's runs (Glue's: the job runner's)
+
+
+def demo_files(rows: int, small_rows: int, small_file_bytes: int) -> list[tuple[str, int]]:
+    """The files the demo loads (name, rows): the ``rows`` file, and before it a small one
+    for the Lambda path when the ``rows`` file is big enough to go to Glue (about 200 bytes a
+    row)."""
+    files = [("orders", rows)]
+    if small_rows and rows * 200 >= small_file_bytes:
+        files.insert(0, ("orders-small", small_rows))
+    return files
+
+
 def run_demo(*, rows: int, workdir: Path | None, console: Console, out: Console,
              duplicate_every: int | None = 5000, bad_every: int | None = 10000,
-             overwrite: bool = False) -> int:
-    """Run the demo; returns the process exit code (0 when the file ended in complete/).
+             overwrite: bool = False, small_rows: int = 10_000,
+             small_file_bytes: int | None = None) -> int:
+    """Run the demo; returns the process exit code (0 when every file ended in complete/
+    and the table holds exactly the oracle's items).
 
     Raises :class:`DemoTableInUseError` when the user's demo table holds items and
     ``overwrite`` is not given (the CLI prints it as one line and exits 2).
+    ``small_file_bytes`` overrides the trigger's threshold between the loader Lambda and Glue.
     """
-    from dynamo_ingest.spark.runtime import local_runtime
-
-    from crawlers.local_crawler import crawl
     from dynamo_ingest_cli.datagen import generate_csv
-    from dynamo_ingest_cli.main import run_with_cli_output
-    from local_aws.orchestration import ensure_local_job, run_local_flow
-    from local_aws.resources import ensure_resources
+    from local_aws.orchestration import LOADER_FUNCTION
 
     started = time.monotonic()
     workdir = workdir or Path("demo-data")
     workdir.mkdir(parents=True, exist_ok=True)
     with local_endpoint(console) as endpoint:
-        env = endpoint.environ
         aws = AwsConfig.from_environ()
-        s3, glue, dynamodb = aws.client("s3"), aws.client("glue"), aws.client("dynamodb")
-        deployment = LocalDeployment(topic_arn=ensure_topic(aws.client("sns")))
-        before = table_items_before(dynamodb, deployment.target_table, overwrite=overwrite)
-        ensure_resources(bucket=deployment.bucket, database=deployment.database,
-                         target_table=deployment.target_table,
-                         partition_key=(deployment.partition_key, "S"), sort_key=None,
-                         ledger_table=deployment.ledger_table)
-        ensure_local_job(glue, deployment.job_name, max_concurrent_runs=1)
-        console.print(f"generating {rows:,} rows …")
-        generated = generate_csv(workdir / "orders.csv", rows, duplicate_every=duplicate_every,
-                                 bad_every=bad_every)
-        # The crawler reads a sample under schema/ (crawlers/README.md); the catalog table
-        # it registers gives the job its column types.
-        sample = workdir / "orders-sample.csv"
-        with generated.path.open("rb") as full, sample.open("wb") as part:
-            part.write(full.read(256 * 1024))
-        s3.upload_file(str(sample), deployment.bucket, "schema/orders.csv")
-        crawl(glue, s3, f"s3://{deployment.bucket}/schema/orders.csv", deployment.database,
-              deployment.catalog_table)
-        key = f"incoming/orders-{time.strftime('%Y%m%d-%H%M%S')}.csv"
-        s3.upload_file(str(generated.path), deployment.bucket, key)
-        console.print(f"uploaded s3://{deployment.bucket}/{key} "
-                      f"({generated.bytes / 1e6:.1f} MB); delivering the S3 event …")
+        deployment = LocalDeployment(topic_arn=ensure_topic(aws.client("sns")),
+                                     loader_function=LOADER_FUNCTION)
+        if small_file_bytes is not None:
+            deployment = replace(deployment, small_file_bytes=small_file_bytes)
+        before = _deploy(aws, deployment, overwrite=overwrite)
+        generated = []
+        for name, count in demo_files(rows, small_rows, deployment.small_file_bytes):
+            console.print(f"generating {count:,} rows ({name}.csv) …")
+            generated.append(generate_csv(workdir / f"{name}.csv", count,
+                                          duplicate_every=duplicate_every, bad_every=bad_every))
+        _register_schema(aws, deployment, generated[-1].path, workdir)
         emulator = (MOTO if endpoint.embedded_moto
                     else f"the endpoint at {aws.endpoints.get('dynamodb', 'AWS')}")
-        runner = JobRunner(local_runtime(),
-                           functools.partial(run_with_cli_output, emulator=emulator))
-        result = run_local_flow(s3=s3, glue=glue, dynamodb=dynamodb, bucket=deployment.bucket,
-                                key=key, trigger_settings=deployment.trigger_settings(),
-                                callback_settings=deployment.callback_settings(),
-                                run_job=runner, aws_environ=env)
-        record = result.record
-        expected = generated.expected_item_count
-        in_table = count_items(dynamodb, deployment.target_table,
-                               live_item_count=endpoint.embedded_moto)
-        checked = before == 0  # items that were there before make the count no check
-        out.print(outcome_table((
-            ("file", f"s3://{deployment.bucket}/{key}"),
-            ("final location", result.file_location),
-            ("ledger status", record.status),
-            ("attempts", record.attempts),
-            ("rows read / written / rejected / duplicates",
-             f"{record.rows_read:,} / {record.items_written:,} / {record.rows_rejected:,} / "
-             f"{record.duplicate_rows:,}"),
-            ("rejects", record.rejects_location),
-            ("items in table (expected)", f"{in_table:,} ({expected:,})" if checked else
-             f"{in_table:,} (held {before:,} before the load: not compared with the oracle)"),
-            *capacity_rows(runner.reports, emulator),
-            ("total time", f"{time.monotonic() - started:.1f} s"),
-        )))
-        ok = (record.status in ("SUCCEEDED", "SUCCEEDED_WITH_REJECTS")
-              and (in_table == expected or not checked)
-              and "/complete/" in f"/{result.file_location or ''}")
-        if not ok:
-            console.print("[red]the demo did not end as expected[/red]")
-        return 0 if ok else 1
+        runner = _job_runner(emulator)
+        loaded = [_load_through_the_flow(aws, deployment, file.path, file.rows, runner,
+                                         endpoint.environ, console) for file in generated]
+        return _check_and_report(aws, deployment, generated, loaded, before, runner, emulator,
+                                 embedded_moto=endpoint.embedded_moto, started=started,
+                                 console=console, out=out)
+
+
+def _check_and_report(aws: AwsConfig, deployment: LocalDeployment, generated: list[Any],
+                      loaded: list[DemoFile], before: int, runner: JobRunner, emulator: str, *,
+                      embedded_moto: bool, started: float, console: Console,
+                      out: Console) -> int:
+    """Compare the table with the oracle (every file's keys), print the summary; the exit
+    code is 0 when every file ended in complete/ and the table holds what it should."""
+    expected = len(set().union(*(file.expected_items() for file in generated)))
+    in_table = count_items(aws.client("dynamodb"), deployment.target_table,
+                           live_item_count=embedded_moto)
+    checked = before == 0  # items that were there before make the count no check
+    out.print(outcome_table(_summary(loaded, in_table, expected, before, checked,
+                                     capacity_rows([*runner.reports,
+                                                    *(r for f in loaded for r in f.reports)],
+                                                   emulator),
+                                     time.monotonic() - started)))
+    ok = (all(f.status in ("SUCCEEDED", "SUCCEEDED_WITH_REJECTS")
+              and "/complete/" in f"/{f.final_location or ''}" for f in loaded)
+          and (in_table == expected or not checked))
+    if not ok:
+        console.print("[red]the demo did not end as expected[/red]")
+    return 0 if ok else 1
+
+
+def _deploy(aws: AwsConfig, deployment: LocalDeployment, *, overwrite: bool) -> int:
+    """Create what Terraform would; returns the items the target table held before."""
+    from local_aws.orchestration import ensure_local_job
+    from local_aws.resources import ensure_resources
+
+    before = table_items_before(aws.client("dynamodb"), deployment.target_table,
+                                overwrite=overwrite)
+    ensure_resources(bucket=deployment.bucket, database=deployment.database,
+                     target_table=deployment.target_table,
+                     partition_key=(deployment.partition_key, "S"), sort_key=None,
+                     ledger_table=deployment.ledger_table)
+    ensure_local_job(aws.client("glue"), deployment.job_name, max_concurrent_runs=1)
+    return before
+
+
+def _register_schema(aws: AwsConfig, deployment: LocalDeployment, path: Path,
+                     workdir: Path) -> None:
+    """The crawler reads a sample under schema/ (crawlers/README.md); the catalog table it
+    registers gives the loads their column types."""
+    from crawlers.local_crawler import crawl
+
+    s3 = aws.client("s3")
+    sample = workdir / "orders-sample.csv"
+    with path.open("rb") as full, sample.open("wb") as part:
+        part.write(full.read(256 * 1024))
+    s3.upload_file(str(sample), deployment.bucket, "schema/orders.csv")
+    crawl(aws.client("glue"), s3, f"s3://{deployment.bucket}/schema/orders.csv",
+          deployment.database, deployment.catalog_table)
+
+
+def _job_runner(emulator: str) -> JobRunner:
+    """The Glue job run the way Glue would; Spark starts only if a file goes to Glue."""
+    from dynamo_ingest.spark.runtime import local_runtime
+
+    from dynamo_ingest_cli.main import run_with_cli_output
+
+    return JobRunner(None, functools.partial(run_with_cli_output, emulator=emulator),
+                     runtime_factory=local_runtime)
+
+
+def _load_through_the_flow(aws: AwsConfig, deployment: LocalDeployment, path: Path, rows: int,
+                           runner: JobRunner, environ: dict[str, str],
+                           console: Console) -> DemoFile:
+    """Upload one file to incoming/ and carry it through the event flow."""
+    from local_aws.orchestration import run_local_flow
+
+    s3 = aws.client("s3")
+    key = f"incoming/{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+    s3.upload_file(str(path), deployment.bucket, key)
+    size = path.stat().st_size
+    console.print(f"uploaded s3://{deployment.bucket}/{key} ({size / 1e6:.1f} MB); "
+                  "delivering the S3 event …")
+    began = time.monotonic()
+    result = run_local_flow(s3=s3, glue=aws.client("glue"), dynamodb=aws.client("dynamodb"),
+                            bucket=deployment.bucket, key=key,
+                            trigger_settings=deployment.trigger_settings(),
+                            callback_settings=deployment.callback_settings(),
+                            loader_settings=deployment.loader_settings(),
+                            run_job=runner, aws_environ=environ)
+    record = result.record
+    return DemoFile(f"s3://{deployment.bucket}/{key}", rows, size, result.engine,
+                    result.file_location, str(record.status), record.attempts,
+                    time.monotonic() - began,
+                    tuple(RunReport.from_dict(r["report"]) for r in result.loader_results
+                          if r.get("report")))
+
+
+ENGINE_NAMES = {"local": "loader Lambda (in-process engine)", "spark": "Glue job (Spark)"}
+
+
+def _summary(loaded: list[DemoFile], in_table: int, expected: int, before: int, checked: bool,
+             capacity: list[tuple[str, str]], total_s: float) -> list[tuple[str, object]]:
+    rows: list[tuple[str, object]] = []
+    for file in loaded:
+        rows += [("file", f"{file.key} ({file.rows:,} rows, {file.bytes / 1e6:.1f} MB)"),
+                 ("  loaded by", ENGINE_NAMES.get(file.engine or "", file.engine)),
+                 ("  final location", file.final_location),
+                 ("  ledger status (attempts)", f"{file.status} ({file.attempts})"),
+                 ("  event to final location", f"{file.seconds:.1f} s")]
+    rows += [("items in table (expected)", f"{in_table:,} ({expected:,})" if checked else
+              f"{in_table:,} (held {before:,} before the load: not compared with the oracle)"),
+             *capacity, ("total time", f"{total_s:.1f} s")]
+    return rows

@@ -189,7 +189,7 @@ def run_estimate(args: JobArguments, partition: KeyAttribute | None, sort: KeyAt
                  prices: Prices, workers: GlueWorkers) -> Estimate:
     """Resolve the table, key schema, source and schema as the job does, then estimate."""
     from dynamo_ingest.control.storage import resolve_source
-    from dynamo_ingest.job import load_schema, resolve_write_rate
+    from dynamo_ingest.load import load_schema, resolve_write_rate
 
     aws = AwsConfig.from_environ()
     description, why = (describe_target(aws, args.target_table)
@@ -205,13 +205,14 @@ def run_estimate(args: JobArguments, partition: KeyAttribute | None, sort: KeyAt
             "--sort_key) to estimate for a new table")
     source = resolve_source(args.source_path, aws, stage_s3=True)
     try:
-        schema = load_schema(args, aws, source)
+        schema, text = load_schema(args, aws, source)
         rate, _ = resolve_write_rate(args, description or {})
         estimate = estimate_source(
             source.local_copy or source.spark_path, schema=schema, key_schema=keys,
             mapping=AttributeMapping.from_arguments(args), empty_value=args.empty_value,
             table_description=description, prices=prices, write_rate_wcu_s=rate,
-            workers=workers, write_mode=args.write_mode)
+            workers=workers, write_mode=args.write_mode, encoding=text.encoding,
+            limits=text.limits, name=args.source_path)
     finally:
         source.discard_staged_copy()
     if description is None:

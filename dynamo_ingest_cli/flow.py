@@ -84,18 +84,17 @@ class FlowOptions:
 
 @dataclass
 class QuietJobRunner:
-    """Runs the Glue job the way Glue would (argv in, exit code out), quietly; Spark starts
-    once, the first time a run needs it."""
+    """Runs the Glue job the way Glue would (argv in, exit code out), quietly; one Spark
+    session for every ``--engine spark`` run (``auto`` starts one only when it picks Spark)."""
 
     reports: list[RunReport] = field(default_factory=list)
     _runtime: Any = None
 
     def __call__(self, argv: list[str]) -> int:
-        from dynamo_ingest.engine.local import resolve_engine
         from dynamo_ingest.job import run
 
         args = parse_job_arguments(argv)
-        if resolve_engine(args.engine) == "spark" and self._runtime is None:
+        if args.engine == "spark" and self._runtime is None:
             from dynamo_ingest.spark.runtime import local_runtime
 
             self._runtime = local_runtime()

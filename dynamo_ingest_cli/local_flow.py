@@ -11,6 +11,8 @@ from dynamo_ingest.core.report import RunReport
 from dynamo_ingest.spark.runtime import Runtime
 
 from callback_lambda.settings import Settings as CallbackSettings
+from loader_lambda.settings import Settings as LoaderSettings
+from trigger_lambda.routing import DEFAULT_SMALL_FILE_BYTES
 from trigger_lambda.settings import Settings as TriggerSettings
 
 LOCAL_BUCKET = "dynamo-ingest-local"
@@ -33,13 +35,22 @@ class LocalDeployment:
     job_name: str = LOCAL_JOB
     ledger_table: str = DEFAULT_LEDGER_TABLE
     topic_arn: str = ""
+    # The loader Lambda for small files ("": every file goes to the Glue job).
+    loader_function: str = ""
+    small_file_bytes: int = DEFAULT_SMALL_FILE_BYTES
 
     def trigger_settings(self) -> TriggerSettings:
         """The trigger Lambda's environment."""
         return TriggerSettings(glue_job_name=self.job_name, ledger_table=self.ledger_table,
                                target_table=self.target_table, partition_key=self.partition_key,
                                sns_topic_arn=self.topic_arn,
-                               catalog_database=self.database, catalog_table=self.catalog_table)
+                               catalog_database=self.database, catalog_table=self.catalog_table,
+                               loader_function=self.loader_function,
+                               small_file_bytes=self.small_file_bytes)
+
+    def loader_settings(self) -> LoaderSettings:
+        """The loader Lambda's environment."""
+        return LoaderSettings(ledger_table=self.ledger_table, sns_topic_arn=self.topic_arn)
 
     def callback_settings(self) -> CallbackSettings:
         """The callback Lambda's environment."""
@@ -49,15 +60,19 @@ class LocalDeployment:
 
 @dataclass
 class JobRunner:
-    """Runs the Glue job the way Glue would (argv in, exit code out) on one local Spark."""
+    """Runs the Glue job the way Glue would (argv in, exit code out) on one local Spark
+    (``runtime``, or the one ``runtime_factory`` starts for the first run)."""
 
-    runtime: Runtime
+    runtime: Runtime | None
     run_report: Callable[..., RunReport]
     reports: list[RunReport] = field(default_factory=list)
+    runtime_factory: Callable[[], Runtime] | None = None
 
     def __call__(self, argv: list[str]) -> int:
         args = parse_job_arguments(argv)
         run_id = argv[argv.index("--JOB_RUN_ID") + 1] if "--JOB_RUN_ID" in argv else None
+        if self.runtime is None and self.runtime_factory is not None:
+            self.runtime = self.runtime_factory()
         report = self.run_report(args, self.runtime, job_run_id=run_id)
         self.reports.append(report)
         return 0 if report.status != "FAILED" else 1

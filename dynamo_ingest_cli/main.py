@@ -212,15 +212,23 @@ def crawl_command(
     source_path: Annotated[str, _opt("source_path", "CSV to infer the schema from")],
     catalog_database: Annotated[str, _opt("catalog_database", "Glue database")] = LOCAL_DATABASE,
     catalog_table: _CrawlCatalogTable = LOCAL_CATALOG_TABLE,
+    encoding: Annotated[str | None, _opt(
+        "encoding", "the file's encoding (utf-8, utf-16, cp1252, latin-1 …), recorded as the "
+        "table's serialization.encoding")] = None,
 ) -> None:
     """Infer the CSV schema like Glue's classifier and register the catalog table."""
     from dynamo_ingest.core.aws import AwsConfig
+    from dynamo_ingest.core.formats import UnknownEncodingError, normalise_encoding
 
     from crawlers.local_crawler import crawl
 
     aws = AwsConfig.from_environ()
+    try:
+        chosen = normalise_encoding(encoding) if encoding else None
+    except UnknownEncodingError as err:
+        raise typer.BadParameter(str(err), param_hint="--encoding") from err
     schema = crawl(aws.client("glue"), aws.client("s3"), source_path, catalog_database,
-                   catalog_table)
+                   catalog_table, encoding=chosen)
     table = Table(title=f"{catalog_database}.{catalog_table}")
     table.add_column("column", overflow="fold")
     table.add_column("type")

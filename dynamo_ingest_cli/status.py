@@ -35,12 +35,13 @@ def show_status(source: str | None, ledger_table: str, limit: int, out: Console)
     wcu = "WCU (emulator's figure)" if "dynamodb" in aws.endpoints else "WCU"
     # The last run's own counts: a resumed run skips what earlier attempts wrote, so "read"
     # is written + rejected + dups + skipped, never a row unaccounted for.
-    for column in ("status", "attempts", "read", "written", "rejected", "dups",
+    for column in ("status", "engine", "attempts", "read", "written", "rejected", "dups",
                    "skipped (resumed)", wcu, "updated"):
         table.add_column(column)
     records = ledger.recent(limit=None)
     for record in records[:limit]:
-        table.add_row(record.source.uri, str(record.status), str(record.attempts),
+        table.add_row(record.source.uri, str(record.status), record.engine or "",
+                      str(record.attempts),
                       f"{record.rows_read:,}", f"{record.items_written:,}",
                       f"{record.rows_rejected:,}", f"{record.duplicate_rows:,}",
                       f"{record.rows_skipped_by_resume:,}",

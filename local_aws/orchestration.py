@@ -1,7 +1,11 @@
 """The event flow on one machine: what AWS would deliver, delivered by hand.
 
 After the caller uploads a CSV under ``incoming/``, :func:`run_local_flow` builds the S3
-notification exactly as S3 formats it and calls the trigger handler; reads back the run the
+notification exactly as S3 formats it and calls the trigger handler. A small file the trigger
+handed to the loader Lambda (``lambda:Invoke``, received over HTTP by
+:class:`~local_aws.lambda_invocations.LambdaInvocations`) is loaded by calling the loader
+handler with that payload and a context with a deadline, and again for every invocation it
+starts itself (a continuation, a retry). For a big file, it reads back the run the
 trigger started (``glue:GetJobRun``: moto keeps runs and their Arguments) and runs the job
 with those arguments through the injected ``run_job``; builds the "Glue Job State Change"
 event exactly as EventBridge formats it and calls the callback handler; and repeats while the
@@ -11,9 +15,11 @@ as they are read): the job's exit code decides.
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus
@@ -24,6 +30,9 @@ from dynamo_ingest.core.errors import DynamoIngestError
 
 from callback_lambda.handler import handler as callback_handler
 from callback_lambda.settings import Settings as CallbackSettings
+from loader_lambda.handler import handler as loader_handler
+from loader_lambda.settings import Settings as LoaderSettings
+from local_aws.lambda_invocations import LambdaInvocations
 from local_aws.moto_server import LOCAL_REGION, patched_environ
 from trigger_lambda.handler import handler as trigger_handler
 from trigger_lambda.settings import Settings as TriggerSettings
@@ -36,18 +45,26 @@ class LocalFlowError(DynamoIngestError):
     """The local event flow could not carry a file through (the message says where)."""
 
 
+# Lambda's longest timeout, which Terraform gives the loader function.
+LOADER_TIMEOUT_S = 900
+LOADER_FUNCTION = "dynamo-ingest-loader"
+
+
 @dataclass(frozen=True)
 class LocalLambdaContext:
-    """The few attributes of Lambda's context object a handler may read."""
+    """The few attributes of Lambda's context object a handler may read; its deadline is
+    ``timeout_s`` after it was made, like an invocation's."""
 
     function_name: str
     aws_request_id: str
     invoked_function_arn: str
     memory_limit_in_mb: int = 512
+    timeout_s: float = LOADER_TIMEOUT_S
+    started: float = field(default_factory=time.monotonic)
 
     def get_remaining_time_in_millis(self) -> int:
-        """Plenty: local invocations have no timeout."""
-        return 900_000
+        """Milliseconds left before the deadline."""
+        return max(0, int((self.started + self.timeout_s - time.monotonic()) * 1000))
 
 
 @dataclass(frozen=True)
@@ -60,6 +77,12 @@ class LocalFlowResult:
     exit_codes: tuple[int, ...]
     trigger_result: Mapping[str, Any]
     callback_results: tuple[Mapping[str, Any], ...]
+    loader_results: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def engine(self) -> str | None:
+        """What loaded the file: local (the loader Lambda) or spark (Glue)."""
+        return self.record.engine
 
 
 def _iso_millis(moment: datetime) -> str:
@@ -143,6 +166,39 @@ def _context(function_name: str, region: str) -> LocalLambdaContext:
         invoked_function_arn=f"arn:aws:lambda:{region}:{LOCAL_ACCOUNT}:function:{function_name}")
 
 
+LoaderContext = Callable[[str], Any]
+
+
+def deliver_invocations(invocations: LambdaInvocations, *, loader_settings: LoaderSettings,
+                        aws_environ: Mapping[str, str], region: str = LOCAL_REGION,
+                        context: LoaderContext | None = None,
+                        limit: int = 100) -> list[Mapping[str, Any]]:
+    """Run the loader handler for every invocation queued (and every one it queues in turn),
+    oldest first, each with a fresh context (``context(function_name)``; default: Lambda's
+    900 s); returns the handlers' results. At most ``limit`` deliveries (a loop is a bug)."""
+    results: list[Mapping[str, Any]] = []
+    make_context = context or (lambda name: _context(name, region))
+    while (invocation := invocations.take()) is not None:
+        if len(results) >= limit:
+            raise LocalFlowError(f"more than {limit} loader invocations: the loader keeps "
+                                 "handing its load on")
+        if invocation.function_name != LOADER_FUNCTION:
+            raise LocalFlowError(f"an invocation of {invocation.function_name!r}, expected "
+                                 f"the loader {LOADER_FUNCTION!r}")
+        with patched_environ({**aws_environ, **loader_settings.to_env()}):
+            results.append(loader_handler(invocation.payload,
+                                          make_context(invocation.function_name)))
+    return results
+
+
+@contextmanager
+def lambda_endpoint(aws_environ: Mapping[str, str]) -> Iterator[tuple[LambdaInvocations,
+                                                                       dict[str, str]]]:
+    """A local Invoke endpoint and ``aws_environ`` with boto3's Lambda endpoint set to it."""
+    with LambdaInvocations() as invocations:
+        yield invocations, {**aws_environ, "AWS_ENDPOINT_URL_LAMBDA": invocations.url}
+
+
 def job_argv(job_name: str, job_run_id: str, arguments: Mapping[str, str]) -> list[str]:
     """The argv Glue hands the job script: its reserved ``--JOB_*`` names, then Arguments."""
     argv = ["--JOB_NAME", job_name, "--JOB_RUN_ID", job_run_id]
@@ -187,11 +243,35 @@ def follow_run(*, glue: Any, ledger: Ledger, source: SourceObject, job_name: str
     return exit_codes, callback_results
 
 
+def _deliver_upload(source: SourceObject, size: int, trigger_settings: TriggerSettings,
+                    loader_settings: LoaderSettings | None, aws_environ: dict[str, str],
+                    region: str, loader_context: LoaderContext | None
+                    ) -> tuple[Mapping[str, Any], list[Mapping[str, Any]]]:
+    """The S3 event to the trigger, then whatever it handed to the loader Lambda to the
+    loader handler; returns the trigger's result and the loader invocations' results."""
+    with lambda_endpoint(aws_environ) as (invocations, env):
+        with patched_environ({**env, **trigger_settings.to_env()}):
+            trigger_result = trigger_handler(
+                s3_put_event(source.bucket, source.key, source.etag, size, region=region),
+                _context("dynamo-ingest-trigger", region))
+        if not invocations.received:
+            return trigger_result, []
+        if loader_settings is None:
+            raise LocalFlowError(f"the trigger handed {source.uri} to the loader Lambda, but "
+                                 "no loader settings were given")
+        return trigger_result, deliver_invocations(invocations, loader_settings=loader_settings,
+                                                   aws_environ=env, region=region,
+                                                   context=loader_context)
+
+
 def run_local_flow(*, s3: Any, glue: Any, dynamodb: Any, bucket: str, key: str,
                    trigger_settings: TriggerSettings, callback_settings: CallbackSettings,
                    run_job: RunJob, aws_environ: Mapping[str, str] | None = None,
-                   region: str = LOCAL_REGION) -> LocalFlowResult:
-    """Carry the uploaded ``s3://bucket/key`` through trigger → job → callback (→ retries)."""
+                   region: str = LOCAL_REGION,
+                   loader_settings: LoaderSettings | None = None,
+                   loader_context: LoaderContext | None = None) -> LocalFlowResult:
+    """Carry the uploaded ``s3://bucket/key`` through trigger → loader Lambda, or trigger →
+    job → callback (→ retries)."""
     # The handlers read their settings (and, through boto3, aws_environ's endpoint) from the
     # environment, which is patched only for the duration of each call.
     if trigger_settings.glue_job_name != callback_settings.glue_job_name or \
@@ -200,22 +280,26 @@ def run_local_flow(*, s3: Any, glue: Any, dynamodb: Any, bucket: str, key: str,
                              f"ledger table, found {trigger_settings} and {callback_settings}")
     head = s3.head_object(Bucket=bucket, Key=key)
     source = SourceObject(bucket, key, str(head["ETag"]))
-    base_env = dict(aws_environ or {})
-    with patched_environ({**base_env, **trigger_settings.to_env()}):
-        trigger_result = trigger_handler(
-            s3_put_event(bucket, key, source.etag, int(head["ContentLength"]), region=region),
-            _context("dynamo-ingest-trigger", region))
     ledger = Ledger(dynamodb, trigger_settings.ledger_table)
-    record = ledger.get(source)
-    if record is None or record.job_run_id is None:
-        raise LocalFlowError(f"the trigger started no run for {source.uri}: {trigger_result}")
-    exit_codes, callback_results = follow_run(
-        glue=glue, ledger=ledger, source=source, job_name=trigger_settings.glue_job_name,
-        run_id=record.job_run_id, callback_settings=callback_settings, run_job=run_job,
-        aws_environ=base_env, region=region)
+    base_env = dict(aws_environ or {})
+    trigger_result, loader_results = _deliver_upload(
+        source, int(head["ContentLength"]), trigger_settings, loader_settings, base_env,
+        region, loader_context)
+    exit_codes: list[int] = []
+    callback_results: list[Mapping[str, Any]] = []
+    if not loader_results:
+        record = ledger.get(source)
+        if record is None or record.job_run_id is None:
+            raise LocalFlowError(f"the trigger started no run for {source.uri}: "
+                                 f"{trigger_result}")
+        exit_codes, callback_results = follow_run(
+            glue=glue, ledger=ledger, source=source, job_name=trigger_settings.glue_job_name,
+            run_id=record.job_run_id, callback_settings=callback_settings, run_job=run_job,
+            aws_environ=base_env, region=region)
     final = ledger.get(source)
     if final is None:
         raise LocalFlowError(f"{source.uri} vanished from ledger table {ledger.table_name!r}")
     return LocalFlowResult(record=final, file_location=final.file_location,
                            job_run_ids=final.job_run_ids, exit_codes=tuple(exit_codes),
-                           trigger_result=trigger_result, callback_results=tuple(callback_results))
+                           trigger_result=trigger_result, callback_results=tuple(callback_results),
+                           loader_results=tuple(loader_results))

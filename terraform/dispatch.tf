@@ -61,7 +61,7 @@ data "aws_iam_policy_document" "dispatcher" {
   }
 }
 
-# The callback role: wake the dispatcher when a load ends (asynchronous invocation); a retry
+# The callback and loader roles: wake the dispatcher when a load ends (asynchronous invocation); a retry
 # that Glue refuses for concurrency goes back into the queue (its entry is rewritten).
 data "aws_iam_policy_document" "wake_dispatcher" {
   statement {

@@ -105,6 +105,14 @@ data "aws_iam_policy_document" "trigger" {
     resources = [local.glue_job_arn]
   }
 
+  # routing.start_load hands a small file to the loader function (asynchronous Invoke).
+  statement {
+    sid       = "StartSmallFileLoads"
+    effect    = "Allow"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [local.loader_function_arn]
+  }
+
   statement {
     sid       = "NotifyFailures"
     effect    = "Allow"
@@ -188,10 +196,111 @@ data "aws_iam_policy_document" "callback" {
   }
 }
 
+# The loader does what a Glue run of the job does for a small file (read the source, write
+# the target table, checkpoints and the run record in the ledger, the rejects file) plus the
+# finish the callback does for a Glue run (move the file, notify), and it hands a load nearing
+# its deadline on to a fresh invocation of itself.
+data "aws_iam_policy_document" "loader" {
+  source_policy_documents = [data.aws_iam_policy_document.lambda_runtime["loader"].json,
+  data.aws_iam_policy_document.wake_dispatcher.json]
+
+  # The run record, its lease and the resume checkpoints (GetItem, conditional PutItem,
+  # Query, DeleteItem after a finished load), as the job's.
+  statement {
+    sid       = "RecordRunAndCheckpointsInLedger"
+    effect    = "Allow"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem"]
+    resources = [local.ledger_arn]
+  }
+
+  # BatchWriteItem for --write_mode overwrite; PutItem/UpdateItem with a condition for
+  # insert, merge and the --version_column guard; DescribeTable for the key schema and rate.
+  statement {
+    sid       = "WriteTargetTable"
+    effect    = "Allow"
+    actions   = ["dynamodb:BatchWriteItem", "dynamodb:DescribeTable", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [local.target_table_arn]
+  }
+
+  # The CSV layout the crawler registered (GetTable is authorized on catalog, database, table).
+  statement {
+    sid       = "ReadCatalogTable"
+    effect    = "Allow"
+    actions   = ["glue:GetTable"]
+    resources = concat(local.catalog_arns, [local.catalog_tables_arn])
+  }
+
+  # The source is staged to /tmp (HeadObject + GetObject) and, when loaded, moved (copy with
+  # its tags, then DeleteObject); the rejects parts are read back to merge them.
+  statement {
+    sid       = "ReadAndRemoveSourceAndRejectsParts"
+    effect    = "Allow"
+    actions   = ["s3:GetObject", "s3:GetObjectTagging", "s3:DeleteObject"]
+    resources = [local.incoming_objects, local.error_objects]
+  }
+
+  # The moved file, the rejects parts and file, the error report beside a failed file.
+  statement {
+    sid       = "WriteCompleteAndErrorFiles"
+    effect    = "Allow"
+    actions   = ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload"]
+    resources = [local.complete_objects, local.error_objects]
+  }
+
+  statement {
+    sid       = "NotifyOutcomes"
+    effect    = "Allow"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.notifications.arn]
+  }
+
+  # A load nearing the deadline continues in a fresh invocation (asynchronous Invoke of the
+  # function's own unqualified ARN, as the trigger invoked it).
+  statement {
+    sid       = "ContinueInFreshInvocation"
+    effect    = "Allow"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [local.loader_function_arn]
+  }
+
+  statement {
+    sid       = "UseStackKeyForBucketLedgerAndTopic"
+    effect    = "Allow"
+    actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+    resources = [aws_kms_key.main.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values = [
+        "s3.${local.region}.amazonaws.com",
+        "dynamodb.${local.region}.amazonaws.com",
+        "sns.${local.region}.amazonaws.com",
+      ]
+    }
+  }
+
+  # The target table's key, as for the Glue job.
+  dynamic "statement" {
+    for_each = length(local.target_table_kms_key_arns) > 0 ? [local.target_table_kms_key_arns] : []
+    content {
+      sid       = "UseTargetTableKey"
+      effect    = "Allow"
+      actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+      resources = statement.value
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["dynamodb.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+}
+
 locals {
   lambda_policies = {
     trigger  = data.aws_iam_policy_document.trigger.json
     callback = data.aws_iam_policy_document.callback.json
+    loader   = data.aws_iam_policy_document.loader.json
   }
 }
 

@@ -54,11 +54,21 @@ output "failed_events_queue_urls" {
 }
 
 output "lambda_function_names" {
-  description = "The trigger and callback functions."
+  description = "The trigger, callback and loader functions."
   value       = { for name, function in aws_lambda_function.handler : name => function.function_name }
 }
 
 output "kms_key_arn" {
   description = "Key that encrypts the bucket, tables, topic and logs; uploaders need kms:GenerateDataKey on it."
   value       = aws_kms_key.main.arn
+}
+
+output "loader_layer_arn" {
+  description = "The layer of the loader function's third-party packages (make layer)."
+  value       = aws_lambda_layer_version.loader_packages.arn
+}
+
+output "small_file_bytes" {
+  description = "Files under this size load in the loader function; bigger ones in Glue."
+  value       = var.small_file_bytes
 }

@@ -124,15 +124,20 @@ resource "aws_s3_bucket_policy" "data" {
 }
 
 # S3 → trigger Lambda for new CSV files in incoming/ only (at least once; the trigger
-# de-duplicates by bucket, key and ETag).
+# de-duplicates by bucket, key and ETag). One filter per accepted suffix (S3 takes one suffix
+# per filter), from the list the trigger itself checks (incoming_suffixes.json); none of them
+# ends with another, which S3 would refuse as overlapping.
 resource "aws_s3_bucket_notification" "incoming" {
   bucket = aws_s3_bucket.data.id
 
-  lambda_function {
-    lambda_function_arn = aws_lambda_function.handler["trigger"].arn
-    events              = ["s3:ObjectCreated:*"]
-    filter_prefix       = var.incoming_prefix
-    filter_suffix       = var.incoming_suffix
+  dynamic "lambda_function" {
+    for_each = toset(local.incoming_suffixes)
+    content {
+      lambda_function_arn = aws_lambda_function.handler["trigger"].arn
+      events              = ["s3:ObjectCreated:*"]
+      filter_prefix       = var.incoming_prefix
+      filter_suffix       = lambda_function.value
+    }
   }
 
   depends_on = [aws_lambda_permission.s3_invokes_trigger]

@@ -40,12 +40,6 @@ variable "incoming_prefix" {
   }
 }
 
-variable "incoming_suffix" {
-  type        = string
-  description = "Only objects whose key ends with this suffix start a load."
-  default     = ".csv"
-}
-
 variable "complete_prefix" {
   type        = string
   description = "Folder that loaded files are moved to."
@@ -249,7 +243,7 @@ variable "write_rate" {
 
 variable "lambda_runtime" {
   type        = string
-  description = "Python runtime of both functions."
+  description = "Python runtime of the functions (the loader's layer is built for it: `make layer LAMBDA_PYTHON=3.x`)."
   default     = "python3.12"
 
   validation {
@@ -285,6 +279,86 @@ variable "callback_reserved_concurrency" {
   type        = number
   description = "Reserved concurrency of the callback function (-1 for none)."
   default     = 5
+}
+
+# The Lambda path: files under small_file_bytes load in the loader function with the in-process
+# engine (no Glue start-up, no one-minute minimum); bigger ones, in Glue.
+
+variable "small_file_bytes" {
+  type        = number
+  description = "Files smaller than this (bytes; a compressed file counts as its estimated uncompressed size) load in the loader function instead of a Glue run; 0 sends every file to Glue."
+  default     = 16777216
+
+  validation {
+    condition     = var.small_file_bytes >= 0 && floor(var.small_file_bytes) == var.small_file_bytes
+    error_message = "small_file_bytes must be a whole number of bytes, 0 or more (0: every file loads in Glue)."
+  }
+}
+
+variable "loader_memory_mb" {
+  type        = number
+  description = "Memory of the loader function; vCPUs scale with it (3008 MB = 2 vCPUs, which the in-process engine uses both of)."
+  default     = 3008
+
+  validation {
+    condition     = var.loader_memory_mb >= 1024 && var.loader_memory_mb <= 10240
+    error_message = "loader_memory_mb must be between 1024 and 10240 (Lambda's maximum)."
+  }
+}
+
+variable "loader_timeout_seconds" {
+  type        = number
+  description = "Timeout of one loader invocation; a load nearing it checkpoints and continues in a fresh invocation."
+  default     = 900
+
+  validation {
+    condition     = var.loader_timeout_seconds >= 120 && var.loader_timeout_seconds <= 900
+    error_message = "loader_timeout_seconds must be between 120 and 900 (Lambda's maximum)."
+  }
+}
+
+variable "loader_deadline_margin_seconds" {
+  type        = number
+  description = "Seconds before the loader's timeout at which a load stops at a checkpoint and hands the file on to a fresh invocation."
+  default     = 60
+
+  validation {
+    condition     = var.loader_deadline_margin_seconds >= 10 && var.loader_deadline_margin_seconds <= 300
+    error_message = "loader_deadline_margin_seconds must be between 10 and 300."
+  }
+}
+
+variable "loader_max_continuations" {
+  type        = number
+  description = "Fresh invocations one load may continue in after nearing the deadline; past them the file fails (a file that big belongs in Glue: lower small_file_bytes)."
+  default     = 20
+
+  validation {
+    condition     = var.loader_max_continuations >= 0 && var.loader_max_continuations <= 100
+    error_message = "loader_max_continuations must be between 0 and 100."
+  }
+}
+
+variable "loader_ephemeral_storage_mb" {
+  type        = number
+  description = "/tmp of the loader function: it holds the staged file, the engine's sort spill (about the file's size) and the rejects parts."
+  default     = 2048
+
+  validation {
+    condition     = var.loader_ephemeral_storage_mb >= 512 && var.loader_ephemeral_storage_mb <= 10240
+    error_message = "loader_ephemeral_storage_mb must be between 512 and 10240."
+  }
+}
+
+variable "loader_reserved_concurrency" {
+  type        = number
+  description = "Reserved concurrency of the loader function (-1 for none); also the most small files loading at once."
+  default     = 5
+
+  validation {
+    condition     = var.loader_reserved_concurrency == -1 || var.loader_reserved_concurrency >= 1
+    error_message = "loader_reserved_concurrency must be -1 (none) or at least 1 (0 would stop every small file)."
+  }
 }
 
 variable "async_max_retry_attempts" {

@@ -1,5 +1,6 @@
-"""Lambda entry point: S3 ``ObjectCreated`` notifications → the table's queue → Glue job runs;
-also the dispatcher (``{"dispatch": TABLE}`` from the callback) and the scheduled sweep."""
+"""Lambda entry point: S3 ``ObjectCreated`` notifications → the table's queue → loads started
+(loader Lambda or Glue job run); also the dispatcher (``{"dispatch": TABLE}`` from the
+callback and the loader) and the scheduled sweep."""
 
 from __future__ import annotations
 
@@ -24,13 +25,17 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     LOG.setLevel(logging.INFO)
     settings = Settings.from_env(os.environ)
     glue, sns, s3 = boto3.client("glue"), boto3.client("sns"), boto3.client("s3")
+    lambda_ = boto3.client("lambda")
     ledger = Ledger(boto3.client("dynamodb"), settings.ledger_table)
     if is_schedule(event):
-        return sweep(settings, ledger=ledger, glue=glue, sns=sns, s3=s3).to_dict()
+        return sweep(settings, ledger=ledger, glue=glue, sns=sns, s3=s3,
+                     lambda_=lambda_).to_dict()
     if dispatch_request(event) is not None:
-        return dispatch_table(settings, ledger=ledger, glue=glue, sns=sns, s3=s3).to_dict()
+        return dispatch_table(settings, ledger=ledger, glue=glue, sns=sns, s3=s3,
+                              lambda_=lambda_).to_dict()
     try:
-        result = handle_event(event, settings, ledger=ledger, glue=glue, sns=sns, s3=s3)
+        result = handle_event(event, settings, ledger=ledger, glue=glue, sns=sns, s3=s3,
+                              lambda_=lambda_)
     except MalformedS3EventError as err:
         # Not re-raised: a retry delivers the same unparsable event again.
         LOG.error("%s", err)

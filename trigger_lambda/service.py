@@ -1,5 +1,6 @@
 """New object in ``incoming/`` → ledger QUEUED in its table's queue → the dispatcher starts
-it (``glue:StartJobRun``, through :func:`trigger_lambda.routing.start_load`) → STARTED.
+it (the loader Lambda for a small file, else ``glue:StartJobRun``: one function,
+:func:`trigger_lambda.routing.start_load`) → STARTED.
 
 S3 delivers events at least once: the queue's conditional write lets one delivery queue the
 file and turns the others into logged duplicates. A start that Glue refuses with
@@ -25,11 +26,12 @@ from dynamo_ingest.control.locations import source_locations
 from dynamo_ingest.control.queue import TableQueue, arrival_key
 from dynamo_ingest.core.arguments import JobArguments
 from dynamo_ingest.core.errors import DynamoIngestError, LedgerConflictError
+from dynamo_ingest.core.formats import incoming_suffixes, is_incoming_name
 
-from trigger_lambda.dispatching import dispatch_table, uploads
+from trigger_lambda.dispatching import dispatch_table, notify_not_started, uploads
 from trigger_lambda.errors import MalformedS3EventError
 from trigger_lambda.events import S3EventRecord, is_test_event, raw_records
-from trigger_lambda.routing import error_text, notify_not_started
+from trigger_lambda.routing import error_text
 from trigger_lambda.settings import Settings
 
 LOG = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ class RecordOutcome:
     outcome: Outcome
     job_run_id: str | None = None
     detail: str | None = None
+    engine: str | None = None  # local (the loader function) or spark (Glue), once started
 
 
 @dataclass
@@ -86,14 +89,15 @@ def job_arguments(record: S3EventRecord, settings: Settings) -> dict[str, str]:
 def accept(record: S3EventRecord, settings: Settings, queue: TableQueue) -> RecordOutcome:
     """Queue one new object unless it is out of scope or already known."""
     if (not record.is_object_created or not record.key.startswith(settings.incoming_prefix)
-            or not record.key.endswith(settings.incoming_suffix)):
-        LOG.info("ignoring %s %s: not an object created under %s*%s", record.event_name,
-                 record.uri, settings.incoming_prefix, settings.incoming_suffix)
+            or not is_incoming_name(record.key)):
+        LOG.info("ignoring %s %s: not an object created under %s with one of the suffixes %s",
+                 record.event_name, record.uri, settings.incoming_prefix,
+                 " ".join(incoming_suffixes()))
         return RecordOutcome(record.uri, "ignored")
     source = SourceObject(record.bucket, record.key, record.etag or "")
     try:
         queue.enqueue(source, arrival_key(record.event_time, record.sequencer, source),
-                      job_arguments(record, settings))
+                      job_arguments(record, settings), size=record.size)
     except LedgerConflictError as err:
         LOG.info("duplicate event for %s (ETag %s), nothing queued: %s", record.uri,
                  source.etag, err)
@@ -103,7 +107,7 @@ def accept(record: S3EventRecord, settings: Settings, queue: TableQueue) -> Reco
 
 
 def handle_event(event: Mapping[str, Any], settings: Settings, *, ledger: Ledger, glue: Any,
-                 sns: Any, s3: Any = None) -> TriggerResult:
+                 sns: Any, s3: Any = None, lambda_: Any = None) -> TriggerResult:
     """Queue every record of an S3 notification (never stopping at the first failure), then
     dispatch the table's queue."""
     result = TriggerResult()
@@ -131,7 +135,7 @@ def handle_event(event: Mapping[str, Any], settings: Settings, *, ledger: Ledger
         buckets = {o.file[len("s3://"):].partition("/")[0] for o in result.outcomes
                    if o.outcome == "queued"}
         dispatched = dispatch_table(settings, ledger=ledger, glue=glue, sns=sns, s3=s3,
-                                    bucket=min(buckets))
+                                    bucket=min(buckets), lambda_=lambda_)
         result.outcomes = [_dispatched(o, dispatched) for o in result.outcomes]
     return result
 
@@ -164,7 +168,8 @@ class SweepResult:
 
 
 def sweep(settings: Settings, *, ledger: Ledger, glue: Any, sns: Any, s3: Any,
-          bucket: str | None = None, now: float | None = None) -> SweepResult:
+          bucket: str | None = None, now: float | None = None,
+          lambda_: Any = None) -> SweepResult:
     """The safety net: queue again the files of dispatchers that died mid-start, queue the
     uploads whose event is older than ``SWEEP_GRACE_S`` and still missing, then dispatch."""
     now = time.time() if now is None else now
@@ -178,10 +183,10 @@ def sweep(settings: Settings, *, ledger: Ledger, glue: Any, sns: Any, s3: Any,
             continue  # its event is probably on its way
         source = upload.source
         record = S3EventRecord("ObjectCreated:Put", source.bucket, source.key, source.etag,
-                               None, None, upload.last_modified)
+                               upload.size, None, upload.last_modified)
         if accept(record, settings, queue).outcome == "queued":
             LOG.warning("%s had no S3 event after %.0f s: queued by the sweep", source.uri, age)
             result.queued_without_event.append(source.uri)
     result.dispatch = dispatch_table(settings, ledger=ledger, glue=glue, sns=sns, s3=s3,
-                                     bucket=bucket).to_dict()
+                                     bucket=bucket, lambda_=lambda_).to_dict()
     return result

@@ -32,12 +32,13 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple, cast
 
 from dynamo_ingest.core.arguments import EmptyPolicy, JobArguments, WriteMode
 from dynamo_ingest.core.capacity import table_write_capacity
 from dynamo_ingest.core.catalog import CsvSchema
-from dynamo_ingest.core.errors import ArgumentError, SourceError
+from dynamo_ingest.core.errors import ArgumentError
+from dynamo_ingest.core.formats import value_encoding
 from dynamo_ingest.core.keys import KeySchema, index_keys_from_description
 from dynamo_ingest.core.mapping import AttributeMapping
 from dynamo_ingest.engine.items import (
@@ -48,6 +49,7 @@ from dynamo_ingest.engine.items import (
     past_last_column,
 )
 from dynamo_ingest.engine.sizing import item_size, write_units
+from dynamo_ingest.engine.source import SourceLimits, open_source, source_format
 
 PARTITION_KEY_WCU_S = 1000.0  # per partition (key value) write throughput, AWS quota
 ITEM_COLLECTION_LIMIT_BYTES = 10 * 1024**3  # tables with a local secondary index only
@@ -403,6 +405,8 @@ class Estimate:
     item_collections: ItemCollections | None
     costs: Costs
     notes: list[str] = field(default_factory=list)
+    compression: str | None = None  # the file's (None: plain text)
+    text_bytes: int = 0  # the (uncompressed) text's size, counted while reading it
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (``--json``)."""
@@ -443,14 +447,18 @@ def estimate_source(path: str | Path, *, schema: CsvSchema, key_schema: KeySchem
                     table_description: dict[str, Any] | None = None, prices: Prices = Prices(),
                     write_rate_wcu_s: float | None = None,
                     workers: GlueWorkers = GlueWorkers(),
-                    write_mode: WriteMode = "overwrite") -> Estimate:
+                    write_mode: WriteMode = "overwrite", encoding: str | None = None,
+                    limits: SourceLimits = SourceLimits(), name: str | None = None) -> Estimate:
     """Read ``path`` once as the job would and estimate what loading it writes and costs.
 
     ``table_description`` is DescribeTable's ``Table`` (None: the table is new or was not
     reachable). ``write_rate_wcu_s`` is the job's rate (default: the job's default share of
-    the table's capacity).
+    the table's capacity). The file is read through
+    :func:`dynamo_ingest.engine.source.open_source` (decompressed, UTF-16 as UTF-8; values
+    decoded with ``encoding``), so sizes are the text's, counted exactly.
     """
     source = Path(path)
+    found = source_format(str(source), encoding=encoding, name=name)
     if table_description:  # the job types index keys as the table's indexes declare
         key_schema = replace(key_schema, index_keys=index_keys_from_description(table_description))
     builder = ItemBuilder(schema.columns, key_schema, empty_value, mapping)
@@ -458,13 +466,13 @@ def estimate_source(path: str | Path, *, schema: CsvSchema, key_schema: KeySchem
     names = list(schema.names)
     width = len(names) + schema.trailing_delimiter
     tally = _Tally()
-    try:
-        handle = source.open("rb")
-    except OSError as err:
-        raise SourceError(f"cannot read {source}: {err}") from err
-    with handle:
-        for record_no, fields in enumerate(
-                csv_records(handle, schema.delimiter, schema.quote_char, schema.has_header), 1):
+    counted = _Counted(open_source(str(source), encoding=found.encoding, limits=limits,
+                                   name=name))
+    values_in = value_encoding(found.encoding)
+    records = csv_records(cast(BinaryIO, counted), schema.delimiter, schema.quote_char,
+                          schema.has_header)
+    with counted:
+        for record_no, fields in enumerate(records, 1):
             tally.rows += 1
             if len(fields) != width:
                 tally.reject(record_no, f"malformed record: expected {width} fields, found "
@@ -474,7 +482,7 @@ def estimate_source(path: str | Path, *, schema: CsvSchema, key_schema: KeySchem
             if beyond is not None:
                 tally.reject(record_no, beyond.reason)
                 continue
-            decoded = decode_utf8(fields, names)
+            decoded = decode_utf8(fields, names, values_in)
             if isinstance(decoded, Rejection):
                 tally.reject(record_no, decoded.reason)
                 continue
@@ -483,8 +491,38 @@ def estimate_source(path: str | Path, *, schema: CsvSchema, key_schema: KeySchem
                 tally.reject(record_no, built.reason)
                 continue
             _count(tally, built, record_no, key_schema, indexes)
-    return _summarise(tally, source, indexes, table_description, prices, write_rate_wcu_s,
-                      workers, write_mode, bool(mapping and mapping.version_column))
+    estimate = _summarise(tally, source, indexes, table_description, prices, write_rate_wcu_s,
+                          workers, write_mode, bool(mapping and mapping.version_column),
+                          counted.count)
+    if found.codec is None:
+        return estimate
+    ratio = counted.count / max(1, estimate.source_bytes)
+    estimate.notes.insert(0, f"{found.codec.name}-compressed: its text is {counted.count:,} "
+                             f"bytes ({ratio:.1f}× the file, counted exactly); Import from S3 "
+                             "bills the text")
+    return replace(estimate, compression=found.codec.name)
+
+
+class _Counted(io.RawIOBase):
+    """A stream that counts the bytes read through it (the text's size)."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self._inner = inner
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._inner.read(len(memoryview(buffer)))
+        memoryview(buffer).cast("B")[:len(data)] = data
+        self.count += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._inner.close()
+        super().close()
 
 
 def _count(tally: _Tally, built: BuiltItem, record_no: int, key_schema: KeySchema,
@@ -584,7 +622,8 @@ def _unpacked(state: _KeyState) -> tuple[int, int, tuple[int, ...] | _IndexRejec
 
 def _summarise(tally: _Tally, source: Path, indexes: Sequence[SecondaryIndex],
                table: dict[str, Any] | None, prices: Prices, write_rate: float | None,
-               workers: GlueWorkers, write_mode: WriteMode, versioned: bool) -> Estimate:
+               workers: GlueWorkers, write_mode: WriteMode, versioned: bool,
+               text_bytes: int) -> Estimate:
     totals = _aggregate(tally, indexes)
     rejected_examples = sorted(tally.rejected + totals.index_examples)[:_EXAMPLES]
     wcu_table = totals.wcu_table
@@ -632,9 +671,9 @@ def _summarise(tally: _Tally, source: Path, indexes: Sequence[SecondaryIndex],
             provisioned=needed_rate * hours * prices.provisioned_per_wcu_hour,
             provisioned_rate_wcu_s=needed_rate,
             glue=prices.glue_usd(predicted, workers.dpus), glue_dpus=workers.dpus,
-            import_from_s3=(source_bytes / 1024**3 * prices.import_per_gb
+            import_from_s3=(text_bytes / 1024**3 * prices.import_per_gb
                             if empty_table else None)),
-        notes=notes)
+        notes=notes, text_bytes=text_bytes)
 
 
 def _default_write_share() -> float:

@@ -216,3 +216,35 @@ def test_a_small_benchmark_run_writes_consistent_results(tmp_path: Path) -> None
     assert results["machine"]["nproc"] >= 1
     assert (tmp_path / "out" / "benchmark.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "boto3 batch_writer (baseline)" in (tmp_path / "out" / "latest.md").read_text()
+
+
+def test_a_small_benchmark_run_measures_the_in_process_engine_beside_the_baseline(
+        tmp_path: Path) -> None:
+    # Spark's runs are measured the same way (--tools spark); they are left out here for time.
+    rows, scale_rows, capacity = 2000, 4000, 1000.0
+    code = bench_run.main([
+        "--rows", str(rows), "--scale-rows", str(scale_rows), "--capacity", str(capacity),
+        "--capacity-seconds", "2", "--worker-stage-rows", "0",
+        "--tools", "batch_writer,auto,local", "--data-dir", str(tmp_path / "data"),
+        "--out-dir", str(tmp_path / "out")])
+
+    results = json.loads((tmp_path / "out" / "latest.json").read_text())
+    null = results["null_sink"]
+    assert code == 0
+    # A 2,000-row file is small: the default engine is the in-process one, measured once.
+    assert null["auto"]["engine"] == "local"
+    assert null["auto"]["engine_reason"].startswith("local: ")
+    assert null["local"]["same_run_as"] == "auto"
+    assert null["auto"]["vs_baseline"] == pytest.approx(
+        null["auto"]["cpu_s_per_million"] / null["batch_writer"]["cpu_s_per_million"])
+    cap = results["capacity"]["local"]
+    assert cap["items_written"] == results["config"]["capacity_rows"] == 2 * capacity
+    assert cap["outcome"] == f"SUCCEEDED, {2 * capacity:,.0f} written"
+    scale = results["scale"]["local"]
+    assert [p["rows"] for p in scale["points"]] == [rows, scale_rows]
+    assert scale["rss_ratio"] == pytest.approx(
+        scale["points"][1]["peak_rss_bytes"] / scale["points"][0]["peak_rss_bytes"])
+    assert "spark" not in results["scale"]
+    tables = (tmp_path / "out" / "latest.md").read_text()
+    assert "dynamo-ingest run (default engine), chose local" in tables
+    assert "| local | 4,000 |" in tables

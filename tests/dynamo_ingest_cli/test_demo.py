@@ -16,18 +16,19 @@ from rich.console import Console
 
 from dynamo_ingest_cli.datagen import attribute_types_for_layout, expected_outcome
 from dynamo_ingest_cli.demo import run_demo
-from dynamo_ingest_cli.local_flow import LOCAL_BUCKET, LOCAL_TABLE
+from dynamo_ingest_cli.local_flow import LOCAL_BUCKET, LOCAL_JOB, LOCAL_TABLE
 from tests.glue_jobs.conftest import scan_table
 
 
-@pytest.mark.spark
-def test_demo_loads_exactly_the_oracle_table(aws: str, spark: Any, tmp_path: Path) -> None:
+def test_demo_loads_a_small_file_exactly_in_the_loader_lambda(aws: str,
+                                                              tmp_path: Path) -> None:
     quiet = Console(file=open("/dev/null", "w"), width=120)  # noqa: SIM115
 
     code = run_demo(rows=3000, workdir=tmp_path, console=quiet, out=quiet,
                     duplicate_every=400, bad_every=700)
 
     assert code == 0
+    assert boto3.client("glue").get_job_runs(JobName=LOCAL_JOB)["JobRuns"] == []
     expected = expected_outcome(tmp_path / "orders.csv", key_columns=("orderId",),
                                 column_types=attribute_types_for_layout())
     assert expected.duplicate_rows > 0, "the file must hold duplicates"
@@ -47,3 +48,33 @@ def test_demo_loads_exactly_the_oracle_table(aws: str, spark: Any, tmp_path: Pat
     assert [k for k in keys if k.startswith("incoming/")] == []
     assert any(k.startswith("complete/orders-") for k in keys)
     assert any(k.startswith("error/") and k.endswith(".rejects.csv") for k in keys)
+    assert record.engine == "local"
+
+
+@pytest.mark.spark
+def test_demo_sends_the_small_file_to_the_lambda_and_the_big_one_to_glue(
+        aws: str, spark: Any, tmp_path: Path) -> None:
+    out_file = tmp_path / "summary.txt"
+    quiet = Console(file=open("/dev/null", "w"), width=120)  # noqa: SIM115
+    out = Console(file=out_file.open("w"), width=200)
+
+    code = run_demo(rows=3000, workdir=tmp_path, console=quiet, out=out, duplicate_every=400,
+                    bad_every=700, small_rows=400, small_file_bytes=300_000)
+
+    assert code == 0
+    records = Ledger(boto3.client("dynamodb"), "dynamo-ingest-ledger").recent()
+    engines = {r.source.key.split("-2")[0]: r.engine for r in records}
+    assert engines == {"incoming/orders-small": "local", "incoming/orders": "spark"}
+    assert len(boto3.client("glue").get_job_runs(JobName=LOCAL_JOB)["JobRuns"]) == 1
+    assert all("/complete/" in (r.file_location or "") for r in records)
+    small = expected_outcome(tmp_path / "orders-small.csv", key_columns=("orderId",),
+                             column_types=attribute_types_for_layout())
+    big = expected_outcome(tmp_path / "orders.csv", key_columns=("orderId",),
+                           column_types=attribute_types_for_layout())
+    # The big file loads after the small one: its rows win where keys meet.
+    assert scan_table(LOCAL_TABLE) == {**small.items, **big.items}
+    out.file.close()
+    summary = out_file.read_text()
+    assert "loader Lambda (in-process engine)" in summary
+    assert "Glue job (Spark)" in summary
+    assert summary.count("event to final location") == 2

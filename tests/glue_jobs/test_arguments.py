@@ -87,7 +87,8 @@ def test_every_number_the_job_reads_is_checked_as_a_finite_bounded_number() -> N
     numeric = {s.name: s.rule for s in job_argument_specs()
                if isinstance(s.rule, WholeNumber | Number | WriteRate | AutoOrWholeNumber)}
     assert set(numeric) == {"partitions", "write_rate", "write_share", "max_retry_seconds",
-                            "checkpoint_every", "ttl_seconds", "partition_key_shards"}
+                            "checkpoint_every", "ttl_seconds", "partition_key_shards",
+                            "max_expansion", "max_uncompressed_bytes"}
     for name, rule in numeric.items():
         for raw in ("nan", "inf", "-inf", "1e400"):
             with pytest.raises(ArgumentError, match=f"^--{name} expects "):

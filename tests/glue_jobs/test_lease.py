@@ -17,7 +17,7 @@ from typing import Any
 
 import boto3
 import pytest
-from dynamo_ingest import job as job_module
+from dynamo_ingest import load as load_module
 from dynamo_ingest.control.ledger import (
     Lease,
     Ledger,
@@ -29,6 +29,7 @@ from dynamo_ingest.control.storage import file_md5
 from dynamo_ingest.core.arguments import DEFAULT_LEDGER_TABLE, JobArguments
 from dynamo_ingest.core.errors import LedgerConflictError
 from dynamo_ingest.core.report import RunReport
+from dynamo_ingest.job import run
 from dynamo_ingest.spark.runtime import Runtime
 
 from tests.glue_jobs.conftest import TABLE, create_table, scan_table
@@ -139,7 +140,7 @@ def held_first_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]
     yielded event is set (the test sets it; teardown sets it too, so the thread ends)."""
     release = threading.Event()
     reached = threading.Event()
-    original = job_module.describe_key_schema
+    original = load_module.describe_key_schema
 
     def describe(client: Any, table: str) -> Any:
         if threading.current_thread().name == "first":
@@ -147,7 +148,7 @@ def held_first_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]
             release.wait()
         return original(client, table)
 
-    monkeypatch.setattr(job_module, "describe_key_schema", describe)
+    monkeypatch.setattr(load_module, "describe_key_schema", describe)
     release.reached = reached  # type: ignore[attr-defined]
     yield release
     release.set()
@@ -163,7 +164,7 @@ def test_a_second_run_of_a_file_being_loaded_refuses_and_the_first_one_completes
     reports: dict[str, RunReport] = {}
 
     def first() -> None:
-        reports["first"] = job_module.run(args, Runtime(spark=spark))
+        reports["first"] = run(args, Runtime(spark=spark))
 
     thread = threading.Thread(target=first, name="first")
     thread.start()
@@ -174,7 +175,7 @@ def test_a_second_run_of_a_file_being_loaded_refuses_and_the_first_one_completes
     assert holder is not None
     assert holder.lease is not None
 
-    second = job_module.run(args, Runtime(spark=spark))
+    second = run(args, Runtime(spark=spark))
 
     assert second.status == "FAILED"
     assert second.error is not None
@@ -207,7 +208,7 @@ def test_the_heartbeat_renews_the_lease_of_a_run_in_progress(
     source = tmp_path / "in.csv"
     source.write_text("id,n\nk1,1\n", encoding="utf-8")
     args = JobArguments(source_path=str(source), target_table=TABLE, partitions=1)
-    thread = threading.Thread(target=job_module.run, args=(args, Runtime(spark=spark)),
+    thread = threading.Thread(target=run, args=(args, Runtime(spark=spark)),
                               name="first")
     thread.start()
     assert held_first_run.reached.wait(120)  # type: ignore[attr-defined]

@@ -369,6 +369,11 @@ class CliRun:
                 self._descendants.setdefault(child.pid, child)
         return self.process.poll() is None
 
+    def descendants(self) -> list[psutil.Process]:
+        """The processes the CLI started that are alive now."""
+        self.running()
+        return [p for p in self._descendants.values() if p.is_running()]
+
     def wait(self, timeout_s: float) -> int:
         """Wait for the CLI to exit by itself; returns its exit status."""
         try:
@@ -438,10 +443,14 @@ def wait_until_quiet(double: DynamoDBDouble) -> int:
     return seen
 
 
+# Both engines: Spark's tasks and the in-process engine's worker processes checkpoint alike.
+CLI_ENGINES = [pytest.param("spark", marks=pytest.mark.spark), "local"]
+
+
 @pytest.mark.slow
-@pytest.mark.spark
+@pytest.mark.parametrize("engine", CLI_ENGINES)
 def test_cli_killed_at_random_points_resumes_to_the_exact_table(
-        aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str,
         cli_runs: Callable[[list[str], dict[str, str], Path], CliRun]) -> None:
     create_table(TABLE, [("id", "S", "HASH")])
     source = resume_file(tmp_path / "in.csv", KILL_ROWS)
@@ -451,7 +460,8 @@ def test_cli_killed_at_random_points_resumes_to_the_exact_table(
     report_path = tmp_path / "report.json"
     # The default checkpointing (--checkpoint_every auto): a kill must rewrite <= 1 % of rows.
     argv = [str(CLI), "run", "--source_path", str(source), "--target_table", TABLE,
-            "--partitions", str(KILL_PARTITIONS), "--report_path", str(report_path), "--quiet"]
+            "--partitions", str(KILL_PARTITIONS), "--report_path", str(report_path), "--quiet",
+            "--engine", engine]
     rng = random.Random(20_240_601)
     # Three kills at seeded random progress points, spread over the load. A kill costs at most
     # K batches per running partition (acknowledged after the last checkpoint, or taken by
@@ -631,10 +641,10 @@ def checkpointed_items(ledger: Ledger, source: SourceObject) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.spark
+@pytest.mark.parametrize("engine", CLI_ENGINES)
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupted_cli_run_reports_its_checkpoints_ends_failed_and_resumes(
-        aws: str, tmp_path: Path, signum: signal.Signals,
+        aws: str, tmp_path: Path, signum: signal.Signals, engine: str,
         cli_runs: Callable[[list[str], dict[str, str], Path], CliRun]) -> None:
     create_table(TABLE, [("id", "S", "HASH")])
     source = resume_file(tmp_path / "in.csv", INTERRUPT_ROWS)
@@ -642,7 +652,8 @@ def test_an_interrupted_cli_run_reports_its_checkpoints_ends_failed_and_resumes(
                               column_types={"id": "S", "n": "N", "note": "S"})
     report_path = tmp_path / "report.json"
     argv = [str(CLI), "run", "--source_path", str(source), "--target_table", TABLE,
-            "--partitions", str(KILL_PARTITIONS), "--report_path", str(report_path), "--quiet"]
+            "--partitions", str(KILL_PARTITIONS), "--report_path", str(report_path), "--quiet",
+            "--engine", engine]
     ledger = Ledger(boto3.client("dynamodb"), DEFAULT_LEDGER_TABLE)
     source_object = SourceObject("", str(source), file_md5(source))
     log = tmp_path / "interrupted.log"
@@ -658,12 +669,19 @@ def test_an_interrupted_cli_run_reports_its_checkpoints_ends_failed_and_resumes(
             assert run.running(), log.read_text(errors="replace")[-2000:]
             assert time.monotonic() < deadline, "the load never reached the storm"
             time.sleep(0.05)
+        started = run.descendants()
         if signum == signal.SIGINT:
             # Like Ctrl-C in a terminal: the whole process group (PySpark's JVM ignores it).
             os.killpg(run.process.pid, signum)
         else:
             run.process.send_signal(signum)  # like `kill PID`
-        status = run.wait(timeout_s=120)
+        status = run.process.wait(timeout=120)
+        # The run stopped what it started (the in-process engine's workers, Spark's Python
+        # workers) before it exited: nothing keeps writing after the report.
+        _, alive = psutil.wait_procs(started, timeout=30)
+        run.kill()
+        if engine == "local":
+            assert alive == [], f"processes of the interrupted run still alive: {alive}"
 
         report = json.loads(report_path.read_text(encoding="utf-8"))
         record = ledger.get(source_object)

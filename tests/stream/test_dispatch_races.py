@@ -19,8 +19,7 @@ from callback_lambda.service import Clients, handle_state_change
 from local_aws.glue_runs import ConcurrentGlue
 from local_aws.orchestration import glue_state_change_event, s3_put_event
 from tests.stream.support import BUCKET, JOB, TABLE, StreamDeployment, deploy
-from trigger_lambda.dispatching import dispatch_table
-from trigger_lambda.routing import start_load
+from trigger_lambda.dispatching import dispatch_table, start_queued
 from trigger_lambda.service import handle_event, sweep
 
 
@@ -71,7 +70,8 @@ def _dispatchers(deployment: StreamDeployment, policy: DispatchPolicy,
     queue = TableQueue(deployment.ledger, TABLE)
     glue = ConcurrentGlue(deployment.glue)
     return _at_once(count, lambda _: dispatch(
-        queue, lambda record: start_load(record, deployment.trigger, glue=glue, sns=None),
+        queue, lambda record: start_queued(record, deployment.trigger, glue=glue, lambda_=None,
+                                    sns=None),
         policy))
 
 

@@ -45,7 +45,7 @@ def test_status_shows_each_tables_queue(aws: str) -> None:
     assert cells[0] == TABLE
     assert cells[1].startswith("1 (oldest ")  # queued: c
     assert cells[2].startswith("1 (oldest ")  # running: b
-    assert cells[3] == "glue"
+    assert cells[3] == "spark"
     assert cells[4] == "0"  # done
     assert cells[5].startswith("1 (oldest ")  # failed: a
     assert cells[7] == f"s3://{BUCKET}/incoming/c.csv"

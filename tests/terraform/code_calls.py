@@ -25,6 +25,7 @@ FIRST_PARTY = {
     "dynamo_ingest": REPO_ROOT / "glue_jobs" / "dynamo_ingest",
     "trigger_lambda": REPO_ROOT / "trigger_lambda",
     "callback_lambda": REPO_ROOT / "callback_lambda",
+    "loader_lambda": REPO_ROOT / "loader_lambda",
     "crawlers": REPO_ROOT / "crawlers",
     "local_aws": REPO_ROOT / "local_aws",
     "dynamo_ingest_cli": REPO_ROOT / "dynamo_ingest_cli",
@@ -63,9 +64,11 @@ SPECIAL_ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("s3", "CompleteMultipartUpload"): frozenset({"s3:PutObject"}),
     ("s3", "ListParts"): frozenset({"s3:ListMultipartUploadParts"}),
     ("s3", "DeleteObjects"): frozenset({"s3:DeleteObject"}),
+    # Lambda's Invoke API is authorized by lambda:InvokeFunction.
+    ("lambda", "Invoke"): frozenset({"lambda:InvokeFunction"}),
+    ("lambda", "InvokeAsync"): frozenset({"lambda:InvokeFunction"}),
     # TransactWriteItems is authorized per item action (PutItem, UpdateItem, …).
     ("dynamodb", "TransactWriteItems"): frozenset(),
-    ("lambda", "Invoke"): frozenset({"lambda:InvokeFunction"}),
 }
 
 

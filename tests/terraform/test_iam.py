@@ -59,6 +59,15 @@ COMPONENTS = {
         start=tuple(sorted((REPO_ROOT / "callback_lambda").glob("*.py"))),
         entry_points=frozenset({"handler"}), policy_document="callback",
         runtime_actions=LAMBDA_RUNTIME),
+    "loader": Component(
+        start=tuple(sorted((REPO_ROOT / "loader_lambda").glob("*.py"))),
+        entry_points=frozenset({"handler"}), policy_document="loader",
+        runtime_actions=LAMBDA_RUNTIME,
+        not_run_in_aws={
+            "Ledger.ensure_table": "runs only against an emulator (LedgerSession.open("
+                                   "create=aws.is_emulated)); in AWS Terraform creates the "
+                                   "ledger table",
+        }),
     "glue_job": Component(
         start=(REPO_ROOT / "glue_jobs" / "load_csv_to_dynamodb.py",),
         entry_points=frozenset({"main"}), policy_document="glue_job",
@@ -160,7 +169,9 @@ def test_each_role_carries_its_component_policy(terraform: TerraformConfig) -> N
     assert terraform.local("lambda_policies") == {
         "trigger": "${data.aws_iam_policy_document.trigger.json}",
         "callback": "${data.aws_iam_policy_document.callback.json}",
+        "loader": "${data.aws_iam_policy_document.loader.json}",
     }
+    assert set(terraform.local("lambda_policies")) == set(terraform.local("lambdas"))
     lambda_policy = terraform.resource("aws_iam_role_policy", "lambda")
     assert attr(lambda_policy, "policy") == "${local.lambda_policies[each.key]}"
     assert attr(lambda_policy, "role") == "${aws_iam_role.lambda[each.key].id}"

@@ -9,20 +9,22 @@ import pytest
 from dynamo_ingest.control.locations import BucketFolders, default_rejects_path
 
 from tests.terraform.hcl import TerraformConfig, attr, blocks
+from tests.terraform.test_incoming_suffixes import notification_suffixes
 
 KEYS = ["incoming/orders.csv", "incoming/2024/05/orders.csv", "incoming/a.rejects.csv",
         "manual/orders.csv", "orders.csv", "error/orders.csv", "complete/x/orders.csv",
         "x/incoming/orders.csv"]
 OTHER_FOLDERS = {"incoming_prefix": "landing/csv/", "complete_prefix": "landing/done/",
-                 "error_prefix": "failed/", "incoming_suffix": ".csv"}
+                 "error_prefix": "failed/"}
 
 
 def _notification_filter(terraform: TerraformConfig,
-                         variables: dict[str, str]) -> tuple[str, str]:
+                         variables: dict[str, str]) -> tuple[str, tuple[str, ...]]:
+    """The filters' prefix and their suffixes (one filter per suffix of incoming_suffixes)."""
     body = terraform.resource("aws_s3_bucket_notification", "incoming")
     configured = blocks(body, "lambda_function")[0]
     return (terraform.resolve(attr(configured, "filter_prefix"), variables),
-            terraform.resolve(attr(configured, "filter_suffix"), variables))
+            tuple(notification_suffixes()))
 
 
 def _job_folders(terraform: TerraformConfig, variables: dict[str, str]) -> BucketFolders:
@@ -36,10 +38,10 @@ def _job_folders(terraform: TerraformConfig, variables: dict[str, str]) -> Bucke
 @pytest.mark.parametrize("key", KEYS)
 def test_no_rejects_key_matches_the_s3_notification_filter(
         terraform: TerraformConfig, variables: dict[str, str], key: str) -> None:
-    prefix, suffix = _notification_filter(terraform, variables)
+    prefix, suffixes = _notification_filter(terraform, variables)
     folders = _job_folders(terraform, variables)
     assert folders.incoming == prefix, "the job must know the folder the trigger watches"
     rejects_key = default_rejects_path("bucket", key, folders).removeprefix("s3://bucket/")
-    assert rejects_key.endswith(suffix), "expected the rejects file to be a .csv file"
+    assert rejects_key.endswith(suffixes), "expected the rejects file to be a .csv file"
     assert not rejects_key.startswith(prefix), (
         f"the rejects file {rejects_key} of {key} would start a load of its own")

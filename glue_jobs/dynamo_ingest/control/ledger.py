@@ -244,7 +244,9 @@ class LedgerRecord:
     target_table: str | None = None  # the table whose queue the file waits in
     arrival: str | None = None  # its place in that queue (control/queue.py: arrival_key)
     claim: Lease | None = None  # the dispatcher starting it (RECEIVED), until it is STARTED
-    engine: str | None = None  # what runs the load: "glue" (Spark) or the Lambda path
+    size: int | None = None  # the object's stored size, from its S3 event (routes its start)
+    engine: str | None = None  # the engine of the run: local (loader Lambda) or spark (Glue)
+    engine_reason: str | None = None  # why that engine, in one line
     rows_read: int = 0
     items_written: int = 0
     rows_rejected: int = 0
@@ -620,6 +622,8 @@ class Ledger:
                            # This attempt's error only: an earlier attempt's would read as its own.
                            error=report.get("error"),
                            rejects_location=rejects or current.rejects_location,
+                           engine=report.get("engine") or current.engine,
+                           engine_reason=report.get("engine_reason") or current.engine_reason,
                            lease=_released(current.lease, job_run_id), **counts)
         return self._update(source, change)
 

@@ -112,20 +112,22 @@ class TableQueue:
                              "kind": "queue", "bucket": source.bucket, "key": source.key,
                              "etag": source.etag, "queued_at": utc_now()})
 
-    def enqueue(self, source: SourceObject, arrival: str,
-                arguments: Mapping[str, str]) -> LedgerRecord:
-        """Accept a new file (QUEUED, with the ``arguments`` its run gets), atomically with its
-        queue entry; a file whose first start failed is queued again. Raises
+    def enqueue(self, source: SourceObject, arrival: str, arguments: Mapping[str, str], *,
+                size: int | None = None) -> LedgerRecord:
+        """Accept a new file (QUEUED, with the ``arguments`` its run gets and its stored
+        ``size``, which routes its start), atomically with its queue entry; a file whose first
+        start failed is queued again. Raises
         :class:`LedgerConflictError` for a file the ledger knows otherwise (a duplicate event)."""
         def change(current: LedgerRecord | None) -> LedgerRecord:
             if current is None:
                 return LedgerRecord(source=source, status=LedgerStatus.QUEUED,
                                     received_at=utc_now(), file_location=source.uri,
                                     arguments=dict(arguments), target_table=self.table,
-                                    arrival=arrival)
+                                    arrival=arrival, size=size)
             if current.status in NOT_STARTED_STATUSES and current.attempts == 0:
                 return replace(current, status=LedgerStatus.QUEUED, target_table=self.table,
-                               arrival=current.arrival or arrival, claim=None)
+                               arrival=current.arrival or arrival, claim=None,
+                               size=current.size if size is None else size)
             raise LedgerConflictError(
                 f"{source.uri} (ETag {source.etag}) is already in the ledger as "
                 f"{current.status}: a repeated event, nothing to queue")

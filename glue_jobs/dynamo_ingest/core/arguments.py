@@ -24,6 +24,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Literal, Protocol, get_args
 
 from dynamo_ingest.core.errors import ArgumentError
+from dynamo_ingest.core.formats import DEFAULT_MAX_EXPANSION
 
 EmptyPolicy = Literal["omit", "null", "empty_string"]
 WriteMode = Literal["overwrite", "insert", "merge"]
@@ -120,6 +121,26 @@ class Choice:
         if raw not in self.options:
             raise _expects(name, ", ".join(self.options[:-1]) + f" or {self.options[-1]}", raw)
         return raw
+
+
+@dataclass(frozen=True)
+class EncodingName:
+    """A text encoding of :data:`dynamo_ingest.core.formats.SUPPORTED_ENCODINGS` (or an alias),
+    kept normalised (``latin-1`` → ``iso8859-1``)."""
+
+    @property
+    def metavar(self) -> str:
+        """The value's placeholder in ``--help``."""
+        return "<encoding>"
+
+    def parse(self, name: str, raw: str) -> str:
+        """The normalised name, or :class:`ArgumentError` listing the supported ones."""
+        from dynamo_ingest.core.formats import UnknownEncodingError, normalise_encoding
+
+        try:
+            return normalise_encoding(raw)
+        except UnknownEncodingError as err:
+            raise ArgumentError(f"--{name} {err}") from None
 
 
 @dataclass(frozen=True)
@@ -316,6 +337,20 @@ class JobArguments:
     quote_char: str | None = field(default=None, metadata=_about(
         OneCharacter(), "quote character (default: catalog or \")", shapes_load=True,
         commands=RUN_AND_ESTIMATE))
+    # None: the catalog table's serialization.encoding, else UTF-8 (a UTF-16 BOM is seen).
+    encoding: str | None = field(default=None, metadata=_about(
+        EncodingName(), "the file's text encoding: utf-8, utf-16 (BOM), cp1252, latin-1 … "
+        "(default: the catalog's serialization.encoding, else utf-8)", shapes_load=True,
+        commands=RUN_AND_ESTIMATE))
+    # The bounds of decompression (dynamo_ingest.engine.source.SourceLimits).
+    max_expansion: float = field(default=DEFAULT_MAX_EXPANSION, metadata=_about(
+        Number("a ratio of text bytes to stored bytes", 1, 1_000_000),
+        "fail a compressed file that expands more than this many times its size "
+        "(a decompression bomb)", commands=RUN_AND_ESTIMATE))
+    max_uncompressed_bytes: int | None = field(default=None, metadata=_about(
+        WholeNumber("a count of bytes", 1, 1 << 50),
+        "fail a compressed file whose text is larger than this (default: no cap but "
+        "max_expansion)", commands=RUN_AND_ESTIMATE))
     partitions: int | None = field(default=None, metadata=_about(
         WholeNumber("a count of write partitions", 1, 100_000),
         "write partitions (fixed per file for resume; default from cores and file size)"))
@@ -378,9 +413,10 @@ class JobArguments:
     version_column: str | None = field(default=None, metadata=_about(
         _TEXT, "with overwrite or merge: write only when not older than the stored version",
         shapes_load=True, commands=RUN_AND_ESTIMATE))
-    engine: Engine = field(default="spark", metadata=_about(
-        Choice(get_args(Engine)), "spark: the Glue/Spark job; local: in this process, no "
-        "JVM; auto: spark until the small-file threshold exists"))
+    engine: Engine = field(default="auto", metadata=_about(
+        Choice(get_args(Engine)), "auto: local when the predicted load is under the "
+        "small-file threshold (core/engine_choice.py), else spark; spark: the Glue/Spark job; "
+        "local: in this process, no JVM"))
     JOB_NAME: str | None = None  # Glue's reserved name, not one of ours
 
     def load_fingerprint(self) -> str:

@@ -14,6 +14,10 @@ if TYPE_CHECKING:
 
 OPEN_CSV_SERDE = "org.apache.hadoop.hive.serde2.OpenCSVSerde"
 LAZY_SIMPLE_SERDE = "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe"
+# Hive's SerDe parameter for a text encoding (LazySimpleSerDe reads it; OpenCSVSerde, which
+# the crawler's CSV classifier registers, ignores it, so Athena still reads such a table as
+# UTF-8). The job reads it when --encoding is not given.
+ENCODING_PARAMETER = "serialization.encoding"
 NUMERIC_GLUE_TYPES = frozenset(
     {"bigint", "int", "smallint", "tinyint", "double", "float", "long"})
 
@@ -39,6 +43,8 @@ class CsvSchema:
     parameters: dict[str, str] = field(default_factory=dict, compare=False)
     # Every line ends with the delimiter: the file holds one more, unnamed and empty, field.
     trailing_delimiter: bool = False
+    # The SerDe's serialization.encoding (None: not recorded, UTF-8 unless a BOM says UTF-16).
+    encoding: str | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -91,7 +97,8 @@ def schema_from_glue_table(table: dict[str, Any]) -> CsvSchema:
                  or table_params.get("delimiter") or ",")
     quote = params.get("quoteChar") or '"'
     header = table_params.get("skip.header.line.count", "1") != "0"
-    return CsvSchema(columns, delimiter, quote, header, {**table_params, **params})
+    return CsvSchema(columns, delimiter, quote, header, {**table_params, **params},
+                     encoding=params.get(ENCODING_PARAMETER) or None)
 
 
 def glue_table_input(name: str, schema: CsvSchema, location: str) -> dict[str, Any]:
@@ -117,7 +124,9 @@ def glue_table_input(name: str, schema: CsvSchema, location: str) -> dict[str, A
                 "SerializationLibrary": OPEN_CSV_SERDE,
                 "Parameters": {"separatorChar": schema.delimiter,
                                "quoteChar": schema.quote_char,
-                               "escapeChar": "\\"},
+                               "escapeChar": "\\",
+                               **({ENCODING_PARAMETER: schema.encoding}
+                                  if schema.encoding else {})},
             },
         },
     }

@@ -1,8 +1,10 @@
-"""The CSV's layout, Spark-free: column names of the values, the header, the delimiter and
-what a file's first bytes say about it (shared by both engines, the estimate and the crawler).
+"""The CSV's layout, Spark-free: column names of the values, the header and the delimiter
+(shared by both engines, the estimate and the crawler), read from the file's text as
+:func:`dynamo_ingest.engine.source.open_source` gives it (decompressed, UTF-16 as UTF-8).
 
 Values travel as their bytes read as ISO-8859-1 (one character per byte) and are re-decoded
-as strict UTF-8 by the item builder, whichever engine split the records.
+strictly by the item builder in the values' encoding (UTF-8 unless ``--encoding`` says a
+single-byte one), whichever engine split the records.
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from dynamo_ingest.core.errors import FileLayoutError, SourceError
+from dynamo_ingest.engine.source import SourceLimits, open_source, read_prefix
 
 CORRUPT_COLUMN = "_corrupt_record"
 RECORD_NO = "_record_no"
@@ -102,36 +104,16 @@ def _typed(char: str) -> str:
     return {"\t": "tab", "\x01": "ctrl-a", "|": "pipe", ";": "semicolon"}.get(char, char)
 
 
-# The signatures of the compressions exporters write (gzip, bzip2, zstd, zip): such a file's
-# bytes are no text in any encoding, and saying "not UTF-8" would send the user astray.
-_COMPRESSED = ((b"\x1f\x8b", "gzip", "gunzip"),
-               (b"\x28\xb5\x2f\xfd", "zstd", "unzstd"),
-               (b"PK\x03\x04", "zip", "unzip"))
-_BZIP2 = re.compile(rb"BZh[1-9]1AY&SY")
-
-
-def refuse_compressed(head: bytes, source: str) -> None:
-    """:class:`FileLayoutError` naming the compression when ``head`` (the file's first bytes)
-    starts with a compressed format's signature, whatever the file is called."""
-    found = [(codec, tool) for magic, codec, tool in _COMPRESSED if head.startswith(magic)]
-    if _BZIP2.match(head):
-        found.append(("bzip2", "bunzip2"))
-    if found:
-        codec, tool = found[0]
-        raise FileLayoutError(
-            f"{source} is {codec}-compressed (its first bytes are {codec}'s signature), not CSV "
-            f"text: compressed input is not supported yet; decompress it ({tool}) and load the "
-            "CSV it holds")
-
-
-def read_header(head: bytes, delimiter: str, quote_char: str, source: str) -> HeaderRow:
-    """The header names exactly as written (BOM dropped), from the first bytes of the file;
-    an unnamed last column (a delimiter ending every line) is dropped and flagged."""
+def read_header(head: bytes, delimiter: str, quote_char: str, source: str,
+                encoding: str = "utf-8") -> HeaderRow:
+    """The header names exactly as written (BOM dropped), from the first bytes of the file's
+    text (:func:`dynamo_ingest.engine.source.open_source`), decoded with ``encoding`` (the
+    values' encoding); an unnamed last column (a delimiter ending every line) is dropped and
+    flagged."""
     if not head.strip():
         raise FileLayoutError(f"{source}: the file is empty; expected a header row")
-    refuse_compressed(head, source)
-    # Only the header must be valid UTF-8; bad bytes further down reject their own records.
-    text = head.removeprefix(codecs.BOM_UTF8).decode("utf-8", "surrogateescape")
+    # Only the header must decode; bad bytes further down reject their own records.
+    text = head.removeprefix(codecs.BOM_UTF8).decode(encoding, "surrogateescape")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quote_char,
                         strict=False)
     try:
@@ -153,8 +135,10 @@ def read_header(head: bytes, delimiter: str, quote_char: str, source: str) -> He
         try:
             name.encode("utf-8")
         except UnicodeEncodeError as err:
-            raise SourceError(f"{source}: the header row is not valid UTF-8 "
-                              f"(column {name!r})") from err
+            called = "UTF-8" if encoding == "utf-8" else encoding
+            raise SourceError(f"{source}: the header row is not valid {called} "
+                              f"(column {name!r}); pass --encoding with the file's "
+                              "encoding") from err
     if any(not name for name in names):
         position = [i + 1 for i, name in enumerate(names) if not name]
         raise SourceError(f"{source}: header column(s) {position} have no name; every column "
@@ -172,10 +156,9 @@ def parse_header(head: bytes, delimiter: str, quote_char: str, source: str) -> l
     return read_header(head, delimiter, quote_char, source).names
 
 
-def read_head(spark_path: str, s3: Any | None, bucket: str, key: str) -> bytes:
-    """The first :data:`HEADER_PROBE_BYTES` of the file (a ranged GET for S3)."""
-    if bucket and s3 is not None:
-        response = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{HEADER_PROBE_BYTES - 1}")
-        return bytes(response["Body"].read())
-    with open(spark_path, "rb") as handle:
-        return handle.read(HEADER_PROBE_BYTES)
+def read_source_head(path: str, s3: Any | None, *, name: str, encoding: str | None = None,
+                     limits: SourceLimits = SourceLimits()) -> bytes:
+    """The first :data:`HEADER_PROBE_BYTES` of the file's text (decompressed, UTF-16 as UTF-8);
+    ``path`` is a local path or ``s3://`` (read with ``s3``), ``name`` the file in messages."""
+    with open_source(path, s3=s3, limits=limits, encoding=encoding, name=name) as stream:
+        return read_prefix(stream, HEADER_PROBE_BYTES)[0]

@@ -11,9 +11,10 @@ It does what :func:`dynamo_ingest.job.run` asks of Spark, in the same terms:
    each partition's records to its own temporary file;
 3. sort each partition by (key hash, record number) with an external sort (sorted runs of at
    most :data:`RUN_RECORDS` records, merged from disk), so memory does not grow with the file;
-4. feed the sorted records to :func:`dynamo_ingest.engine.partition_run.run_partition` as the Arrow
-   batches a Spark task would receive, one worker process per core, each partition with its
-   share of the global write budget.
+4. feed the sorted records, as they are, to
+   :func:`dynamo_ingest.engine.partition_run.run_partition_rows` (the per-row code a Spark task
+   runs over its Arrow batches), one worker process per core, each partition with its share
+   of the global write budget.
 
 Partitions, their order and so checkpoints and rejects files are those of the Spark engine;
 resume still compares the engine (see :func:`engine_fingerprint`).
@@ -26,33 +27,46 @@ import logging
 import os
 import pickle
 import re
+import shutil
+import signal
 import struct
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
+from dynamo_ingest.control.interrupt import Interrupt
+from dynamo_ingest.control.storage import ResolvedSource
 from dynamo_ingest.core.catalog import CsvSchema
 from dynamo_ingest.core.errors import DynamoIngestError
 from dynamo_ingest.core.mapping import KeyHashPart
 from dynamo_ingest.core.report import RowCounts
-from dynamo_ingest.engine.layout import CORRUPT_COLUMN, KEY_HASH, RECORD_NO, value_column
+from dynamo_ingest.engine.base import LoadPlan, result_row
 from dynamo_ingest.engine.pipeline import PartitionResult, PartitionTask
 from dynamo_ingest.engine.records import Dialect, RecordSplitter
+from dynamo_ingest.engine.workers import run_in_processes
 
 LOG = logging.getLogger(__name__)
-# Records one sorted run holds in memory (a few hundred bytes each for typical rows).
-RUN_RECORDS = 100_000
+# Records one sorted run holds in memory (~850 bytes each for the benchmark's 200-byte rows).
+RUN_RECORDS = 200_000
+# Rows the plan puts in one partition at most (predicted from the file's bytes per row): half
+# a run, so that a partition the key hash or the prediction makes bigger still sorts in
+# memory, without writing and merging runs (~3 us per row more, measured at 1M rows).
+PARTITION_ROWS = RUN_RECORDS // 2
 # Records held while spilling, over all partitions.
 SPILL_RECORDS = 50_000
+# Records per pickled chunk of a spill or run file (a merge holds one chunk per run).
+SPILL_CHUNK = 1_000
 # Rows per Arrow batch handed to the pipeline (Spark's Arrow batches hold 10,000 too).
 BATCH_ROWS = 10_000
+# With a stop flag, records between looks at it, and so rows per batch: a stop waits for at
+# most this many rows to be written (a few batches) before the partition ends.
+STOP_CHECK_RECORDS = 1000
 # Spark's seed for xxhash64() and for the Murmur3 hash that repartition() applies.
 SPARK_SEED = 42
 _MASK64 = (1 << 64) - 1
+_MASK32 = (1 << 32) - 1
 # What Java's Double.parseDouble accepts in decimal (Spark's cast of a string to double), and
 # the special words Spark's cast adds; anything else is null, which the hash skips.
 _JAVA_DOUBLE = re.compile(r"[+-]?(?:NaN|Infinity|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)[fFdD]?")
@@ -69,17 +83,36 @@ class LocalEngineError(DynamoIngestError):
     """The in-process engine could not read or spill the file."""
 
 
-def resolve_engine(requested: str) -> str:
-    """The engine a run uses: ``auto`` means ``spark`` until the small-file threshold model
-    (the estimate's size and time model at the table's write rate) decides between them."""
-    return "spark" if requested == "auto" else requested
+class ScratchSpaceError(LocalEngineError):
+    """The scratch folder has too little free space for the file's spill (a Lambda's /tmp is
+    what it is configured to be: another run meets the same limit)."""
+
+    retryable = False
+
+
+# Free space the spill always leaves in its folder (for the sort's runs and the rejects).
+SCRATCH_RESERVE_BYTES = 16 * 1024 * 1024
+
+
+def check_scratch_space(directory: Path, needed: int, source: str) -> None:
+    """:class:`ScratchSpaceError` unless ``directory`` has ``needed`` bytes free beyond
+    :data:`SCRATCH_RESERVE_BYTES`."""
+    free = shutil.disk_usage(directory).free
+    if free - SCRATCH_RESERVE_BYTES >= needed:
+        return
+    raise ScratchSpaceError(
+        f"{source}: the in-process engine spills the file's records to {directory}, which has "
+        f"{free / 2**20:,.0f} MiB free; {needed / 2**20:,.0f} MiB more (and a reserve of "
+        f"{SCRATCH_RESERVE_BYTES / 2**20:,.0f} MiB) are needed: give it more space (a "
+        "Lambda's ephemeral storage, TMPDIR), or load with --engine spark")
 
 
 def engine_fingerprint(load_fingerprint: str, engine: str) -> str:
     """What resume compares: the load's fingerprint, plus the engine unless it is Spark's
-    (whose checkpoints predate the choice). The engines partition alike, but the splitter
-    keeps a quoted CRLF that Spark turns into LF, so a key holding one could hash apart:
-    checkpoints of one engine are never resumed by the other."""
+    (whose checkpoints predate the choice). Both engines now read the same values (a quoted
+    CRLF too, since Spark is given the line separator) and so hash and partition every key
+    alike; still, checkpoints of one engine are not resumed by the other until a test
+    interrupts a load on one engine and resumes it on the other."""
     return load_fingerprint if engine == "spark" else f"{load_fingerprint}+{engine}"
 
 
@@ -160,20 +193,22 @@ def key_hasher(key_parts: Sequence[KeyHashPart]) -> Callable[[Sequence[str | Non
 
 def spark_partition(key_hash: int, partitions: int) -> int:
     """The partition ``repartition(partitions, _key_hash)`` gives a row: pmod of Spark's
-    ``Murmur3_x86_32.hashLong(key_hash, 42)`` (inlined: it runs once per record)."""
+    ``Murmur3_x86_32.hashLong(key_hash, 42)``, unrolled (it runs once per record: a third
+    less CPU than the loop over the two halves)."""
     unsigned = key_hash & _MASK64
-    h1 = SPARK_SEED
-    for k1 in (unsigned & 0xFFFFFFFF, unsigned >> 32):
-        k1 = (k1 * 0xCC9E2D51) & 0xFFFFFFFF
-        k1 = ((k1 << 15) | (k1 >> 17)) & 0xFFFFFFFF
-        h1 ^= (k1 * 0x1B873593) & 0xFFFFFFFF
-        h1 = ((h1 << 13) | (h1 >> 19)) & 0xFFFFFFFF
-        h1 = (h1 * 5 + 0xE6546B64) & 0xFFFFFFFF
+    k1 = ((unsigned & _MASK32) * 0xCC9E2D51) & _MASK32
+    k1 = ((((k1 << 15) | (k1 >> 17)) & _MASK32) * 0x1B873593) & _MASK32
+    h1 = SPARK_SEED ^ k1
+    h1 = ((((h1 << 13) | (h1 >> 19)) & _MASK32) * 5 + 0xE6546B64) & _MASK32
+    k1 = ((unsigned >> 32) * 0xCC9E2D51) & _MASK32
+    k1 = ((((k1 << 15) | (k1 >> 17)) & _MASK32) * 0x1B873593) & _MASK32
+    h1 ^= k1
+    h1 = ((((h1 << 13) | (h1 >> 19)) & _MASK32) * 5 + 0xE6546B64) & _MASK32
     h1 ^= 8
     h1 ^= h1 >> 16
-    h1 = (h1 * 0x85EBCA6B) & 0xFFFFFFFF
+    h1 = (h1 * 0x85EBCA6B) & _MASK32
     h1 ^= h1 >> 13
-    h1 = (h1 * 0xC2B2AE35) & 0xFFFFFFFF
+    h1 = (h1 * 0xC2B2AE35) & _MASK32
     h1 ^= h1 >> 16
     return (h1 - (1 << 32) if h1 >= 1 << 31 else h1) % partitions
 
@@ -181,21 +216,23 @@ def spark_partition(key_hash: int, partitions: int) -> int:
 # -- spilling and the external sort ---------------------------------------------------------
 
 
-def _dump_all(records: Iterable[SpilledRecord], handle: IO[bytes]) -> int:
-    count = 0
-    for record in records:
-        pickle.dump(record, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        count += 1
-    return count
+def _dump_all(records: Sequence[SpilledRecord], handle: IO[bytes]) -> int:
+    """Append the records as pickled chunks: one pickle call per chunk, not per record,
+    costs a fraction per record, and reading holds one chunk at a time."""
+    for start in range(0, len(records), SPILL_CHUNK):
+        pickle.dump(records[start:start + SPILL_CHUNK], handle,
+                    protocol=pickle.HIGHEST_PROTOCOL)
+    return len(records)
 
 
 def _load_all(path: Path) -> Iterator[SpilledRecord]:
     with open(path, "rb") as handle:
         while True:
             try:
-                yield pickle.load(handle)
+                chunk: list[SpilledRecord] = pickle.load(handle)
             except EOFError:
                 return
+            yield from chunk
 
 
 def _sort_key(record: SpilledRecord) -> tuple[int, int]:
@@ -244,36 +281,6 @@ class ExternalSort:
         self.runs += 1
 
 
-def arrow_batches(records: Iterable[SpilledRecord], width: int,
-                  batch_rows: int = BATCH_ROWS) -> Iterator[Any]:
-    """The records as the Arrow batches a Spark task receives (columns ``c0…cN``,
-    ``_corrupt_record``, ``_record_no``, ``_key_hash``)."""
-    import pyarrow as pa
-
-    names = [value_column(i) for i in range(width)]
-    schema = pa.schema([*((name, pa.string()) for name in names),
-                        (CORRUPT_COLUMN, pa.string()), (RECORD_NO, pa.int64()),
-                        (KEY_HASH, pa.int64())])
-    chunk: list[SpilledRecord] = []
-
-    def batch() -> Any:
-        columns: list[list[Any]] = [[record[2][i] for record in chunk] for i in range(width)]
-        columns.append([record[3] for record in chunk])
-        columns.append([record[1] for record in chunk])
-        columns.append([record[0] for record in chunk])
-        return pa.RecordBatch.from_arrays(
-            [pa.array(values, type=schema.field(i).type) for i, values in enumerate(columns)],
-            schema=schema)
-
-    for record in records:
-        chunk.append(record)
-        if len(chunk) >= batch_rows:
-            yield batch()
-            chunk = []
-    if chunk:
-        yield batch()
-
-
 # -- the engine -----------------------------------------------------------------------------
 
 
@@ -286,23 +293,53 @@ class LocalLoad:
     key_parts: tuple[KeyHashPart, ...]
     workers: int
     run_records: int = RUN_RECORDS
+    # Once this file exists, every partition ends its input at the next record: what it
+    # wrote is checkpointed as its prefix and a resume continues after it (a stop request).
+    stop_flag: str | None = None
+    text_bytes: int = 0  # the file's text size (spilled once, about as large)
 
 
 def load_file(load: LocalLoad, task: PartitionTask,
               open_source: Callable[[str], BinaryIO] | None = None) -> list[PartitionResult]:
     """Load the file; one :class:`PartitionResult` per partition, as the Spark engine's
-    ``mapInArrow`` returns, plus one for records the splitter rejected (if any)."""
+    ``mapInArrow`` returns, plus one for records the splitter rejected (if any).
+
+    A stop request (SIGINT, SIGTERM: the run's :class:`~dynamo_ingest.control.interrupt.
+    Interrupt` raises in this thread) stops the worker processes at once, as Spark's cancelled
+    tasks stop: each partition's last checkpoint holds what it wrote, and the next run
+    resumes from there."""
     with tempfile.TemporaryDirectory(prefix="dynamo-ingest-local-") as scratch:
         directory = Path(scratch)
+        check_scratch_space(directory, load.text_bytes, load.path)
         spills, too_long = _spill(load, task, directory, open_source or _open_local)
-        with _executor(min(load.workers, task.partitions)) as pool:
-            futures = [pool.submit(_partition_worker, task, partition, str(path),
-                                   _width(load.schema), load.run_records)
-                       for partition, path in enumerate(spills)]
-            results = [future.result() for future in futures]
+        jobs = [(task, partition, str(path), _width(load.schema), load.run_records,
+                 load.stop_flag) for partition, path in enumerate(spills)]
+        workers = min(load.workers, task.partitions)
+        if workers <= 1:
+            # In this thread: a stop request interrupts the partition where it is.
+            results = [_partition_worker(*job) for job in jobs]
+        else:
+            results = _in_worker_processes(jobs, workers)
         if too_long:
             results.append(_splitter_rejects(task, too_long, directory))
         return results
+
+
+def _in_worker_processes(jobs: list[tuple[PartitionTask, int, str, int, int, str | None]],
+                         workers: int) -> list[PartitionResult]:
+    """The partitions, one worker process per core (the per-row work is Python, and threads
+    would share one core), over pipes: a Lambda has no semaphores for an executor's queues
+    (see :mod:`dynamo_ingest.engine.workers`). A stop request, or a partition that raised,
+    ends the running workers and starts no other partition."""
+    results: list[PartitionResult] = run_in_processes(_partition_worker, jobs, workers,
+                                                      _ignore_interrupts)
+    return results
+
+
+def _ignore_interrupts() -> None:
+    """In a worker: Ctrl-C reaches the whole process group, but only the run's own process
+    decides what a stop request does (it ends the workers)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _open_local(path: str) -> BinaryIO:
@@ -315,15 +352,6 @@ def _open_local(path: str) -> BinaryIO:
         raise LocalEngineError(f"{path}: cannot open the file ({err})") from err
 
 
-def _executor(workers: int) -> Executor:
-    # One process per core: the per-row work is Python, and threads would share one core.
-    # Spawned, not forked: the caller may hold threads (the progress poller, an embedded
-    # moto) whose locks a fork would copy held.
-    if workers <= 1:
-        return ThreadPoolExecutor(max_workers=1)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
-
-
 def _spill(load: LocalLoad, task: PartitionTask, directory: Path,
            open_source: Callable[[str], BinaryIO]
            ) -> tuple[list[Path], list[tuple[int, str, list[str | None]]]]:
@@ -332,7 +360,8 @@ def _spill(load: LocalLoad, task: PartitionTask, directory: Path,
     schema = load.schema
     dialect = Dialect(schema.delimiter, schema.quote_char, schema.has_header)
     hashed = key_hasher(load.key_parts)
-    spill = _Spill([directory / f"partition-{p:05d}.pickle" for p in range(task.partitions)])
+    spill = _Spill([directory / f"partition-{p:05d}.pickle" for p in range(task.partitions)],
+                   load.path)
     too_long: list[tuple[int, str, list[str | None]]] = []
     with open_source(load.path) as source:
         splitter = RecordSplitter(source, dialect, _width(schema), source=load.path)
@@ -351,8 +380,9 @@ class _Spill:
     """Per-partition spill files, written in bursts: at most :data:`SPILL_RECORDS` records
     are held, and no file stays open (a run may have thousands of partitions)."""
 
-    def __init__(self, paths: list[Path]) -> None:
+    def __init__(self, paths: list[Path], source: str) -> None:
         self.paths = paths
+        self._source = source
         self._pending: list[list[SpilledRecord]] = [[] for _ in paths]
         self._held = 0
         for path in paths:
@@ -365,6 +395,9 @@ class _Spill:
             self.flush()
 
     def flush(self) -> None:
+        # A file larger than predicted (or a disk others fill) stops before the disk is full.
+        if self.paths:
+            check_scratch_space(self.paths[0].parent, 0, self._source)
         for path, pending in zip(self.paths, self._pending, strict=True):
             if pending:
                 with open(path, "ab") as handle:
@@ -379,16 +412,29 @@ def _width(schema: CsvSchema) -> int:
 
 
 def _partition_worker(task: PartitionTask, partition: int, spill: str, width: int,
-                      run_records: int) -> PartitionResult:
+                      run_records: int, stop_flag: str | None = None) -> PartitionResult:
     """One partition in a worker: sort its spill file and write it (top level: picklable)."""
-    from dynamo_ingest.engine.partition_run import run_partition
+    from dynamo_ingest.engine.partition_run import run_partition_rows
 
     path = Path(spill)
     sorter = ExternalSort(path.parent, run_records)
-    batches = arrow_batches(sorter.sorted(_load_all(path)), width)
-    result = run_partition(task, partition, batches)
+    # The sorted records are the pipeline's rows as they are: no Arrow batches in between.
+    records = _until_stopped(sorter.sorted(_load_all(path)), stop_flag)
+    result = run_partition_rows(task, partition, records)
     path.unlink(missing_ok=True)
     return result
+
+
+def _until_stopped(records: Iterator[SpilledRecord],
+                   stop_flag: str | None) -> Iterator[SpilledRecord]:
+    """``records`` until ``stop_flag`` exists (looked for every :data:`STOP_CHECK_RECORDS`)."""
+    if stop_flag is None:
+        yield from records
+        return
+    for count, record in enumerate(records):
+        if count % STOP_CHECK_RECORDS == 0 and os.path.exists(stop_flag):
+            return
+        yield record
 
 
 def _splitter_rejects(task: PartitionTask, records: list[tuple[int, str, list[str | None]]],
@@ -408,5 +454,38 @@ def _splitter_rejects(task: PartitionTask, records: list[tuple[int, str, list[st
     return PartitionResult(task.partitions, counts, rejects_written=rejects.count)
 
 
-__all__ = ["ExternalSort", "LocalLoad", "arrow_batches", "engine_fingerprint",
-           "key_hasher", "load_file", "resolve_engine", "spark_partition", "worker_count"]
+__all__ = ["ExternalSort", "LocalEngine", "LocalLoad", "engine_fingerprint",
+           "key_hasher", "load_file", "spark_partition", "worker_count"]
+
+
+class LocalEngine:
+    """The in-process engine as the run sees it (:class:`dynamo_ingest.engine.base.Engine`):
+    its stop request is a file every worker looks for between records."""
+
+    name = "local"
+
+    def __init__(self, run_id: str) -> None:
+        self.stop_flag = str(Path(tempfile.gettempdir()) / f"dynamo-ingest-stop-{run_id}")
+
+    def parallelism(self) -> int:
+        return worker_count()
+
+    def arm(self, interrupt: Interrupt) -> None:
+        interrupt.arm(Path(self.stop_flag).touch)
+
+    def execute(self, source: ResolvedSource, plan: LoadPlan) -> list[Any]:
+        opener = plan.opener()
+        load = LocalLoad(plan.text.path, plan.schema, tuple(plan.key_parts), plan.workers,
+                         stop_flag=self.stop_flag, text_bytes=plan.text_bytes)
+        try:
+            return [result_row(result)
+                    for result in load_file(load, plan.task, lambda _: opener())]
+        finally:
+            Path(self.stop_flag).unlink(missing_ok=True)
+
+    def stop(self) -> None:
+        # The workers ended at the flag (or with the pool); nothing else runs.
+        Path(self.stop_flag).unlink(missing_ok=True)
+
+    def is_permanent(self, err: BaseException) -> bool:
+        return False

@@ -1,5 +1,5 @@
 """What every engine builds for one partition: its transport, rate limiter, writer, checkpoint
-store and rejects upload around :func:`dynamo_ingest.engine.pipeline.process_partition`.
+store and rejects upload around :class:`dynamo_ingest.engine.pipeline.PartitionPipeline`.
 
 Spark-free, so the Spark tasks and the in-process engine run a partition the same way.
 """
@@ -12,19 +12,30 @@ from typing import Any
 from dynamo_ingest.control.storage import Storage
 from dynamo_ingest.engine.pipeline import (
     ItemWriter,
+    PartitionPipeline,
     PartitionResult,
     PartitionTask,
-    process_partition,
+    Row,
+    arrow_rows,
 )
 
 
 def run_partition(task: PartitionTask, partition: int, batches: Iterable[Any]) -> PartitionResult:
     """Write one partition's rows (Arrow batches sorted by key hash, then record number)."""
+    return run_partition_rows(task, partition,
+                              arrow_rows(batches, len(task.columns) + task.trailing_delimiter))
+
+
+def run_partition_rows(task: PartitionTask, partition: int, rows: Iterable[Row]
+                       ) -> PartitionResult:
+    """Write one partition's rows, given as (key hash, record number, values, corrupt text)
+    tuples sorted by key hash, then record number."""
     from dynamo_ingest.control.checkpoints import checkpoint_store
 
-    return process_partition(partition, batches, task, writer_factory(task),
-                             checkpoint_store(task.aws, task.ledger_table, task.source_key,
-                                              task.partitions), Storage(task.aws).put_file)
+    pipeline = PartitionPipeline(partition, task, writer_factory(task),
+                                 checkpoint_store(task.aws, task.ledger_table, task.source_key,
+                                                  task.partitions), Storage(task.aws).put_file)
+    return pipeline.run(rows)
 
 
 def writer_factory(task: PartitionTask) -> Callable[[Callable[[int], None]], ItemWriter]:

@@ -14,8 +14,9 @@ import io
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -99,6 +100,7 @@ class PartitionTask:
     # This task's part of the table's write budget, shared with the table's other loads
     # through the ledger (control/budget.py); None: rate_per_task alone.
     budget_share: BudgetShare | None = None
+    value_encoding: str = "utf-8"  # what the values' bytes decode as (core.formats)
 
     @property
     def conditional(self) -> bool:
@@ -150,16 +152,6 @@ def malformed_reason(raw: str, expected: int, delimiter: str,
     return "malformed record: unbalanced quotes or stray characters", list(fields)
 
 
-@dataclass
-class _Group:
-    """Rows sharing one key hash: the winning row per exact key, in first-seen order."""
-
-    key_hash: int | None = None
-    winners: dict[tuple[str, ...], tuple[int, BuiltItem, list[str | None]]] = field(
-        default_factory=dict)
-    duplicates: int = 0
-
-
 def _older_version(row: BuiltItem, winner: BuiltItem, attribute: str) -> bool:
     """True when ``row``'s version is below ``winner``'s, so ``winner`` stays the key's row."""
     new, old = row.item.get(attribute, {}), winner.item.get(attribute, {})
@@ -172,198 +164,282 @@ def _older_version(row: BuiltItem, winner: BuiltItem, attribute: str) -> bool:
     return False
 
 
-def _rows(batches: Iterable[Any],
-          width: int) -> Iterator[tuple[list[str | None], str | None, int, int]]:
-    """(values, corrupt raw text, record number, key hash) for every row of the batches."""
+# A row as the pipeline reads it: (key hash, record number, values, corrupt raw text). The
+# in-process engine's spilled records have this shape, so they need no conversion.
+Row = tuple[int, int, list[str | None], str | None]
+# The end of a hash group: (positions_end, rows_end, rejected, duplicates).
+_Snapshot = tuple[int, int, int, int]
+# A key's winning row in its hash group: (record number, item, values as read).
+_Winner = tuple[int, BuiltItem, list[str | None]]
+_Winners = dict[tuple[str, ...], _Winner]
+
+
+def arrow_rows(batches: Iterable[Any], width: int) -> Iterator[Row]:
+    """Every row of the Arrow batches a Spark task receives (columns ``c0…cN``,
+    ``_corrupt_record``, ``_record_no``, ``_key_hash``)."""
     names = [value_column(i) for i in range(width)]
     for batch in batches:
         # NumPy's conversion costs ~1/9 of to_pydict()'s (benchmarks/README.md);
         # it gives None for null strings, and the two int64 columns are never null.
         data = {name: batch.column(name).to_numpy(zero_copy_only=False).tolist()
                 for name in batch.schema.names}
-        columns = [data[name] for name in names]
-        corrupt = data[CORRUPT_COLUMN]
-        record_nos = data[RECORD_NO]
-        hashes = data[KEY_HASH]
-        for row in range(batch.num_rows):
-            yield [col[row] for col in columns], corrupt[row], record_nos[row], hashes[row]
+        values = zip(*(data[name] for name in names), strict=True)
+        yield from zip(data[KEY_HASH], data[RECORD_NO], map(list, values),
+                       data[CORRUPT_COLUMN], strict=True)
 
 
 def process_partition(partition: int, batches: Iterable[Any], task: PartitionTask,
                       writer_factory: Callable[[Callable[[int], None]], ItemWriter],
                       checkpoints: CheckpointStore | None,
                       put_rejects: Callable[[Path, str], None]) -> PartitionResult:
-    """Process one partition; every input row ends up written, rejected or duplicate (or
-    skipped because an earlier attempt already finished it)."""
-    builder = ItemBuilder(task.columns, task.key_schema, task.empty_value, task.mapping)
-    version = task.mapping.version_attribute() if task.mapping is not None else None
-    width = len(task.columns)
-    read_width = width + task.trailing_delimiter
-    counts = RowCounts()
-    rejects = RejectsFile()
-    resume_from = checkpoints.load(partition) if (checkpoints and task.resume) else None
-    # A checkpoint marked done is not trusted to cover the whole partition: a task whose job
-    # was cancelled (or whose driver died) can see its input end early, cleanly, and record
-    # "done" over the rows it got. Resuming after its rows_done is exact either way; a
-    # partition that really was finished skips every row and records the same checkpoint.
-    skip_rows = resume_from.rows_done if resume_from else 0
-    base_positions = resume_from.positions_done if resume_from else 0
+    """Process one partition's Arrow batches (see :class:`PartitionPipeline`)."""
+    pipeline = PartitionPipeline(partition, task, writer_factory, checkpoints, put_rejects)
+    return pipeline.run(arrow_rows(batches, pipeline.read_width))
 
-    # Snapshots at hash-group ends: (positions_end, rows_end, rejected, duplicates).
-    snapshots: list[tuple[int, int, int, int]] = []
-    acked = {"positions": base_positions, "batches": 0}
-    last_checkpoint = [time.monotonic()]
-    # "position" numbers the partition's write stream from 0 in every attempt, so the
-    # prefix an earlier attempt wrote is replayed (not sent) up to base_positions.
-    state = {"rows": 0, "rejected": 0, "duplicates": 0, "position": 0}
 
-    def save_checkpoint(written_at_end: int | None = None) -> None:
+class PartitionPipeline:
+    """One partition's load; every input row ends up written, rejected or duplicate (or
+    skipped because an earlier attempt already finished it).
+
+    Rows arrive sorted by (key hash, record number). "Position" numbers the partition's write
+    stream from 0 in every attempt, so the prefix an earlier attempt wrote is replayed (not
+    sent) up to ``base_positions``; checkpoints are taken at acknowledged hash-group ends.
+    """
+
+    def __init__(self, partition: int, task: PartitionTask,
+                 writer_factory: Callable[[Callable[[int], None]], ItemWriter],
+                 checkpoints: CheckpointStore | None,
+                 put_rejects: Callable[[Path, str], None]) -> None:
+        self.partition = partition
+        self.task = task
+        self._writer_factory = writer_factory
+        self._checkpoints = checkpoints
+        self._put_rejects = put_rejects
+        self._builder = ItemBuilder(task.columns, task.key_schema, task.empty_value,
+                                    task.mapping)
+        self._version = task.mapping.version_attribute() if task.mapping is not None else None
+        self.width = len(task.columns)
+        self.read_width = self.width + task.trailing_delimiter
+        self.counts = RowCounts()
+        self.rejects = RejectsFile()
+        self._resume_from = checkpoints.load(partition) if (checkpoints and task.resume) \
+            else None
+        # A checkpoint marked done is not trusted to cover the whole partition: a task whose
+        # job was cancelled (or whose driver died) can see its input end early, cleanly, and
+        # record "done" over the rows it got. Resuming after its rows_done is exact either
+        # way; a partition that really was finished skips every row and records the same.
+        self._skip_rows = self._resume_from.rows_done if self._resume_from else 0
+        self._base_positions = self._resume_from.positions_done if self._resume_from else 0
+        self._snapshots: list[_Snapshot] = []
+        self._acked_positions = self._base_positions
+        self._acked_batches = 0
+        self._last_checkpoint = time.monotonic()
+        self._rows_done = 0  # rows whose groups are handed over (this attempt's, not skipped)
+        self._rejected = 0
+        self._duplicates = 0
+        self._position = 0
+        self._writer: ItemWriter | None = None
+
+    def run(self, rows: Iterable[Row]) -> PartitionResult:
+        """Write the partition's rows; the result counts every one of them."""
+        stream = self._requests(rows)
+        self._writer = self._writer_factory(self._on_acknowledged)
+        outcome = self._writer.write_all(stream)
+        result = PartitionResult(self.partition, self.counts, exhausted=outcome.exhausted)
+        for failed in outcome.failed:
+            request = failed.request
+            self._reject(request.record_no, failed.reason, request.values)
+        if outcome.exhausted:
+            # The rest of the partition is not attempted: report each row, it is not lost.
+            reason = ("not written: an earlier batch of this partition exhausted the retry "
+                      "budget; a retry resumes from the last checkpoint")
+            for request in stream:
+                self._reject(request.record_no, reason, request.values)
+            result.error = outcome.failed[-1].reason if outcome.failed else reason
+        self._take_counts(outcome)
+        if outcome.exhausted:
+            self._save_checkpoint()
+        else:
+            self._save_checkpoint(written_at_end=outcome.stats.items_written)
+        path = self.rejects.close()
+        result.rejects_written = self.rejects.count
+        if path is not None:
+            self._put_rejects(path, self.task.rejects_part(self.partition))
+        return result
+
+    # -- reading: rows → write requests, one hash group at a time ---------------------------
+
+    def _requests(self, rows: Iterable[Row]) -> Iterator[WriteRequest]:
+        # Hash groups of one row are nearly all of them: their end is handled inline, without
+        # a sort or a generator per group (it is the per-row path of every engine).
+        counts = self.counts
+        skip_rows = self._skip_rows
+        winners: _Winners = {}
+        duplicates = 0
+        group_hash: int | None = None
+        group_in_prefix = False
+        for index, row in enumerate(rows):
+            counts.rows_read += 1
+            in_prefix = index < skip_rows
+            # The end of the prefix is a group end too: a checkpoint an input cut short left
+            # may fall inside a hash group, whose later rows must still be written.
+            if row[0] != group_hash or group_hash is None or (group_in_prefix and not in_prefix):
+                if len(winners) == 1 and not group_in_prefix:
+                    self._group_end(1, duplicates)
+                    for winner in winners.values():
+                        yield self._request(*winner)
+                else:
+                    yield from self._flush(winners, duplicates, group_in_prefix)
+                winners, duplicates = {}, 0
+                group_hash, group_in_prefix = row[0], in_prefix
+            if in_prefix:
+                counts.rows_skipped_by_resume += 1
+            else:
+                self._rows_done = index + 1
+            built = self._built(row, count=not in_prefix)
+            if built is None:
+                continue
+            previous = winners.pop(built.key, None)
+            if previous is None:
+                winners[built.key] = (row[1], built, row[2])
+            else:
+                duplicates += 1
+                winners[built.key] = self._later_winner(previous, (row[1], built, row[2]))
+        yield from self._flush(winners, duplicates, group_in_prefix)
+        self._rows_done = counts.rows_read
+
+    def _built(self, row: Row, *, count: bool) -> BuiltItem | None:
+        """The row's item, or None when the row is rejected (with its reason)."""
+        _, record_no, raw, corrupt = row
+        task = self.task
+        if corrupt is not None:
+            reason, fields = malformed_reason(corrupt, self.read_width, task.delimiter,
+                                              task.quote_char)
+            self._reject(record_no, reason, fields, count=count)
+            return None
+        beyond = past_last_column(raw[self.width]) if task.trailing_delimiter else None
+        if beyond is not None:
+            self._reject(record_no, beyond.reason, raw, count=count)
+            return None
+        decoded = decode_utf8(raw, encoding=task.value_encoding)
+        if isinstance(decoded, Rejection):
+            self._reject(record_no, decoded.reason, raw, count=count)
+            return None
+        built = self._builder.build(decoded)
+        if isinstance(built, Rejection):
+            self._reject(record_no, built.reason, raw, count=count)
+            return None
+        return built
+
+    def _later_winner(self, previous: _Winner, row: _Winner) -> _Winner:
+        """Of two rows of one key, the one written: the later (under a version guard, the
+        newer; on a tie, the later)."""
+        if self._version is not None and _older_version(row[1], previous[1], self._version):
+            # The guard would refuse this row after the newer one, and sending only this one
+            # would lose the file's newest version: keep the earlier row.
+            return previous
+        return row
+
+    def _group_end(self, winners: int, duplicates: int) -> None:
+        """Record a written group's end: its duplicates, and a snapshot for checkpoints.
+
+        The end is recorded before the group's last item is handed over: the writer sends a
+        full batch as soon as it has that item, so a snapshot appended afterwards would miss
+        the acknowledgement and every checkpoint would lag one group behind."""
+        self._duplicates += duplicates
+        self._snapshots.append((self._position + winners, self._rows_done, self._rejected,
+                                self._duplicates))
+
+    def _flush(self, winners: _Winners, duplicates: int,
+               in_prefix: bool) -> Iterator[WriteRequest]:
+        """The group's winners in record order (a prefix group only moves the positions)."""
+        if in_prefix:
+            self._position += len(winners)
+            return
+        self._group_end(len(winners), duplicates)
+        for winner in sorted(winners.values(), key=itemgetter(0)):
+            yield self._request(*winner)
+
+    def _request(self, record_no: int, built: BuiltItem, raw: list[str | None]) -> WriteRequest:
+        position = self._position
+        self._position = position + 1
+        self.counts.wcu_estimated += built.wcu
+        return WriteRequest(position - self._base_positions, record_no, built.item, built.key,
+                            built.size, built.wcu, raw)
+
+    def _reject(self, record_no: int, reason: str, values: Sequence[str | None], *,
+                count: bool = True) -> None:
+        self.rejects.add(record_no, reason, original_values(values))
+        if count:
+            self._rejected += 1
+
+    # -- writing: acknowledgements, checkpoints and the counts ------------------------------
+
+    def _on_acknowledged(self, prefix: int) -> None:
+        self._acked_positions = self._base_positions + prefix
+        self._acked_batches += 1
+        now = time.monotonic()
+        if (self._acked_batches % self.task.checkpoint_every == 0
+                or now - self._last_checkpoint >= self.task.checkpoint_seconds):
+            self._last_checkpoint = now
+            self._save_checkpoint()
+
+    def _take_counts(self, outcome: WriteOutcome) -> None:
+        stats, counts = outcome.stats, self.counts
+        counts.items_written = stats.items_written
+        counts.wcu_consumed = stats.wcu_consumed
+        counts.throttled_retries = stats.throttled_retries
+        counts.items_bounced = stats.items_bounced
+        counts.items_skipped_existing = getattr(outcome, "items_skipped_existing", 0)
+        counts.items_skipped_stale = getattr(outcome, "items_skipped_stale", 0)
+        counts.rows_rejected = self._rejected
+        counts.duplicate_rows = self._duplicates
+
+    def _save_checkpoint(self, written_at_end: int | None = None) -> None:
         """A checkpoint at the last acknowledged group end, or (``written_at_end`` given) the
         partition's done checkpoint; its counts add the earlier attempts' prefix."""
-        if checkpoints is None:
+        if self._checkpoints is None:
             return
+        counts = self.counts
         if written_at_end is not None:
-            mark = (state["position"], counts.rows_read, state["rejected"], state["duplicates"])
+            mark = (self._position, counts.rows_read, self._rejected, self._duplicates)
             # DynamoDB may have refused items: they hold positions but were not written.
             written = written_at_end
             skipped = (counts.items_skipped_existing, counts.items_skipped_stale)
         else:
-            usable = [s for s in snapshots if s[0] <= acked["positions"]]
+            usable = [s for s in self._snapshots if s[0] <= self._acked_positions]
             if not usable:
                 return
             mark = usable[-1]
-            del snapshots[:len(usable) - 1]
+            del self._snapshots[:len(usable) - 1]
             # The acknowledged prefix stops at the first refused item, so every position
             # before the mark was written (or, in a conditional mode, kept by its condition).
-            skipped = skipped_before(mark[0] - base_positions)
-            written = mark[0] - base_positions - skipped[0] - skipped[1]
+            skipped = self._skipped_before(mark[0] - self._base_positions)
+            written = mark[0] - self._base_positions - skipped[0] - skipped[1]
+        self._checkpoints.save(self.partition, self._checkpoint(mark, written, skipped,
+                                                                done=written_at_end is not None))
+
+    def _checkpoint(self, mark: _Snapshot, written: int, skipped: tuple[int, int], *,
+                    done: bool) -> Checkpoint:
         positions_end, rows_end, rejected, duplicates = mark
-        prior = resume_from
-        checkpoints.save(partition, Checkpoint(
+        prior = self._resume_from
+        # WCU this attempt consumed so far (a kill loses only what followed the last
+        # checkpoint, which the next attempt consumes again and counts).
+        wcu = self._writer.stats.wcu_consumed if self._writer is not None else 0.0
+        return Checkpoint(
             rows_done=rows_end,
             positions_done=positions_end,
             items_written=written + (prior.items_written if prior else 0),
             rows_rejected=rejected + (prior.rows_rejected if prior else 0),
             duplicate_rows=duplicates + (prior.duplicate_rows if prior else 0),
-            # WCU this attempt consumed so far (a kill loses only what followed the last
-            # checkpoint, which the next attempt consumes again and counts).
-            wcu_consumed=writer.stats.wcu_consumed + (prior.wcu_consumed if prior else 0.0),
-            done=written_at_end is not None,
+            wcu_consumed=wcu + (prior.wcu_consumed if prior else 0.0),
+            done=done,
             items_skipped_existing=skipped[0] + (prior.items_skipped_existing if prior else 0),
-            items_skipped_stale=skipped[1] + (prior.items_skipped_stale if prior else 0)))
+            items_skipped_stale=skipped[1] + (prior.items_skipped_stale if prior else 0))
 
-    def on_acknowledged(prefix: int) -> None:
-        acked["positions"] = base_positions + prefix
-        acked["batches"] += 1
-        now = time.monotonic()
-        if (acked["batches"] % task.checkpoint_every == 0
-                or now - last_checkpoint[0] >= task.checkpoint_seconds):
-            last_checkpoint[0] = now
-            save_checkpoint()
-
-    def reject(record_no: int, reason: str, values: Sequence[str | None], *, count: bool) -> None:
-        rejects.add(record_no, reason, original_values(values))
-        if count:
-            state["rejected"] += 1
-
-    def flush(group: _Group, in_prefix: bool) -> Iterator[WriteRequest]:
-        if not in_prefix:
-            state["duplicates"] += group.duplicates
-            # The group's end is recorded before its last item is handed over: the writer sends
-            # a full batch as soon as it has that item, so a snapshot appended afterwards would
-            # miss the acknowledgement and every checkpoint would lag one group behind.
-            snapshots.append((state["position"] + len(group.winners), state["rows"],
-                              state["rejected"], state["duplicates"]))
-        for record_no, built, raw in sorted(group.winners.values(), key=lambda w: w[0]):
-            position = state["position"]
-            state["position"] += 1
-            if not in_prefix:
-                counts.wcu_estimated += built.wcu
-                yield WriteRequest(position - base_positions, record_no, built.item, built.key,
-                                   built.size, built.wcu, raw)
-
-    def requests() -> Iterator[WriteRequest]:
-        group = _Group()
-        group_in_prefix = False
-        for index, (raw, corrupt, record_no, hashed) in enumerate(_rows(batches, read_width)):
-            counts.rows_read += 1
-            in_prefix = index < skip_rows
-            # The end of the prefix is a group end too: a checkpoint an input cut short left
-            # may fall inside a hash group, whose later rows must still be written.
-            if (hashed != group.key_hash or group.key_hash is None
-                    or (group_in_prefix and not in_prefix)):
-                yield from flush(group, group_in_prefix)
-                group = _Group(key_hash=hashed)
-                group_in_prefix = in_prefix
-            if in_prefix:
-                counts.rows_skipped_by_resume += 1
-            else:
-                state["rows"] = index + 1
-            if corrupt is not None:
-                reason, fields = malformed_reason(corrupt, read_width, task.delimiter,
-                                                  task.quote_char)
-                reject(record_no, reason, fields, count=not in_prefix)
-                continue
-            beyond = past_last_column(raw[width]) if task.trailing_delimiter else None
-            if beyond is not None:
-                reject(record_no, beyond.reason, raw, count=not in_prefix)
-                continue
-            decoded = decode_utf8(raw)
-            if isinstance(decoded, Rejection):
-                reject(record_no, decoded.reason, raw, count=not in_prefix)
-                continue
-            built = builder.build(decoded)
-            if isinstance(built, Rejection):
-                reject(record_no, built.reason, raw, count=not in_prefix)
-                continue
-            previous = group.winners.pop(built.key, None)
-            if previous is not None:
-                group.duplicates += 1
-                if version is not None and _older_version(built, previous[1], version):
-                    # The guard would refuse this row after the newer one, and sending only
-                    # this one would lose the file's newest version: keep the earlier row.
-                    group.winners[built.key] = previous
-                    continue
-            group.winners[built.key] = (record_no, built, raw)
-        yield from flush(group, group_in_prefix)
-        state["rows"] = counts.rows_read
-
-    def skipped_before(position: int) -> tuple[int, int]:
-        counter = getattr(writer, "skipped_before", None)
+    def _skipped_before(self, position: int) -> tuple[int, int]:
+        counter = getattr(self._writer, "skipped_before", None)
         return counter(position) if counter is not None else (0, 0)
-
-    stream = requests()
-    writer = writer_factory(on_acknowledged)
-    outcome = writer.write_all(stream)
-    result = PartitionResult(partition, counts, exhausted=outcome.exhausted)
-    for failed in outcome.failed:
-        request = failed.request
-        reject(request.record_no, failed.reason, request.values, count=True)
-    if outcome.exhausted:
-        # The rest of the partition is not attempted: report each row, it is not lost.
-        reason = ("not written: an earlier batch of this partition exhausted the retry budget; "
-                  "a retry resumes from the last checkpoint")
-        for request in stream:
-            reject(request.record_no, reason, request.values, count=True)
-        result.error = outcome.failed[-1].reason if outcome.failed else reason
-    stats = outcome.stats
-    counts.items_written = stats.items_written
-    counts.wcu_consumed = stats.wcu_consumed
-    counts.throttled_retries = stats.throttled_retries
-    counts.items_bounced = stats.items_bounced
-    counts.items_skipped_existing = getattr(outcome, "items_skipped_existing", 0)
-    counts.items_skipped_stale = getattr(outcome, "items_skipped_stale", 0)
-    counts.rows_rejected = state["rejected"]
-    counts.duplicate_rows = state["duplicates"]
-    if outcome.exhausted:
-        save_checkpoint()
-    else:
-        save_checkpoint(written_at_end=stats.items_written)
-    path = rejects.close()
-    result.rejects_written = rejects.count
-    if path is not None:
-        put_rejects(path, task.rejects_part(partition))
-    return result
 
 
 def rate_per_task(total_wcu_s: float | None, partitions: int, slots: int) -> float | None:
@@ -373,16 +449,26 @@ def rate_per_task(total_wcu_s: float | None, partitions: int, slots: int) -> flo
     return total_wcu_s / max(1, min(partitions, slots))
 
 
-def auto_checkpoint_every(predicted_rows: int, partitions: int) -> int:
+def auto_checkpoint_every(predicted_rows: int, partitions: int, running: int | None = None) -> int:
     """``--checkpoint_every auto``: batches between checkpoints so that a kill rewrites at most
-    ``REWRITE_SHARE`` of the rows. Each running partition rewrites up to that many batches and
-    at most ``partitions`` run at once, so the share of one partition's rows bounds the
-    file's; the time bound (``CHECKPOINT_SECONDS``) caps it for big files."""
-    rows_per_partition = predicted_rows / max(1, partitions)
-    return max(1, math.floor(rows_per_partition * REWRITE_SHARE / BATCH_ITEMS))
+    ``REWRITE_SHARE`` of the rows. Each running partition rewrites up to that many batches, so
+    the share of one partition's rows bounds the file's; the time bound
+    (``CHECKPOINT_SECONDS``) caps it for big files.
+
+    With ``running`` (the partitions that run at once, fewer than all), each of those
+    rewrites up to that many batches plus the one in flight, and the file's share is split
+    among them only: fewer checkpoints, each a PutItem to the ledger."""
+    if running is None or running >= partitions:
+        rows_per_partition = predicted_rows / max(1, partitions)
+        return max(1, math.floor(rows_per_partition * REWRITE_SHARE / BATCH_ITEMS))
+    batches = predicted_rows * REWRITE_SHARE / (max(1, running) * BATCH_ITEMS)
+    return max(1, math.floor(batches) - 1)
 
 
-def default_partitions(parallelism: int, size_bytes: int) -> int:
-    """A fixed partition count: enough for every core, and ≤ ~64 MB of CSV per partition."""
+def default_partitions(parallelism: int, size_bytes: int, predicted_rows: int = 0,
+                       rows_per_partition: int | None = None) -> int:
+    """A fixed partition count: enough for every core, ≤ ~64 MB of CSV per partition, and
+    (``rows_per_partition`` given) about that many rows at most in each."""
     by_size = size_bytes // (64 * 1024 * 1024) + 1
-    return max(2 * parallelism, by_size, 4)
+    by_rows = predicted_rows // rows_per_partition + 1 if rows_per_partition else 1
+    return max(2 * parallelism, by_size, by_rows, 4)

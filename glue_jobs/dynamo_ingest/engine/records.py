@@ -9,9 +9,9 @@ parser (univocity) does, and so what this splitter does:
 - The line separator is detected once per file, from the first line break in its first MiB
   (``\\r\\n``, ``\\r`` or ``\\n``; ``\\n`` when there is none). Only that separator ends a
   record inside an unquoted value: in a ``\\n`` file a ``\\r`` before the line end stays in the
-  last value; in a ``\\r\\n`` or ``\\r`` file a lone ``\\n`` inside an unquoted value stays in it.
-  A lone ``\\n`` where a field starts (line start, after a delimiter or a closing quote) ends
-  the record.
+  last value; in a ``\\r\\n`` file a lone ``\\n`` inside an unquoted value stays in it, but a
+  lone ``\\n`` where a field starts (line start, after a delimiter or a closing quote) ends
+  the record; in a ``\\r`` file a ``\\n`` is text wherever it is.
 - Blank lines are skipped and do not count as records; a line of spaces is a record.
 - Empty values, quoted (``""``) or not, are ``None``. Nothing is trimmed, except whitespace
   (characters up to U+0020) between a closing quote and the delimiter or line end.
@@ -23,9 +23,10 @@ parser (univocity) does, and so what this splitter does:
   fields (padded with ``None``), and ``corrupt`` is its text with the line end stripped (one
   ``\\n``, ``\\r\\n`` or form feed, as Scala's ``stripLineEnd``; a ``\\r`` separator stays).
 
-Where it deliberately differs: line breaks inside quoted values are kept as written (Spark
-turns the detected separator into ``\\n`` there, so ``\\r\\n`` in a value of a ``\\r\\n`` file
-loads as ``\\n``), and a UTF-8 byte order mark is dropped even from a file without a header
+Line breaks inside quoted values are kept as written. Spark's parser does the same only when
+it is given the separator (left to detect it, it turns the separator into ``\\n`` there), so
+the Spark reader passes the one :func:`detect_separator` finds. Where the splitter
+deliberately differs: a UTF-8 byte order mark is dropped even from a file without a header
 (Spark keeps it in the first value then).
 
 A record longer than ``record_limit`` bytes is reported with ``rejected`` set and skipped
@@ -219,7 +220,7 @@ class RecordSplitter:
                             sep_at = buf.find(sep, i)
                         if sep_at >= 0:
                             line = buf[i:sep_at]
-                            if quote not in line and (lf_mode or "\n" not in line):
+                            if quote not in line and (not crlf_mode or "\n" not in line):
                                 if line:
                                     fields = [v or None for v in line.split(delim)]
                                     end, nxt = sep_at, sep_at + sep_len
@@ -266,7 +267,7 @@ class RecordSplitter:
                 if opens >= 0 or sep_at >= 0:
                     bulk_end = opens if opens >= 0 else sep_at
                     segment = buf[content:bulk_end]
-                    if lf_mode or "\n" not in segment:
+                    if not crlf_mode or "\n" not in segment:
                         fields.extend([v or None for v in segment.split(delim)])
                         if opens >= 0:
                             content = i = opens + 2
@@ -352,7 +353,7 @@ class RecordSplitter:
                     sep_at = buf.find(sep, i)
                 if sep_at >= 0:
                     limit_at = sep_at
-                if not lf_mode:
+                if crlf_mode:
                     lone = buf.find("\n", i, limit_at)
                     if lone >= 0:
                         limit_at = lone
@@ -411,7 +412,9 @@ class RecordSplitter:
         closed (0: none; -1: a ``\\r`` at the end whose meaning the next chunk decides)."""
         char = buf[i]
         if char == "\n":
-            return 1
+            # Spark's parser ends a record at its normalised newline, "\n" unless the file's
+            # separator is a lone "\r" (then a "\n" is text).
+            return 1 if lf_mode or crlf_mode else 0
         if char != "\r" or lf_mode:
             return 0
         if not crlf_mode:

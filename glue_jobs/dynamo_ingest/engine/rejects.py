@@ -5,6 +5,13 @@ A partition meets its rows in key-hash order, so each task sorts its own rejects
 file (in sorted runs of at most :data:`RUN_BYTES`, merged, so a partition that rejects every
 row needs no more memory than one run), and the driver merges the sorted parts into the one
 file: both steps are streaming k-way merges, bounded in memory whatever the rejects' size.
+
+The file is safe to open in a spreadsheet: a cell that begins with a character a spreadsheet
+reads as the start of a formula (OWASP's CSV injection list: ``=``, ``+``, ``-``, ``@``, tab,
+CR, and NUL as ASVS 1.2.10 adds) is written with a leading ``'``, which spreadsheets take as
+"this is text" and do not show (:func:`spreadsheet_safe`). A cell that already begins with
+``'`` gets one more, so the rule is reversible: the original value of any cell is the cell
+without its first character when that character is ``'`` (:func:`original_value`).
 """
 
 from __future__ import annotations
@@ -34,10 +41,35 @@ def _open(path: Path, mode: Literal["r", "w"]) -> TextIO:
     return path.open(mode, encoding="utf-8", errors="surrogateescape", newline="")
 
 
-def _csv_line(row: Sequence[object]) -> str:
+# What makes a spreadsheet run a cell as a formula, and the escape itself.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0")
+TEXT_MARK = "'"
+
+
+def spreadsheet_safe(value: str) -> str:
+    """``value`` as the rejects file writes it: marked as text when a spreadsheet would run
+    it as a formula (or when it begins with the mark itself, so the escape can be undone)."""
+    if value.startswith(FORMULA_STARTS) or value.startswith(TEXT_MARK):
+        return TEXT_MARK + value
+    return value
+
+
+def original_value(cell: str) -> str:
+    """The value a rejects file's cell stands for (the inverse of :func:`spreadsheet_safe`)."""
+    return cell[len(TEXT_MARK):] if cell.startswith(TEXT_MARK) else cell
+
+
+def _row_text(row: Sequence[str]) -> str:
+    """One CSV line ending with ``\\n``; a value holding a line break, a lone CR too, quoted."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(row)
-    return buffer.getvalue()
+    # The writer quotes a value that holds a character of its line terminator: with "\r\n"
+    # a lone CR is quoted as well (with "\n" it was not, and split the row when read back).
+    csv.writer(buffer, lineterminator="\r\n").writerow(row)
+    return buffer.getvalue()[:-2] + "\n"
+
+
+def _csv_line(row: Sequence[object]) -> str:
+    return _row_text([spreadsheet_safe(str(v)) for v in row])
 
 
 def _records(path: Path) -> Iterator[Sequence[str]]:
@@ -52,10 +84,10 @@ def _record_no(row: Sequence[str]) -> int:
 
 
 def _merge_into(inputs: Sequence[Path], out: TextIO) -> None:
-    writer = csv.writer(out, lineterminator="\n")
     streams: list[Iterator[Sequence[str]]] = [_records(path) for path in inputs]
     ordered: Iterator[Sequence[str]] = heapq.merge(*streams, key=_record_no)
-    writer.writerows(ordered)
+    # The rows are already spreadsheet-safe: written again as they are.
+    out.writelines(_row_text(row) for row in ordered)
 
 
 def merge_sorted(inputs: Sequence[Path], out: TextIO, scratch: Path,

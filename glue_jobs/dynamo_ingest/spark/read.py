@@ -6,23 +6,58 @@ strict UTF-8, which rejects a record with invalid UTF-8 instead of silently turn
 bytes into U+FFFD. Every value is read as a string so numbers reach DynamoDB exactly as
 written. Files are read with ``multiLine`` (quoted newlines), which gives one partition per
 file, so ``monotonically_increasing_id`` numbers the data records 0, 1, 2 … in file order.
+
+Values are byte-exact: Spark's parser (univocity), when it detects the line separator itself,
+turns that separator into ``\\n`` inside quoted values (a quoted CRLF of a CRLF file, a quoted
+CR of a CR file). Passing the separator as ``lineSep`` turns that normalisation off (Spark's
+``CSVOptions`` sets ``normalizeLineEndingsWithinQuotes`` to ``!multiLine`` then), so the reader
+is told the separator the splitter detects (:func:`detect_separator`, the same rule univocity
+applies) from the first line break of the file, read once through Hadoop as Spark reads it.
+
+A runaway record (no line break, a quote left open) is bounded as the splitter bounds it: no
+value may be longer than the splitter's record limit (``maxCharsPerColumn``), and Spark's
+error becomes a :class:`FileLayoutError` naming the file and the record (:func:`reading`).
+
+Compressed files: Spark decompresses gzip and bzip2 itself, by the file's suffix (a gzip
+file is not splittable, so one task reads it). zstd needs a native Hadoop library that
+Spark's jars lack ("libhadoop was built without zstd support"), so such a file, and one whose
+name does not say its compression, is split by the in-process splitter inside one task
+(:func:`split_in_one_task`). Encodings: single-byte ones are read byte for byte like UTF-8
+and decoded by the workers; UTF-16 is decoded by Spark and its values handed on as UTF-8.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import logging
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from dynamo_ingest.core.catalog import CsvSchema
 from dynamo_ingest.core.errors import FileLayoutError
+from dynamo_ingest.core.formats import JAVA_NAMES, UTF8, compression_named, is_utf16
+from dynamo_ingest.engine.compression import Codec
 from dynamo_ingest.engine.layout import CORRUPT_COLUMN, KEY_HASH, RECORD_NO, value_column
+from dynamo_ingest.engine.records import (
+    DEFAULT_RECORD_LIMIT,
+    DYNAMODB_ITEM_LIMIT,
+    SEPARATOR_WINDOW,
+    Dialect,
+    RecordSplitter,
+    describe_size,
+    detect_separator,
+)
+from dynamo_ingest.engine.source import SourceOpener
 
 if TYPE_CHECKING:
     from pyspark.sql import Column as SparkColumn
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
     from dynamo_ingest.core.mapping import KeyHashPart, TemplatePart
 
+LOG = logging.getLogger(__name__)
 # Spark's own option (DataSource.GLOB_PATHS_KEY) that reads the path literally: '[', '*', '?',
 # '{' in an object key are characters of its name, not a pattern (a pattern could even match
 # another file, or fail on a neighbour's name).
@@ -36,24 +71,120 @@ def is_unreadable_path(err: BaseException) -> bool:
     return any(marker in str(err) for marker in _UNREADABLE_PATH)
 
 
-def read_records(spark: SparkSession, path: str, schema: CsvSchema,
-                 source_name: str | None = None) -> DataFrame:
-    """All data records as strings ``c0…cN``, plus the raw text of malformed ones and the
-    1-based record number; ``path`` is read literally (no glob)."""
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import StringType, StructField, StructType
+# Univocity's own words when a value outgrows maxCharsPerColumn or a record maxColumns, and
+# where it was (``record`` counts from 0 over every record, the header included).
+_VALUE_TOO_LONG = "exceeds the maximum number of characters defined in your parser settings"
+_TOO_MANY_FIELDS = re.compile(r"ArrayIndexOutOfBoundsException - Index \d+ out of bounds")
+_PARSER_STATE = re.compile(r"Internal state when error was thrown: line=\d+, column=\d+, "
+                           r"record=(\d+)")
+# Every field but the last takes a delimiter, so a record the splitter accepts (at most its
+# record limit) never has more fields than this; Spark's default (20,480) would fail a wider
+# file that the splitter reads.
+MAX_FIELDS = DEFAULT_RECORD_LIMIT // 2 + 1
 
-    # A delimiter ending every line makes one more (unnamed) field: read it, so the row is
-    # not malformed and a value there can be rejected for what it is.
+
+def line_separator(spark: SparkSession, path: str) -> str | None:
+    """The file's line separator as :func:`detect_separator` finds it in its first
+    :data:`SEPARATOR_WINDOW` characters, read through Hadoop (and its codecs) as Spark reads
+    the file; only the bytes up to the first line break are read, in small steps. None when
+    Hadoop cannot read the file here: Spark then detects the separator itself (and its own
+    read reports a path it cannot open, in its words)."""
+    from py4j.protocol import Py4JJavaError  # type: ignore[import-untyped]
+
+    jvm: Any = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    try:
+        stream = hadoop_path.getFileSystem(conf).open(hadoop_path)
+        try:
+            codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
+                conf).getCodec(hadoop_path)
+            head = _head_to_first_line_break(
+                stream if codec is None else codec.createInputStream(stream))
+        finally:
+            stream.close()
+    except Py4JJavaError as err:
+        LOG.warning("%s: cannot read the first line break (%s); Spark detects the line "
+                    "separator itself, and turns it into LF inside quoted values",
+                    path, str(err).strip().splitlines()[0][:200])
+        return None
+    return detect_separator(head[:SEPARATOR_WINDOW].decode("latin-1"))
+
+
+def _head_to_first_line_break(stream: Any) -> bytes:
+    """The stream's first bytes, up to its first line break and the byte after a CR (which
+    tells CR from CRLF), or :data:`SEPARATOR_WINDOW` bytes."""
+    head = b""
+    while len(head) < SEPARATOR_WINDOW:
+        found = re.search(b"[\r\n]", head)
+        if found is not None and (found.group() == b"\n" or found.end() < len(head)):
+            break
+        step = bytes(stream.readNBytes(min(64 * 1024, SEPARATOR_WINDOW - len(head))))
+        if not step:
+            break
+        head += step
+    return head
+
+
+@contextmanager
+def reading(source_name: str, has_header: bool) -> Iterator[None]:
+    """Turn Spark's failure on a record its parser will not hold into a
+    :class:`FileLayoutError` naming the file, the record and the bound (any other error
+    passes unchanged)."""
+    try:
+        yield
+    except Exception as err:
+        text = str(err)
+        too_long = _VALUE_TOO_LONG in text
+        if not too_long and not _TOO_MANY_FIELDS.search(text):
+            raise
+        state = _PARSER_STATE.search(text)
+        record = ("a record" if state is None
+                  else f"record {int(state.group(1)) + (0 if has_header else 1)}")
+        if state is not None and has_header and state.group(1) == "0":
+            record = "the header row"
+        found = (f"holds a value over {describe_size(DEFAULT_RECORD_LIMIT)}" if too_long
+                 else f"has more than {MAX_FIELDS} fields")
+        raise FileLayoutError(
+            f"{source_name}: {record} {found} (DynamoDB items are at most "
+            f"{DYNAMODB_ITEM_LIMIT}), so Spark's CSV parser stopped the read there: is a quote "
+            "left open or the delimiter wrong? Fix the record, or load the file with "
+            "`--engine local`, which rejects such a record and loads the rest") from err
+
+
+def spark_reads_itself(path: str, codec: Codec | None) -> bool:
+    """True when Spark's own reader can read ``path``: Hadoop picks a codec by the file's
+    suffix, so the suffix must say the compression the bytes are in (none for plain text),
+    and Glue's Hadoop must have that codec without native code (gzip, bzip2: not zstd)."""
+    named = compression_named(path)
+    if codec is None:
+        return named is None
+    return codec.spark_reads and named == codec.name
+
+
+def read_records(spark: SparkSession, path: str, schema: CsvSchema,
+                 source_name: str | None = None, encoding: str = UTF8) -> DataFrame:
+    """All data records as strings ``c0…cN``, plus the raw text of malformed ones and the
+    1-based record number; ``path`` is read literally (no glob), as text in ``encoding``
+    (its values handed on as UTF-8 bytes for UTF-16, see the module doc)."""
+    from pyspark.sql import functions as F
+
+    reader = spark.read.format("csv")
+    # UTF-16's separator is two bytes a byte-wise look cannot tell: Spark detects it itself.
+    separator = None if is_utf16(encoding) else line_separator(spark, path)
+    if separator is not None:
+        # Given, not detected: Spark keeps line breaks inside quoted values as written then.
+        reader = reader.option("lineSep", separator)
     width = len(schema.columns) + schema.trailing_delimiter
-    fields = [StructField(value_column(i), StringType()) for i in range(width)]
-    fields.append(StructField(CORRUPT_COLUMN, StringType()))
     frame = (
-        spark.read.format("csv")
-        .schema(StructType(fields))
+        reader
+        .schema(_record_schema(schema, with_number=False))
         .option("header", schema.has_header)
         .option("multiLine", True)
-        .option("encoding", "ISO-8859-1")
+        .option("maxCharsPerColumn", DEFAULT_RECORD_LIMIT)
+        .option("maxColumns", max(MAX_FIELDS, width + 1))
+        # UTF-16 needs Spark to decode it; any other encoding is read byte for byte.
+        .option("encoding", JAVA_NAMES.get(encoding, "ISO-8859-1"))
         .option("sep", schema.delimiter)
         .option("quote", schema.quote_char)
         .option("escape", schema.quote_char)
@@ -76,7 +207,43 @@ def read_records(spark: SparkSession, path: str, schema: CsvSchema,
     if partitions != 1:
         # Record numbers rely on one partition per file (multiLine files are not split).
         frame = frame.coalesce(1)
+    if is_utf16(encoding):
+        # The pipeline decodes UTF-8 bytes read as ISO-8859-1: hand the text over so.
+        frame = frame.select(*(F.decode(F.encode(F.col(name), "UTF-8"), "ISO-8859-1").alias(name)
+                               for name in frame.columns))
     return frame.withColumn(RECORD_NO, F.monotonically_increasing_id() + F.lit(1))
+
+
+def _record_schema(schema: CsvSchema, *, with_number: bool) -> StructType:
+    from pyspark.sql.types import LongType, StringType, StructField, StructType
+
+    # A delimiter ending every line makes one more (unnamed) field: read it, so the row is
+    # not malformed and a value there can be rejected for what it is.
+    width = len(schema.columns) + schema.trailing_delimiter
+    fields = [StructField(value_column(i), StringType()) for i in range(width)]
+    fields.append(StructField(CORRUPT_COLUMN, StringType()))
+    if with_number:
+        fields.append(StructField(RECORD_NO, LongType(), nullable=False))
+    return StructType(fields)
+
+
+def split_in_one_task(spark: SparkSession, opener: SourceOpener, schema: CsvSchema) -> DataFrame:
+    """The records :func:`read_records` gives, split by the in-process splitter inside one
+    Spark task, for a file Spark cannot read itself (zstd, or a name that does not say the
+    file's compression): a compressed file is one task's stream either way, and the key
+    repartition spreads the writes over every task after it."""
+    width = len(schema.columns) + schema.trailing_delimiter
+    dialect = Dialect(schema.delimiter, schema.quote_char, schema.has_header)
+
+    def records(_: Iterable[int]) -> Iterator[tuple[object, ...]]:
+        with opener() as stream:
+            for record in RecordSplitter(stream, dialect, width, source=opener.name):
+                # A record too long to hold is a malformed one here, named by its reason.
+                corrupt = record.corrupt if record.rejected is None else record.rejected
+                yield (*record.values, corrupt, record.record_no)
+
+    rows = spark.sparkContext.parallelize([0], 1).mapPartitions(records)
+    return spark.createDataFrame(rows, _record_schema(schema, with_number=True))
 
 
 def key_hash(key_parts: Sequence[KeyHashPart]) -> SparkColumn:

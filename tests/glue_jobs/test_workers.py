@@ -1,0 +1,56 @@
+"""The in-process engine's worker processes: results in job order, a job's exception raised in
+the parent, a dead worker named, and no POSIX semaphore needed (AWS Lambda has none)."""
+
+from __future__ import annotations
+
+import multiprocessing.synchronize
+import os
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import pytest
+from dynamo_ingest.engine.workers import WorkerDiedError, run_in_processes
+
+
+def square(value: int) -> int:
+    return value * value
+
+
+def fail_on_three(value: int) -> int:
+    if value == 3:
+        raise ValueError(f"job {value} is bad")
+    return value
+
+
+def die(value: int) -> int:
+    os._exit(9)
+
+
+def test_results_come_back_in_job_order_from_several_workers() -> None:
+    assert run_in_processes(square, [(n,) for n in range(7)], workers=2) == [
+        n * n for n in range(7)]
+
+
+def test_a_job_that_raises_raises_in_the_parent() -> None:
+    with pytest.raises(ValueError, match="job 3 is bad"):
+        run_in_processes(fail_on_three, [(n,) for n in range(5)], workers=2)
+
+
+def test_a_worker_that_dies_is_named() -> None:
+    with pytest.raises(WorkerDiedError, match="exit code"):
+        run_in_processes(die, [(1,)], workers=1)
+
+
+def test_no_semaphore_is_needed_as_in_aws_lambda(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lambda has no /dev/shm, so creating a semaphore fails with ENOSYS: the executor fails
+    there, the pipes do not (the spawned children do not inherit the patch, nor need it)."""
+
+    def no_semaphores(*args: Any, **kwargs: Any) -> None:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(multiprocessing.synchronize.SemLock, "__init__", no_semaphores)
+    spawn = multiprocessing.get_context("spawn")
+    with (pytest.raises(OSError, match="Function not implemented"),
+          ProcessPoolExecutor(max_workers=2, mp_context=spawn) as pool):
+        pool.submit(square, 2).result()
+    assert run_in_processes(square, [(2,), (3,)], workers=2) == [4, 9]

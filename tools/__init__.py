@@ -1,0 +1,1 @@
+"""Build helpers of the repository (not deployed): ``python -m tools.<name>``."""
