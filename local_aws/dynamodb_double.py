@@ -30,11 +30,13 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 from urllib.parse import urlsplit
 
 from dynamo_ingest.core.errors import DynamoIngestError
+
+from local_aws.served import Served
 
 if TYPE_CHECKING:
     from dynamo_ingest.core.keys import KeySchema
@@ -278,51 +280,26 @@ class _Write:
     partition: tuple[str, str] | None
 
 
-class DynamoDBDouble:
+class DynamoDBDouble(Served):
     """A ThreadingHTTPServer on ``127.0.0.1`` that behaves like DynamoDB under a FaultPlan."""
+
+    thread_name = "dynamodb-double"
 
     def __init__(self, upstream_url: str | None, plan: FaultPlan | None = None,
                  port: int = 0) -> None:
+        super().__init__()
         self._upstream = _Upstream(upstream_url) if upstream_url else None
         self._port = port
         self._lock = threading.Lock()
         self._started_at = time.monotonic()
         self._stats = DoubleStats()
         self._key_schemas: dict[str, KeySchema] = {}
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self.url = ""
         self._install_plan(plan or FaultPlan())
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> DynamoDBDouble:
-        """Listen on 127.0.0.1 and serve in a daemon thread; ``url`` is then set."""
-        server = _Server(("127.0.0.1", self._port), self)
-        self._server = server
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,),
-                                        name="dynamodb-double",
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket (idempotent)."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def __enter__(self) -> DynamoDBDouble:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+    def _new_server(self) -> ThreadingHTTPServer:
+        return _Server(("127.0.0.1", self._port), self)
 
     # -- plan and stats --------------------------------------------------------------------
 

@@ -13,9 +13,10 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from local_aws.served import Served
 
 INVOKE_PATH = "/2015-03-31/functions/"
 
@@ -36,16 +37,16 @@ def function_name(name_or_arn: str) -> str:
     return name_or_arn
 
 
-class LambdaInvocations:
+class LambdaInvocations(Served):
     """An HTTP endpoint on ``127.0.0.1`` that answers Invoke like Lambda (202 for ``Event``)
     and queues every invocation; ``url`` is set once started."""
 
+    thread_name = "lambda-invocations"
+
     def __init__(self) -> None:
+        super().__init__()
         self._queue: deque[Invocation] = deque()
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self.url = ""
         self.received: list[Invocation] = []
 
     def take(self) -> Invocation | None:
@@ -59,33 +60,10 @@ class LambdaInvocations:
             self._queue.append(invocation)
             self.received.append(invocation)
 
-    def start(self) -> LambdaInvocations:
-        """Listen and serve from a daemon thread."""
+    def _new_server(self) -> ThreadingHTTPServer:
         server = _Server(("127.0.0.1", 0), _Handler)
         server.inbox = self
-        self._server = server
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,),
-                                        name="lambda-invocations", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving (idempotent)."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def __enter__(self) -> LambdaInvocations:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+        return server
 
 
 class _Server(ThreadingHTTPServer):
