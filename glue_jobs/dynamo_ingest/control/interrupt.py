@@ -39,6 +39,7 @@ class Interrupt:
         self._cancel: Callable[[], None] | None = None
         self._over = threading.Event()
         self._installed = False
+        self._stop_now = False
 
     @property
     def requested(self) -> bool:
@@ -69,9 +70,14 @@ class Interrupt:
         if self.requested:
             raise RunInterruptedError(self.reason)
 
-    def arm(self, cancel: Callable[[], None]) -> None:
-        """Spark is up: a request from now on cancels its jobs with ``cancel``."""
+    def arm(self, cancel: Callable[[], None], *, stop_now_on_signal: bool = False) -> None:
+        """An engine is up: a request from now on calls ``cancel`` (Spark: cancel its jobs;
+        the in-process engine: its stop flag, which a Lambda's deadline uses to end each
+        partition cleanly). With ``stop_now_on_signal``, a signal also raises
+        :class:`RunInterruptedError` in the main thread, so that waiting on workers stuck in
+        a throttling storm ends at once (their checkpoints bound what a resume rewrites)."""
         self._cancel = cancel
+        self._stop_now = stop_now_on_signal
         if self._installed:
             # PySpark installs its own SIGINT handler when its context starts: take it back.
             self._install()
@@ -93,6 +99,8 @@ class Interrupt:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.request(signal.Signals(signum).name)
+        if self._stop_now and not self._over.is_set():
+            raise RunInterruptedError(self.reason)
 
     def _install(self) -> None:
         for signum in HANDLED_SIGNALS:

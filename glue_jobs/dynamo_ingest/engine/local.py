@@ -471,7 +471,7 @@ class LocalEngine:
         return worker_count()
 
     def arm(self, interrupt: Interrupt) -> None:
-        interrupt.arm(Path(self.stop_flag).touch)
+        interrupt.arm(Path(self.stop_flag).touch, stop_now_on_signal=True)
 
     def execute(self, source: ResolvedSource, plan: LoadPlan) -> list[Any]:
         opener = plan.opener()
