@@ -154,7 +154,10 @@ def estimate_command(
     **job_values: str | bool | None,
 ) -> None:
     """Estimate rows, keys, item sizes, WCU, load time and cost before loading a file."""
+    from dynamo_ingest_cli.terminal import fit_to_output
+
     console = Console(stderr=True)
+    fit_to_output(console)
     try:
         path = source or source_path
         if not path:
@@ -178,8 +181,6 @@ def estimate_command(
     if json_output:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
-        from dynamo_ingest_cli.terminal import fit_to_output
-
         screen = Console()
         fit_to_output(screen)
         render(result, screen)

@@ -155,3 +155,21 @@ def test_the_demo_loads_into_a_table_with_items_only_when_told_to_overwrite(aws:
     with pytest.raises(DemoTableInUseError, match="--overwrite"):
         table_items_before(client, "orders", overwrite=False)
     assert table_items_before(client, "orders", overwrite=True) == 1
+
+
+def test_a_piped_estimate_error_is_one_line(aws: str, tmp_path: Path) -> None:
+    """An error off a terminal is the one line the README promises, not wrapped at 80."""
+    import gzip
+
+    source = tmp_path / ("a-rather-long-export-name-from-the-warehouse-" * 2 + "bomb.csv.gz")
+    with gzip.open(source, "wb") as handle:
+        handle.write(b"id,v\n")
+        handle.write(b"\0" * (64 * 1024 * 1024))  # expands far past 200x what is stored
+    result = run_piped(["estimate", str(source), "--partition_key", "id"], child_environ(),
+                       tmp_path)
+
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert source.name in errors[0], errors[0]
+    assert "expands" in errors[0], errors[0]
