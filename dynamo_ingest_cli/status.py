@@ -101,6 +101,13 @@ def retry_file(source: str, ledger_table: str, restart: bool, job_name: str, *,
     if record is None:
         console.print(f"[red]{escape(source)}: not in ledger table {ledger_table!r}[/red]")
         return 1
+    if not record.source.bucket:
+        # A Glue run reads S3 objects, and the callback moves files between folders of the
+        # bucket: a local file is re-run where it is.
+        console.print(f"[red]{escape(record.source.uri)} is a local file: retry re-runs files "
+                      "of the event flow (s3://bucket/key); run it again with `dynamo-ingest "
+                      "run --source_path …` (it resumes from its checkpoints)[/red]")
+        return 1
     if record.status not in RETRYABLE:
         console.print(f"[red]{escape(record.source.uri)} is {record.status}: only FAILED or not "
                       "started files are retried (use `run --restart` to reload a file)[/red]")

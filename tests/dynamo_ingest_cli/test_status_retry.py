@@ -4,6 +4,7 @@ error/ after every attempt, the layout is fixed, and a manual retry loads it."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -133,3 +134,28 @@ def test_a_cli_run_ends_in_a_final_state_with_its_arguments_and_retry_reruns_it(
     assert (latest.status, latest.error, latest.lease) == (LedgerStatus.SUCCEEDED, None, None)
     assert latest.finished_at is not None
     assert latest.arguments["--source_path"] == uri
+
+
+def test_retry_of_a_local_file_refuses_and_leaves_its_record(aws: str, tmp_path: Path) -> None:
+    """A local file failed (no such table): retry would start a Glue run that cannot read it
+    and leave the record STARTED, so it refuses and says to run the file again."""
+    source = tmp_path / "local.csv"
+    source.write_text("id,v\na,1\n", encoding="utf-8")
+    report = run(job_arguments_from_mapping({"source_path": str(source),
+                                             "target_table": "no_such_table",
+                                             "engine": "local"}))
+    assert report.status == "FAILED"
+    ledger = Ledger(boto3.client("dynamodb"), DEFAULT_LEDGER_TABLE)
+    before = ledger.find(str(source))
+    assert before is not None
+    assert before.status == LedgerStatus.FAILED
+    errors = io.StringIO()
+
+    code = retry_file(str(source), DEFAULT_LEDGER_TABLE, False, LOCAL_JOB,
+                      console=Console(file=errors, width=200), out=Console(file=io.StringIO()))
+
+    assert code == 1
+    assert "is a local file" in errors.getvalue()
+    after = ledger.find(str(source))
+    assert after is not None
+    assert (after.status, after.attempts) == (LedgerStatus.FAILED, before.attempts)
