@@ -239,11 +239,14 @@ def crawl_command(
 
 @app.command("demo", cls=GlueStyleCommand)
 def demo_command(
-    rows: Annotated[int, typer.Option("--rows", help="rows to generate")] = 100_000,
+    rows: Annotated[int, typer.Option(
+        "--rows", help="rows of the main file (a file over the small-file threshold goes to "
+        "Glue, and a 10,000-row file goes first, through the loader Lambda)")] = 100_000,
     workdir: _DemoWorkdir = None,
     overwrite: _DemoOverwrite = False,
 ) -> None:
-    """The whole flow on a local emulator: upload → trigger → Glue job → event → callback."""
+    """The whole flow on a local emulator: upload → trigger → the loader Lambda (small files)
+    or a Glue job → event → callback."""
     from dynamo_ingest_cli.demo import run_demo
 
     code = run_demo(rows=rows, workdir=workdir, console=console, out=out, overwrite=overwrite)
