@@ -59,8 +59,7 @@ class Settings:
                 raise SettingsError(f"{name.upper()} must not be empty")
         if self.max_attempts < 1:
             raise SettingsError(f"MAX_ATTEMPTS expects at least 1 run, found {self.max_attempts}")
-        problem = self.folders.overlap({"incoming": "INCOMING_PREFIX",
-                                        "complete": "COMPLETE_PREFIX", "error": "ERROR_PREFIX"})
+        problem = self.folders.overlap()
         if problem:
             raise SettingsError(problem)
 

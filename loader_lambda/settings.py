@@ -71,8 +71,7 @@ class Settings:
             raise SettingsError(
                 f"expected MAX_ATTEMPTS >= 1, MAX_CONTINUATIONS >= 0 and DEADLINE_MARGIN_S >= 1, "
                 f"found {self.max_attempts}, {self.max_continuations}, {self.deadline_margin_s}")
-        problem = self.folders.overlap({"incoming": "INCOMING_PREFIX",
-                                        "complete": "COMPLETE_PREFIX", "error": "ERROR_PREFIX"})
+        problem = self.folders.overlap()
         if problem:
             raise SettingsError(problem)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dynamo_ingest.control.locations import BucketFolders
+from dynamo_ingest.control.locations import FOLDER_VARIABLES, BucketFolders
 
 from trigger_lambda.errors import SettingsError
 from trigger_lambda.routing import DEFAULT_SMALL_FILE_BYTES, Routing
@@ -89,7 +89,8 @@ class Settings:
             raise SettingsError(f"UPLOAD_ORDER expects serial or parallel and TABLE_MAX_LOADS "
                                 f"at least 1, found {self.upload_order!r} and "
                                 f"{self.table_max_loads}")
-        problem = self.folders.overlap({"incoming": "INCOMING_PREFIX", "error": "ERROR_PREFIX"})
+        problem = self.folders.overlap(
+            {name: FOLDER_VARIABLES[name] for name in ("incoming", "error")})
         if problem:
             raise SettingsError(problem)
 

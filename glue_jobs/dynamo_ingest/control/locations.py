@@ -20,6 +20,11 @@ from dynamo_ingest.control.s3_objects import relocate_key, s3_uri
 REJECTS_SUFFIX = ".rejects.csv"
 
 
+# The Lambda environment variable that sets each folder (Terraform's locals.tf passes them).
+FOLDER_VARIABLES = {"incoming": "INCOMING_PREFIX", "complete": "COMPLETE_PREFIX",
+                    "error": "ERROR_PREFIX"}
+
+
 @dataclass(frozen=True)
 class BucketFolders:
     """The bucket's folders (S3 key prefixes ending in ``/``)."""
@@ -28,7 +33,7 @@ class BucketFolders:
     complete: str = "complete/"
     error: str = "error/"
 
-    def overlap(self, labels: Mapping[str, str]) -> str | None:
+    def overlap(self, labels: Mapping[str, str] = FOLDER_VARIABLES) -> str | None:
         """Why the folders ``labels`` names (field → the setting's name) cannot work together,
         or None: when one contains another, a file written there looks like a new upload."""
         for field, label in labels.items():
