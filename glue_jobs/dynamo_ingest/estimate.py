@@ -1,11 +1,12 @@
 """``dynamo-ingest estimate``: what loading a file would write, consume, take and cost, from
 one streaming pass over the file with the job's own decoding, typing, mapping and sizing.
 
-The records are split exactly as the job's Spark CSV reader (univocity, as Spark configures
-it for ``multiLine``) splits them, so record numbers, rejected rows and duplicates are the
-job's. Distinct keys are counted in memory: a dict of key → (rows, item size[, index data]),
-about 130 bytes per distinct one-attribute key (measured: 1 million keys, 153 MB peak RSS,
-21 s), more with a sort key or secondary indexes.
+The records are split by the in-process engine's splitter
+(:class:`dynamo_ingest.engine.records.RecordSplitter`, which splits as the job's Spark reader
+does), so record numbers, rejected rows and duplicates are the job's, and a record over the
+splitter's limit is rejected without being held. Distinct keys are counted in memory: a dict
+of key → (rows, item size[, index data]), about 130 bytes per distinct one-attribute key
+(measured: 1 million keys, 153 MB peak RSS, 21 s), more with a sort key or secondary indexes.
 
 Cost model (prices are arguments; defaults are us-east-1 list prices):
 
@@ -24,12 +25,11 @@ Cost model (prices are arguments; defaults are us-east-1 list prices):
 
 from __future__ import annotations
 
-import csv
 import heapq
 import io
 import math
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, cast
@@ -48,6 +48,8 @@ from dynamo_ingest.engine.items import (
     decode_utf8,
     past_last_column,
 )
+from dynamo_ingest.engine.pipeline import malformed_reason
+from dynamo_ingest.engine.records import Dialect, RecordSplitter
 from dynamo_ingest.engine.sizing import item_size, write_units
 from dynamo_ingest.engine.source import SourceLimits, open_source, source_format
 
@@ -56,171 +58,8 @@ ITEM_COLLECTION_LIMIT_BYTES = 10 * 1024**3  # tables with a local secondary inde
 INDEX_ENTRY_OVERHEAD_BYTES = 100  # AWS: per index item, in storage sizes
 GLUE_MINIMUM_BILLED_S = 60.0
 DPU_PER_WORKER = {"G.025X": 0.25, "G.1X": 1.0, "G.2X": 2.0, "G.4X": 4.0, "G.8X": 8.0}
-_READ_CHUNK_CHARS = 1 << 20
 _EXAMPLES = 10
 _HOT_KEYS = 5
-
-
-# --- the job's CSV record splitting, in Python ----------------------------------------------
-
-def csv_records(handle: BinaryIO, delimiter: str = ",", quote_char: str = '"',
-                has_header: bool = True) -> Iterator[list[str]]:
-    """The fields of every data record, in file order, as the job's Spark reader splits them.
-
-    Read as ISO-8859-1 (one char per byte, like the job; :func:`decode_utf8` re-decodes).
-    Mirrors univocity under Spark's options, as measured against Spark 3.5: the line
-    separator is the first line ending in the file (``\r\n``, ``\n`` or ``\r``) and ends
-    records; empty lines are skipped. With a ``\r\n`` or ``\r`` separator a lone ``\n``
-    also ends a record where a value starts, after a closing quote, or inside an unquoted
-    value ended by a separator that is the file's last char; elsewhere it is data.
-    A quote opens a value only as its first character; inside quotes ``""`` is a quote and
-    the separator reads as ``\n``; after a closing quote, whitespace before the delimiter is
-    dropped, and any other character makes the value raw up to the next delimiter. An empty
-    value is ``""`` (the job reads ``None``; items treat both alike).
-    """
-    lines = _lines(io.TextIOWrapper(handle, encoding="latin-1", newline=""))
-    header = has_header
-    for line, tail in lines:
-        rest: str | None = line
-        while rest:
-            rest = rest.lstrip("\n")
-            if not rest:
-                break
-            fields, rest = _split(rest, tail, lines, delimiter, quote_char)
-            if header:
-                header = False
-            else:
-                yield fields
-
-
-def _split(line: str, tail: int, lines: Iterator[tuple[str, int]], delimiter: str,
-           quote: str) -> tuple[list[str], str | None]:
-    """The record starting ``line`` and the rest of the line, if a lone ``\n`` ended it."""
-    if quote not in line and "\n" not in line:
-        return line.split(delimiter), None
-    if "\n" not in line and "\r" not in line:
-        # A well-formed (RFC 4180) line parses alike in the C csv module, which raises in
-        # strict mode for everything else: text after a closing quote, a quoted value going
-        # on in the next line, fields over csv.field_size_limit().
-        try:
-            return next(csv.reader((line,), delimiter=delimiter, quotechar=quote,
-                                   strict=True)), None
-        except csv.Error:
-            pass
-    return _record(line, tail, lines, delimiter, quote)
-
-
-# What follows a line: the end of the file, its separator and then the end of the file, or
-# its separator and more (a "\r\n" always counts as "and more": its "\n" follows the "\r").
-_END, _SEPARATOR_AT_END, _SEPARATOR_AND_MORE = 0, 1, 2
-
-
-def _lines(text: io.TextIOBase) -> Iterator[tuple[str, int]]:
-    """The file split at its line separator (detected from the first line ending), each line
-    with what follows it."""
-    buffer = ""
-    separator = ""
-    pending: str | None = None  # the last terminated line, until we know what follows it
-    while chunk := text.read(_READ_CHUNK_CHARS):
-        buffer += chunk
-        if not separator:
-            cr, lf = buffer.find("\r"), buffer.find("\n")
-            if cr < 0 and lf < 0:
-                continue
-            if lf >= 0 and (cr < 0 or lf < cr):
-                separator = "\n"
-            elif cr + 1 == len(buffer):
-                continue  # a "\r" ending the buffer: "\r\n" or "\r" decides with the next chunk
-            else:
-                separator = "\r\n" if buffer[cr + 1] == "\n" else "\r"
-        pieces = buffer.split(separator)
-        buffer = pieces.pop()
-        for piece in pieces:
-            if pending is not None:
-                yield pending, _SEPARATOR_AND_MORE
-            pending = piece
-        if pending is not None and buffer:
-            yield pending, _SEPARATOR_AND_MORE
-            pending = None
-    if not separator and buffer.endswith("\r"):
-        separator = "\r"  # a file whose only line ending is a final "\r"
-        pending, buffer = buffer[:-1], ""
-    if pending is not None:
-        yield pending, _SEPARATOR_AND_MORE if separator == "\r\n" else _SEPARATOR_AT_END
-    # Also when empty: a final "" tells a quoted value open at the end that the file ended
-    # with a line separator (which then belongs to the value).
-    yield buffer, _END
-
-
-def _record(line: str, tail: int, lines: Iterator[tuple[str, int]], delimiter: str,
-            quote: str) -> tuple[list[str], str | None]:
-    """One record that holds a quote or a lone ``\n``: its fields, and the rest of the line
-    when a ``\n`` ended the record early (None when the line ended it)."""
-    fields: list[str] = []
-    index = 0
-    while True:
-        if line.startswith("\n", index):  # a lone "\n" where a value starts ends the record
-            fields.append("")
-            return fields, line[index + 1:]
-        if line.startswith(quote, index):
-            value, line, tail, index = _quoted_value(line, tail, index + 1, lines, delimiter,
-                                                     quote)
-        else:
-            end = line.find(delimiter, index)
-            end = len(line) if end < 0 else end
-            newline = line.find("\n", index, end)
-            # univocity reads the value straight from its buffer up to a delimiter, or up to
-            # a separator followed by another char; else char by char, where a "\n" ends
-            # the record.
-            if newline >= 0 and end == len(line) and tail != _SEPARATOR_AND_MORE:
-                fields.append(line[index:newline])
-                return fields, line[newline + 1:]
-            value, index = line[index:end], end
-        fields.append(value)
-        if index >= len(line):
-            return fields, None
-        if line[index] == "\n":  # a lone "\n" after a closing quote ends the record
-            return fields, line[index + 1:]
-        index += len(delimiter)  # at a delimiter
-        if index == len(line):
-            fields.append("")
-            return fields, None
-
-
-def _quoted_value(line: str, tail: int, index: int, lines: Iterator[tuple[str, int]],
-                  delimiter: str, quote: str) -> tuple[str, str, int, int]:
-    """(value, current line, what follows it, index just after the value) of a value opened
-    by a quote."""
-    content: list[str] = []
-    while True:
-        close = line.find(quote, index)
-        if close < 0:  # the value goes on in the next line
-            following = next(lines, None)
-            if following is None:  # end of file inside quotes: keep what was read
-                if not content and index == len(line):
-                    return quote, "", _END, 0  # the file's last char opened the value
-                return "".join(content) + line[index:], "", _END, 0
-            content.append(line[index:] + "\n")
-            (line, tail), index = following, 0
-            continue
-        content.append(line[index:close])
-        after = close + 1
-        if line.startswith(quote, after):  # a doubled quote is one quote
-            content.append(quote)
-            index = after + 1
-            continue
-        rest = after
-        while (rest < len(line) and line[rest] <= " " and line[rest] != "\n"
-               and not line.startswith(delimiter, rest)):
-            rest += 1
-        if rest >= len(line) or line[rest] == "\n" or line.startswith(delimiter, rest):
-            return "".join(content), line, tail, rest
-        # An unescaped quote: the value is taken raw up to the next delimiter (or "\n").
-        end = line.find(delimiter, after)
-        end = len(line) if end < 0 else end
-        newline = line.find("\n", after, end)
-        end = end if newline < 0 else newline
-        return quote + "".join(content) + quote + line[after:end], line, tail, end
 
 
 # --- secondary indexes -------------------------------------------------------------------
@@ -469,14 +308,22 @@ def estimate_source(path: str | Path, *, schema: CsvSchema, key_schema: KeySchem
     counted = _Counted(open_source(str(source), encoding=found.encoding, limits=limits,
                                    name=name))
     values_in = value_encoding(found.encoding)
-    records = csv_records(cast(BinaryIO, counted), schema.delimiter, schema.quote_char,
-                          schema.has_header)
+    # The in-process engine's splitter, so records, their numbers and the bound on a record
+    # too long to hold (rejected, never held whole) are the run's.
+    dialect = Dialect(schema.delimiter, schema.quote_char, schema.has_header)
+    records = RecordSplitter(cast(BinaryIO, counted), dialect, width,
+                             source=name or str(source))
     with counted:
-        for record_no, fields in enumerate(records, 1):
+        for record in records:
             tally.rows += 1
-            if len(fields) != width:
-                tally.reject(record_no, f"malformed record: expected {width} fields, found "
-                                        f"{len(fields)}")
+            record_no, fields = record.record_no, record.values
+            if record.rejected is not None:
+                tally.reject(record_no, record.rejected)
+                continue
+            if record.corrupt is not None:
+                reason, _ = malformed_reason(record.corrupt, width, schema.delimiter,
+                                             schema.quote_char)
+                tally.reject(record_no, reason)
                 continue
             beyond = past_last_column(fields[-1]) if schema.trailing_delimiter else None
             if beyond is not None:

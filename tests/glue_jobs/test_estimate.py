@@ -1,10 +1,9 @@
-"""``estimate``: the job's record splitting in Python, the corpus counts, and write units
+"""``estimate``: the corpus counts, a record too long to hold in bounded memory, and write units
 equal to what an AWS-like endpoint charges for the same items."""
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import random
 from pathlib import Path
@@ -12,7 +11,6 @@ from typing import Any
 
 import boto3
 import pytest
-from dynamo_ingest import estimate as estimate_module
 from dynamo_ingest.core.catalog import Column, CsvSchema
 from dynamo_ingest.core.keys import KeyAttribute, KeySchema
 from dynamo_ingest.core.mapping import AttributeMapping
@@ -24,7 +22,6 @@ from dynamo_ingest.engine.writer import BatchWriter, RetryPolicy, WriteRequest
 from dynamo_ingest.estimate import (
     GlueWorkers,
     Prices,
-    csv_records,
     estimate_source,
     secondary_indexes,
 )
@@ -37,61 +34,8 @@ EXPECTED: dict[str, Any] = json.loads((CORPUS / "expected.json").read_text(encod
 ID_S = KeySchema(KeyAttribute("id", "S"))
 
 
-def records(data: bytes, delimiter: str = ",") -> list[list[str]]:
-    return list(csv_records(io.BytesIO(data), delimiter))
-
-
-# --- record splitting ---------------------------------------------------------------------
-# Each case: a file and the data records the job's own reader (read.read_records on local
-# Spark 3.5.4) produced for it, "" where Spark reads null.
-
-SPARK_CASES = [
-    ("blank lines skipped", b"id,Name,amount\n1,a,1\n\n2,b,2\n\n",
-     [["1", "a", "1"], ["2", "b", "2"]]),
-    ("whitespace line is a record", b"id,Name,amount\n1,a,1\n   \n", [["1", "a", "1"], ["   "]]),
-    ("crlf", b"id,Name,amount\r\n1,a,1\r\n\r\n2,b,2\r\n", [["1", "a", "1"], ["2", "b", "2"]]),
-    ("cr only", b"id,Name,amount\r1,a,1\r2,b,2\r", [["1", "a", "1"], ["2", "b", "2"]]),
-    ("lone cr is data in an lf file", b"id,Name,amount\n1,a\rb,1\n", [["1", "a\rb", "1"]]),
-    ("crlf line in an lf file", b"id,Name,amount\n1,a,1\r\n", [["1", "a", "1\r"]]),
-    ("lone lf is data in a crlf value", b"id,Name,amount\r\n1,a,1\n2,b,2\r\n",
-     [["1", "a", "1\n2", "b", "2"]]),
-    ("lone lf at a value start ends the record", b"id,Name,amount\r\na,\nx,y\r\n",
-     [["a", ""], ["x", "y"]]),
-    ("lone lf in the last value of the file", b"id,Name,amount\r\n1,a,x\ny",
-     [["1", "a", "x"], ["y"]]),
-    ("quoted delimiter, quote, newline", b'id,Name,amount\n1,"a, ""b""\nc",1\n',
-     [["1", 'a, "b"\nc', "1"]]),
-    ("crlf inside quotes of a crlf file", b'id,Name,amount\r\n1,"x\r\ny",1\r\n',
-     [["1", "x\ny", "1"]]),
-    ("crlf inside quotes of an lf file", b'id,Name,amount\n1,"x\r\ny",1\n',
-     [["1", "x\r\ny", "1"]]),
-    ("text after a closing quote keeps the value raw", b'id,Name,amount\n1,"a"b,1\n',
-     [["1", '"a"b', "1"]]),
-    ("escaped quote then raw", b'id,Name,amount\n1,"a""b"x"y,1\n', [["1", '"a"b"x"y', "1"]]),
-    ("spaces after a closing quote are dropped", b'id,Name,amount\n1,"a"  ,1\n',
-     [["1", "a", "1"]]),
-    ("a quote opens a value only first", b'id,Name,amount\n1, "a" ,1\n', [["1", ' "a" ', "1"]]),
-    ("unbalanced quote runs to the end", b'id,Name,amount\n1,a,1\n2,"b,2\n3,c,3\n',
-     [["1", "a", "1"], ["2", "b,2\n3,c,3\n"]]),
-    ("the last char opens a value", b'id,Name,amount\n,,"', [["", "", '"']]),
-    ("header with a quoted newline", b'"i\nd",Name,amount\n1,a,1\n', [["1", "a", "1"]]),
-    ("blank lines before the header", b"\n\nid,Name,amount\n1,a,1", [["1", "a", "1"]]),
-    ("trailing delimiter", b"id,Name,amount\n1,a,1,\n", [["1", "a", "1", ""]]),
-    ("empty quoted values", b'id,Name,amount\n"","",""\n', [["", "", ""]]),
-]
-
-
-@pytest.mark.parametrize(("data", "expected"), [c[1:] for c in SPARK_CASES],
-                         ids=[c[0] for c in SPARK_CASES])
-def test_records_split_like_the_jobs_spark_reader(data: bytes, expected: list[list[str]]) -> None:
-    assert records(data) == expected
-
-
-def test_a_tab_delimiter_and_separators_across_read_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert records(b'id\tName\n1\t"a"\t\n', "\t") == [["1", "a", ""]]
-    monkeypatch.setattr(estimate_module, "_READ_CHUNK_CHARS", 3)
-    data = b'id,Name,amount\r\n1,"x\r\ny",1\r\n22,bb,2\r\n'
-    assert records(data) == [["1", "x\ny", "1"], ["22", "bb", "2"]]
+# Records are split by the engine's RecordSplitter, whose agreement with Spark's reader
+# tests/glue_jobs/test_records.py checks; here, that estimate's counts are the job's.
 
 
 # --- the corpus: estimate's counts are the job's -------------------------------------------
@@ -369,3 +313,46 @@ def test_a_delimiter_ending_every_line_is_counted_as_the_job_loads_it(tmp_path: 
     assert (result.rows, result.items, result.rejected_rows) == (3, 2, 1)
     assert result.rejected_examples == [
         (3, "a value 'x' after the last named column (the header ends with an unnamed column)")]
+
+
+# --- a record too long to hold -------------------------------------------------------------
+
+ESTIMATE_CHILD = """
+import json, resource, sys
+from pathlib import Path
+from dynamo_ingest.core.catalog import Column, CsvSchema
+from dynamo_ingest.core.keys import KeyAttribute, KeySchema
+from dynamo_ingest.estimate import estimate_source
+
+schema = CsvSchema((Column("id"), Column("note")))
+result = estimate_source(Path(sys.argv[1]), schema=schema, key_schema=KeySchema(
+    KeyAttribute("id", "S")))
+print(json.dumps({"rows": result.rows, "items": result.items,
+                  "rejected": result.rejected_examples,
+                  "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+HUGE_RECORD_BYTES = 256 * 1024 * 1024
+
+
+def test_a_record_far_over_the_limit_is_rejected_in_bounded_memory(tmp_path: Path) -> None:
+    # A child process, so its peak resident size (ru_maxrss) is the estimate's alone.
+    import subprocess
+    import sys
+
+    path = tmp_path / "huge.csv"
+    with path.open("wb") as out:
+        out.write(b"id,note\n1,a\n2,")
+        block = b"x" * (1024 * 1024)
+        for _ in range(HUGE_RECORD_BYTES // len(block)):
+            out.write(block)
+        out.write(b"\n3,c\n")
+    done = subprocess.run([sys.executable, "-c", ESTIMATE_CHILD, str(path)],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (result["rows"], result["items"]) == (3, 2)
+    assert result["rejected"] == [[2, "record 2 is over 4 MiB (DynamoDB items are at most "
+                                      "400 KB)"]]
+    # The splitter holds its chunk and at most twice its record limit (a few MiB), well
+    # under the record: holding it whole took over twice its size.
+    assert result["peak_kib"] * 1024 < HUGE_RECORD_BYTES / 2, result["peak_kib"]
