@@ -11,6 +11,7 @@ strings Glue would pass, for :func:`dynamo_ingest.core.arguments.job_arguments_f
 from __future__ import annotations
 
 import inspect
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, TypeVar
 
@@ -24,7 +25,13 @@ from dynamo_ingest.core.arguments import (
     glue_text,
     job_argument_specs,
 )
+from dynamo_ingest.core.errors import ArgumentError
 from typer.core import TyperCommand, TyperOption
+
+try:  # Typer from 0.22 parses with its own copy of click
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover - older Typer uses click itself
+    from click.exceptions import UsageError  # type: ignore[assignment]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,8 +79,7 @@ def glue_values(job_values: Mapping[str, object]) -> dict[str, str]:
 def glue_style_flags(args: Sequence[str], options: Sequence[TyperOption]) -> list[str]:
     """``--restart true`` and ``--restart=true`` (Glue's form: every value a string) → the
     flag ``--restart``; ``--restart false`` → nothing, as the flag is off unless given."""
-    flags = {o.opts[0] for o in options
-             if o.is_bool_flag and not o.secondary_opts and o.default is False}
+    flags = _glue_style(options)
     words = (*TRUE_WORDS, *FALSE_WORDS)
     out: list[str] = []
     flag_before = False  # the previous argument was a flag that a true/false may follow
@@ -82,18 +88,54 @@ def glue_style_flags(args: Sequence[str], options: Sequence[TyperOption]) -> lis
         if flag_before and arg.lower() in words:
             if arg.lower() in FALSE_WORDS:
                 out.pop()
-        elif equals and name in flags and value.lower() in words:
-            out += [name] if value.lower() in TRUE_WORDS else []
+        elif equals and name in flags:
+            out += [name] if _flag_value(name, value) else []
         else:
             out.append(arg)
         flag_before = arg in flags
     return out
 
 
+def _glue_style(options: Sequence[TyperOption]) -> set[str]:
+    """The flags that take Glue's true/false: every boolean option off unless given."""
+    return {o.opts[0] for o in options
+            if o.is_bool_flag and not o.secondary_opts and o.default is False}
+
+
+def _flag_value(option: str, value: str) -> bool:
+    """A flag's Glue-style value, checked by the registry's one rule for booleans
+    (:class:`ArgumentError` naming the values it takes)."""
+    return Flag().parse(option.lstrip("-"), value)
+
+
+def _misplaced_flag_value(args: Sequence[str],
+                          options: Sequence[TyperOption]) -> tuple[str, str] | None:
+    """The first flag followed by a word other than true/false (which the parser took for an
+    extra argument), as given."""
+    flags, words = _glue_style(options), (*TRUE_WORDS, *FALSE_WORDS)
+    for flag, word in itertools.pairwise(args):
+        if flag in flags and not word.startswith("-") and word.lower() not in words:
+            return flag, word
+    return None
+
+
 class GlueStyleCommand(TyperCommand):
     """A command whose boolean options also take Glue's ``--flag true|false``."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        """Rewrite Glue-style boolean values, then parse as Typer does."""
+        """Rewrite Glue-style boolean values, then parse as Typer does. A word after a flag
+        that is neither true nor false nor a positional argument is the flag's bad value,
+        and the error says so (the parser alone would call it an unexpected argument)."""
         options = [p for p in self.params if isinstance(p, TyperOption)]
-        return super().parse_args(ctx, glue_style_flags(args, options))
+        try:
+            rewritten = glue_style_flags(args, options)
+            try:
+                return super().parse_args(ctx, rewritten)
+            except UsageError:
+                misplaced = _misplaced_flag_value(args, options)
+                if misplaced is None:
+                    raise
+                _flag_value(*misplaced)
+                raise
+        except ArgumentError as err:
+            raise UsageError(str(err), ctx) from None

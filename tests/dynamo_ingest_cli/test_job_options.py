@@ -120,6 +120,35 @@ def test_every_flag_of_every_command_takes_true_or_false() -> None:
                 assert context.params[param.name] is expected, f"{name} {flag} {word}"
 
 
+@pytest.mark.parametrize("given", [["--restart", "maybe"], ["--restart=maybe"],
+                                   ["--restart", "maybe", "--quiet"]])
+def test_a_bad_flag_value_names_the_values_the_flag_takes(given: list[str]) -> None:
+    result = CliRunner().invoke(app, ["run", "--source_path", "a.csv", "--target_table", "t",
+                                      *given])
+    assert result.exit_code == 2, result.output
+    assert "--restart expects true or false, found 'maybe'" in result.output
+    assert "unexpected extra argument" not in result.output
+
+
+def test_every_flag_of_every_command_names_its_values_when_given_a_bad_one() -> None:
+    for name, required in REQUIRED_ARGS.items():
+        for param in command_params(name).values():
+            if param.is_bool_flag and not param.secondary_opts and param.default is False:
+                flag = param.opts[0]
+                result = CliRunner().invoke(app, [name, *required, flag, "maybe"])
+                assert result.exit_code == 2, f"{name} {flag}: {result.output}"
+                assert f"{flag} expects true or false, found 'maybe'" in result.output, (
+                    f"{name} {flag}: {result.output}")
+
+
+def test_a_word_no_flag_takes_is_still_an_unexpected_argument() -> None:
+    result = CliRunner().invoke(app, ["run", "--source_path", "a.csv", "--target_table", "t",
+                                      "--restart", "true", "extra"])
+    assert result.exit_code == 2, result.output
+    assert "unexpected extra argument" in result.output
+    assert "expects true or false" not in result.output
+
+
 def test_run_checks_values_with_the_registry_before_loading(aws: str) -> None:
     result = CliRunner().invoke(app, ["run", "--source_path", "missing.csv",
                                       "--target_table", "orders", "--restart", "true",
