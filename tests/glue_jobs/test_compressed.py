@@ -22,7 +22,13 @@ from dynamo_ingest.core.errors import FileLayoutError
 from dynamo_ingest.core.keys import KeyAttribute, KeySchema
 from dynamo_ingest.core.mapping import AttributeMapping
 from dynamo_ingest.engine.compression import recognise
-from dynamo_ingest.engine.source import SourceOpener, measure_expansion, open_source
+from dynamo_ingest.engine.source import (
+    DecompressionLimitError,
+    SourceLimits,
+    SourceOpener,
+    measure_expansion,
+    open_source,
+)
 from dynamo_ingest.estimate import estimate_source
 from dynamo_ingest.job import run
 from dynamo_ingest.spark.read import (
@@ -345,6 +351,56 @@ def test_a_bomb_behind_a_plausible_start_fails_while_streaming(aws: str, tmp_pat
     assert "--max_uncompressed_bytes 67108864" in result["error"]
     assert result["peak_kib"] < PEAK_BOUND_KIB
     assert scan_table(TABLE) == {}
+
+
+def write_late_expanding_gzip(path: Path) -> int:
+    """A gzip file whose first ~5 MB stored look like a real CSV (random values, about 2×)
+    and whose next ~17 MB expand 500× (8 GiB of one row of zeros): the probe of the
+    first 4 MB sees a plain file. The stored size of its plausible start."""
+    import os
+
+    rows = b"".join(b"%d,%s\n" % (n, os.urandom(24).hex().encode()) for n in range(200_000))
+    write_gzip_bomb(path, 8, prefix=rows, row=b"1," + b"0" * 1021 + b"\n")
+    start = len(gzip.compress(b"id,name\n" + rows))
+    assert start > 4 * 1024 * 1024
+    assert path.stat().st_size < 32 * 1024 * 1024
+    return start
+
+
+def test_a_gzip_that_expands_late_is_stopped_as_it_expands(tmp_path: Path) -> None:
+    bomb = tmp_path / "orders.csv.gz"
+    start = write_late_expanding_gzip(bomb)
+    read = [0]
+
+    def read_all() -> None:
+        with open_source(str(bomb), limits=SourceLimits(max_expansion=20)) as stream:
+            while chunk := stream.read(1024 * 1024):
+                read[0] += len(chunk)
+
+    with pytest.raises(DecompressionLimitError) as refused:
+        read_all()
+    assert re.match(rf"{re.escape(str(bomb))}: its gzip data expands 2[0-9.]+× in its first "
+                    r"[0-9.]+ MiB stored \([0-9.]+ MiB of text\), over --max_expansion 20: ",
+                    str(refused.value)), refused.value
+    # Bound by bytes: at most 20× the stored bytes read (the start, and the few blocks that
+    # tipped the ratio), not 20× the whole file (about 450 MB), which is what could be spilled.
+    assert read[0] < 20 * (start + 2 * 1024 * 1024), read[0]
+
+
+def test_a_run_of_a_late_expanding_gzip_fails_naming_file_ratio_and_option(
+        aws: str, tmp_path: Path) -> None:
+    bomb = tmp_path / "orders.csv.gz"
+    write_late_expanding_gzip(bomb)
+    create_table(TABLE, [("id", "S", "HASH")])
+    result = run_child("--source_path", str(bomb), "--target_table", TABLE, "--engine", "local",
+                       "--max_expansion", "20")
+    assert result["status"] == "FAILED"
+    assert re.match(rf"{re.escape(str(bomb))}: its gzip data expands 2[0-9.]+× in its first ",
+                    result["error"]), result["error"]
+    assert "over --max_expansion 20: a decompression bomb? If the file is genuine, raise " \
+           "--max_expansion" in result["error"]
+    assert result["retryable"] is False
+    assert result["peak_kib"] < PEAK_BOUND_KIB
 
 
 @pytest.mark.spark

@@ -55,6 +55,21 @@ class SourceLimits:
             return by_ratio
         return min(by_ratio, self.max_uncompressed_bytes)
 
+    def over_ratio(self, produced: int, consumed: int,
+                   floor: int = EXPANSION_PROBE_BYTES) -> bool:
+        """True when ``produced`` text bytes from ``consumed`` stored ones expand more than
+        ``max_expansion``: the ratio is held once ``floor`` stored bytes are read (before,
+        the floor's share), so a file expanding late is stopped as it expands, and a
+        genuine file's first blocks (or a compressor's header) never are."""
+        return produced > self.max_expansion * max(consumed, floor)
+
+    def ratio_refusal(self, source: str, codec: Codec, produced: int, consumed: int) -> str:
+        """The message of a source :meth:`over_ratio` stops."""
+        return (f"{source}: its {codec.name} data expands {produced / max(1, consumed):,.1f}× "
+                f"in its first {_size(consumed)} stored ({_size(produced)} of text), over "
+                f"--max_expansion {self.max_expansion:g}: a decompression bomb? If the file "
+                "is genuine, raise --max_expansion")
+
     def refusal(self, source: str, codec: Codec, stored_bytes: int, found: str) -> str:
         """The message of a source that expands past :meth:`limit`."""
         cap = (f", --max_uncompressed_bytes {self.max_uncompressed_bytes}"
@@ -110,14 +125,18 @@ class _Chained(io.RawIOBase):
 
 
 class _Bounded(io.RawIOBase):
-    """A decompressed stream that fails once it passes ``limit`` bytes."""
+    """A decompressed stream that fails once it passes its source's limit, or once it has
+    expanded more than ``max_expansion`` times the stored bytes read so far."""
 
-    def __init__(self, inner: BinaryIO, raw: io.RawIOBase, limit: int, refusal: str,
-                 prefix_only: bool = False) -> None:
+    def __init__(self, inner: BinaryIO, raw: _Chained, limits: SourceLimits, stored: int,
+                 name: str, codec: Codec, prefix_only: bool = False) -> None:
         self._inner = inner
         self._raw = raw
-        self._limit = limit
-        self._refusal = refusal
+        self._limits = limits
+        self._limit = limits.limit(stored)
+        self._refusal = limits.refusal(name, codec, stored, "expands")
+        self._name = name
+        self._codec = codec
         self._prefix_only = prefix_only
         self.produced = 0
 
@@ -140,6 +159,9 @@ class _Bounded(io.RawIOBase):
         self.produced += len(data)
         if self.produced > self._limit:
             raise DecompressionLimitError(self._refusal)
+        if self._limits.over_ratio(self.produced, self._raw.consumed):
+            raise DecompressionLimitError(self._limits.ratio_refusal(
+                self._name, self._codec, self.produced, self._raw.consumed))
         view[:len(data)] = data
         return len(data)
 
@@ -235,9 +257,8 @@ def open_stored(raw: Any, stored: int, name: str, *, limits: SourceLimits = Sour
         codec = recognise(head, name)
         stream: BinaryIO = cast(BinaryIO, chained)
         if codec is not None:
-            refusal = limits.refusal(name, codec, stored, "expands")
             stream = cast(BinaryIO, _Bounded(codec.reader(cast(BinaryIO, chained)), chained,
-                                             limits.limit(stored), refusal, prefix_only))
+                                             limits, stored, name, codec, prefix_only))
         buffered = io.BufferedReader(cast(io.RawIOBase, stream), READ_BUFFER)
         chosen = resolve_encoding(encoding, buffered.peek(4)[:4])
         if is_utf16(chosen):
@@ -311,10 +332,10 @@ def measure_expansion(path: str, *, s3: Any | None = None,
         chained = _Chained(head, raw)
         reader = codec.reader(cast(BinaryIO, chained))
         produced = 0
-        # The prefix's own share of the limit: past it the whole file is over the limit too.
-        probe_limit = limits.max_expansion * probe_bytes
         try:
-            while chained.consumed < probe_bytes and produced <= probe_limit:
+            # The reading's own rule (_Bounded), with the probe as its floor.
+            while (chained.consumed < probe_bytes
+                   and not limits.over_ratio(produced, chained.consumed, probe_bytes)):
                 data = reader.read(READ_BUFFER)
                 if not data:
                     return _checked(Expansion(stored, produced, False), limits, shown, codec)
@@ -323,7 +344,7 @@ def measure_expansion(path: str, *, s3: Any | None = None,
             raise FileLayoutError(f"{shown}: the {codec.name} data is damaged or cut short "
                                   f"({err}); upload the file again") from err
         ratio = produced / max(1, chained.consumed)
-        if ratio > limits.max_expansion:
+        if limits.over_ratio(produced, chained.consumed, probe_bytes):
             raise DecompressionLimitError(limits.refusal(
                 shown, codec, stored, f"expands {ratio:,.0f}× in its first "
                 f"{_size(chained.consumed)}, which would take it"))
