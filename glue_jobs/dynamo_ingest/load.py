@@ -38,7 +38,7 @@ from dynamo_ingest.core.errors import ArgumentError, DynamoIngestError
 from dynamo_ingest.core.formats import value_encoding
 from dynamo_ingest.core.keys import KeySchema, check_key_arguments, describe_key_schema
 from dynamo_ingest.core.mapping import AttributeMapping
-from dynamo_ingest.core.report import RowCounts, RunReport
+from dynamo_ingest.core.report import RowCounts, RunReport, with_unpartitioned
 from dynamo_ingest.engine.base import Engine, Engines, LoadPlan, SourceText
 from dynamo_ingest.engine.items import ItemBuilder
 from dynamo_ingest.engine.layout import (
@@ -441,7 +441,8 @@ def _finish(rows: list[Any], plan: LoadPlan, aws: AwsConfig, ledger: LedgerSessi
         # before the checkpoints go.
         file_counts = ledger.file_counts(plan.task.partitions)
         if file_counts is not None:
-            report.extra["file_counts"] = file_counts
+            report.extra["file_counts"] = with_unpartitioned(file_counts, rows,
+                                                             plan.task.partitions)
         # A finished load leaves no checkpoints: the next run of this object starts fresh.
         ledger.clear_checkpoints()
 
@@ -548,8 +549,10 @@ def _write_rejects(storage: Storage, task: PartitionTask, schema: CsvSchema,
                     rejects_path)
     elif storage.exists(rejects_path):
         _clean_up(storage, [rejects_path], "the earlier run's rejects file")
-    # Every partition's part, also one an earlier attempt left that this run did not rewrite.
-    _clean_up(storage, [task.rejects_part(p) for p in range(task.partitions)], "rejects parts")
+    # Every partition's part, also one an earlier attempt left that this run did not rewrite,
+    # and the in-process splitter's, numbered after them.
+    _clean_up(storage, [task.rejects_part(p) for p in range(task.partitions + 1)],
+              "rejects parts")
     return rejects_path if rejected_parts else None
 
 

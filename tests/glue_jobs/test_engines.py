@@ -257,6 +257,14 @@ def test_local_engine_rejects_a_record_too_long_to_hold(aws: str, tmp_path: Path
     rejects = read_rejects(report.rejects_path or "")
     assert [row[:1] for row in rejects[1:]] == [["2"]]
     assert "is over 4 MiB" in rejects[1][1]
+    # The file's own counts (over every attempt) add up too, the splitter's reject included.
+    file_counts = report.extra["file_counts"]
+    assert (file_counts["rows_read"], file_counts["items_written"],
+            file_counts["rows_rejected"], file_counts["duplicate_rows"]) == (3, 2, 1, 0)
+    # Nothing but the rejects file is left beside it: no part of any partition or splitter.
+    rejects_path = Path(report.rejects_path or "")
+    assert sorted(p.name for p in rejects_path.parent.iterdir()
+                  if p.name.startswith(rejects_path.name)) == [rejects_path.name]
 
 
 @pytest.mark.spark

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -81,3 +82,19 @@ class RunReport:
         counts = RowCounts(**{k: data.pop(k) for k in list(data) if k in names})
         known = {k: data.pop(k) for k in list(data) if k in cls.__dataclass_fields__}
         return cls(counts=counts, extra=data, **known)
+
+
+def with_unpartitioned(file_counts: Mapping[str, int | float],
+                       rows: Iterable[Mapping[str, Any]],
+                       partitions: int) -> dict[str, int | float]:
+    """A file's counts (summed from its partitions' checkpoints) plus those of the result
+    rows past its ``partitions``: the records the in-process splitter rejected (too long to
+    hold), which no partition receives or checkpoints. Every attempt splits the whole file
+    again, so the last attempt's rows count each such record once."""
+    beyond = RowCounts()
+    for row in rows:
+        if row["partition"] >= partitions:
+            beyond.add(RowCounts(**{name: row[name] for name in RowCounts.__dataclass_fields__}))
+    return {name: (round(value + beyond.wcu_consumed, 1) if name == "wcu_consumed"
+                   else value + getattr(beyond, name))
+            for name, value in file_counts.items()}
