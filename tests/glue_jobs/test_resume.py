@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import psutil
@@ -431,16 +432,22 @@ def resume_file(path: Path, rows: int) -> Path:
     return path
 
 
-def wait_until_quiet(double: DynamoDBDouble) -> int:
-    """Items accepted once requests already in the double's hands are answered."""
-    seen = double.stats.items_accepted
-    quiet_since = time.monotonic()
-    while time.monotonic() - quiet_since < 0.5:
-        time.sleep(0.05)
-        now = double.stats.items_accepted
-        if now != seen:
-            seen, quiet_since = now, time.monotonic()
-    return seen
+def wait_until_answered(double: DynamoDBDouble, timeout_s: float = 300.0) -> int:
+    """Items accepted once the double has answered every request of a killed run.
+
+    A condition, not a quiet window: the run's processes are gone (``CliRun.kill`` waits for
+    that), so no request arrives any more, and a request already in the double's hands keeps
+    its connection open in this process until its handler has counted it and closed it. So
+    once no connection to the double's port is left, the count is final."""
+    port = urlsplit(double.url).port
+    me = psutil.Process()
+    connections = getattr(me, "net_connections", None) or me.connections  # psutil < 6
+    deadline = time.monotonic() + timeout_s
+    while any(c.laddr and c.laddr.port == port and c.status != psutil.CONN_LISTEN
+              for c in connections(kind="tcp")):
+        assert time.monotonic() < deadline, "the double still holds the killed run's requests"
+        time.sleep(0.02)
+    return double.stats.items_accepted
 
 
 # Both engines: Spark's tasks and the in-process engine's worker processes checkpoint alike.
@@ -483,7 +490,7 @@ def test_cli_killed_at_random_points_resumes_to_the_exact_table(
                     + (tmp_path / f"attempt-{attempt}.log").read_text(errors="replace")[-2000:])
                 time.sleep(0.02)
             run.kill()
-            accepted = wait_until_quiet(double)
+            accepted = wait_until_answered(double)
             checkpoints = ledger.load_checkpoints(source_object)
             covered = sum(int(c.counts["items_written"]) for c in checkpoints.values())
             # Items written but not covered by a checkpoint are the ones written again.
