@@ -4,6 +4,7 @@ traceback."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import boto3
@@ -90,3 +91,37 @@ def test_missing_credentials_are_one_error_saying_what_to_set(
     with pytest.raises(CredentialsNotFoundError, match=(
             r"credentials for dynamodb in region eu-west-1 \(set by AWS_REGION\), found none")):
         AwsConfig.from_environ().client("dynamodb").list_tables()
+
+
+@pytest.mark.spark
+def test_a_spark_engine_failure_is_one_line_on_stderr(aws: str, tmp_path: Path) -> None:
+    # A value over Spark's 4 MiB bound fails the Spark engine's run (not retried); what the
+    # person sees is the run's report and its one error line, not the JVM's log of the
+    # failed task.
+    deploy()
+    source = tmp_path / "orders.csv"
+    source.write_bytes(b"orderId,note\n1,a\n2," + b"x" * (5 * 1024 * 1024) + b"\n3,c\n")
+
+    spark_log = tmp_path / "logs" / "spark.log"
+
+    result = run_piped(["run", "--source_path", str(source), "--target_table", "orders",
+                        "--engine", "spark", "--quiet"],
+                       child_environ(DYNAMO_INGEST_SPARK_LOG=str(spark_log)), tmp_path)
+
+    assert result.returncode == 1
+    report = result.report()
+    assert report["status"] == "FAILED"
+    assert report["error"].startswith(f"{source}: record 2 holds a value over 4 MiB")
+    lines = result.stderr.splitlines()
+    assert [line for line in lines if line.startswith("│ error ")], result.stderr[-3000:]
+    # Nothing of the JVM's: no log4j line (Spark's default layout starts with the time), no
+    # Java or Python stack trace, no start-up notice.
+    jvm_lines = [line for line in lines if re.match(r"\d\d/\d\d/\d\d \d\d:\d\d:\d\d ", line)
+                 or line.startswith(("\tat ", "Caused by", "Traceback", "Setting default log",
+                                     "To adjust logging"))
+                 or "Exception" in line]
+    assert jvm_lines == [], result.stderr[-3000:]
+    # The detail is in Spark's log file instead.
+    log_text = spark_log.read_text(encoding="utf-8", errors="replace")
+    assert "ERROR" in log_text
+    assert "TextParsingException" in log_text

@@ -68,6 +68,41 @@ def ensure_java() -> str:
 
 
 LOCAL_JAVA_OPTIONS = "-XX:+UseSerialGC"
+# Where a local Spark's own log goes (warnings, a failed task's stack trace): a file, so a
+# failure's stderr is the run's one line; the variable moves it.
+SPARK_LOG_VARIABLE = "DYNAMO_INGEST_SPARK_LOG"
+SPARK_LOG_NAME = "dynamo-ingest-spark.log"
+_LOG4J2_FILE_CONFIG = """\
+rootLogger.level = warn
+rootLogger.appenderRef.file.ref = file
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {path}
+appender.file.append = true
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = %d{{yy/MM/dd HH:mm:ss}} %p %c{{1}}: %m%n%ex
+logger.parquet.name = org.apache.parquet.CorruptStatistics
+logger.parquet.level = error
+"""
+
+
+def spark_log_path() -> Path:
+    """The file a local Spark logs to: ``DYNAMO_INGEST_SPARK_LOG``, else the temporary
+    folder's ``dynamo-ingest-spark.log``."""
+    import tempfile
+
+    chosen = os.environ.get(SPARK_LOG_VARIABLE)
+    return Path(chosen) if chosen else Path(tempfile.gettempdir()) / SPARK_LOG_NAME
+
+
+def _log_to_file_options() -> str:
+    """The JVM option that points Spark's log4j2 at a configuration logging to
+    :func:`spark_log_path` only (Spark's default logs to stderr)."""
+    log = spark_log_path().resolve()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    config = log.with_name(log.name + ".log4j2.properties")
+    config.write_text(_LOG4J2_FILE_CONFIG.format(path=log), encoding="utf-8")
+    return f"-Dlog4j2.configurationFile={config.as_uri()}"
 
 
 def local_spark_session(app_name: str = "dynamo-ingest", shuffle_partitions: int = 8,
@@ -90,7 +125,8 @@ def local_spark_session(app_name: str = "dynamo-ingest", shuffle_partitions: int
         .config("spark.driver.memory", os.environ.get("DYNAMO_INGEST_DRIVER_MEMORY", "2g"))
         # The serial collector, the JVM's own pick on small machines: on the 1M-row benchmark
         # it saved 3.7 CPU-s and 370 MB of peak RSS against G1 (benchmarks/README.md).
-        .config("spark.driver.extraJavaOptions", LOCAL_JAVA_OPTIONS)
+        .config("spark.driver.extraJavaOptions",
+                f"{LOCAL_JAVA_OPTIONS} {_log_to_file_options()}")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.python.worker.reuse", "true")
         .getOrCreate()
