@@ -450,6 +450,33 @@ def wait_until_answered(double: DynamoDBDouble, timeout_s: float = 300.0) -> int
     return double.stats.items_accepted
 
 
+ONE_WRITE = """
+import sys, boto3
+client = boto3.client("dynamodb", endpoint_url=sys.argv[1], region_name="us-east-1")
+client.batch_write_item(RequestItems={sys.argv[2]: [
+    {"PutRequest": {"Item": {"id": {"S": "a"}}}}]})
+"""
+
+
+def test_the_wait_after_a_kill_counts_a_write_still_in_the_doubles_hands(aws: str) -> None:
+    # The double holds every request 3 s (far past any quiet window): a client killed while
+    # its write is held leaves a count that is not final until the double answers it.
+    create_table(TABLE, [("id", "S", "HASH")])
+    with DynamoDBDouble(aws, FaultPlan(tables=(TABLE,), latency_s=3.0)) as double:
+        child = subprocess.Popen([sys.executable, "-c", ONE_WRITE, double.url, TABLE])
+        try:
+            deadline = time.monotonic() + 300
+            while double.stats.requests < 1:
+                assert child.poll() is None, "the writer ended before the double held its write"
+                assert time.monotonic() < deadline, "the writer never reached the double"
+                time.sleep(0.02)
+        finally:
+            child.kill()
+            child.wait()
+        assert double.stats.items_accepted == 0  # still held
+        assert wait_until_answered(double) == 1
+
+
 # Both engines: Spark's tasks and the in-process engine's worker processes checkpoint alike.
 CLI_ENGINES = [pytest.param("spark", marks=pytest.mark.spark), "local"]
 
