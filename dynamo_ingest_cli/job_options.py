@@ -28,7 +28,7 @@ from dynamo_ingest.core.arguments import (
 from dynamo_ingest.core.errors import ArgumentError
 from typer.core import TyperCommand, TyperOption
 
-try:  # Typer from 0.22 parses with its own copy of click
+try:  # recent Typer parses with its own copy of click
     from typer._click.exceptions import UsageError
 except ImportError:  # pragma: no cover - older Typer uses click itself
     from click.exceptions import UsageError  # type: ignore[assignment]

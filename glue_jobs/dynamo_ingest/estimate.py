@@ -49,7 +49,7 @@ from dynamo_ingest.engine.items import (
     past_last_column,
 )
 from dynamo_ingest.engine.pipeline import malformed_reason
-from dynamo_ingest.engine.records import Dialect, RecordSplitter
+from dynamo_ingest.engine.records import Dialect, Record, RecordSplitter
 from dynamo_ingest.engine.sizing import item_size, write_units
 from dynamo_ingest.engine.source import SourceLimits, open_source, source_format
 
@@ -302,42 +302,23 @@ def estimate_source(path: str | Path, *, schema: CsvSchema, key_schema: KeySchem
         key_schema = replace(key_schema, index_keys=index_keys_from_description(table_description))
     builder = ItemBuilder(schema.columns, key_schema, empty_value, mapping)
     indexes = secondary_indexes(table_description) if table_description else []
-    names = list(schema.names)
-    width = len(names) + schema.trailing_delimiter
     tally = _Tally()
     counted = _Counted(open_source(str(source), encoding=found.encoding, limits=limits,
                                    name=name))
-    values_in = value_encoding(found.encoding)
     # The in-process engine's splitter, so records, their numbers and the bound on a record
     # too long to hold (rejected, never held whole) are the run's.
-    dialect = Dialect(schema.delimiter, schema.quote_char, schema.has_header)
-    records = RecordSplitter(cast(BinaryIO, counted), dialect, width,
-                             source=name or str(source))
+    records = RecordSplitter(cast(BinaryIO, counted), Dialect(
+        schema.delimiter, schema.quote_char, schema.has_header), _width(schema),
+        source=name or str(source))
+    names, values_in = schema.names, value_encoding(found.encoding)
     with counted:
         for record in records:
             tally.rows += 1
-            record_no, fields = record.record_no, record.values
-            if record.rejected is not None:
-                tally.reject(record_no, record.rejected)
-                continue
-            if record.corrupt is not None:
-                reason, _ = malformed_reason(record.corrupt, width, schema.delimiter,
-                                             schema.quote_char)
-                tally.reject(record_no, reason)
-                continue
-            beyond = past_last_column(fields[-1]) if schema.trailing_delimiter else None
-            if beyond is not None:
-                tally.reject(record_no, beyond.reason)
-                continue
-            decoded = decode_utf8(fields, names, values_in)
-            if isinstance(decoded, Rejection):
-                tally.reject(record_no, decoded.reason)
-                continue
-            built = builder.build(decoded)
-            if isinstance(built, Rejection):
-                tally.reject(record_no, built.reason)
-                continue
-            _count(tally, built, record_no, key_schema, indexes)
+            built = _built(record, schema, names, builder, values_in)
+            if isinstance(built, str):
+                tally.reject(record.record_no, built)
+            else:
+                _count(tally, built, record.record_no, key_schema, indexes)
     estimate = _summarise(tally, source, indexes, table_description, prices, write_rate_wcu_s,
                           workers, write_mode, bool(mapping and mapping.version_column),
                           counted.count)
@@ -348,6 +329,31 @@ def estimate_source(path: str | Path, *, schema: CsvSchema, key_schema: KeySchem
                              f"bytes ({ratio:.1f}× the file, counted exactly); Import from S3 "
                              "bills the text")
     return replace(estimate, compression=found.codec.name)
+
+
+def _width(schema: CsvSchema) -> int:
+    """Fields per record as the job reads them: a delimiter ending every line adds one."""
+    return len(schema.names) + schema.trailing_delimiter
+
+
+def _built(record: Record, schema: CsvSchema, names: Sequence[str], builder: ItemBuilder,
+           values_in: str) -> BuiltItem | str:
+    """The record's item, or why the job would reject it."""
+    if record.rejected is not None:
+        return record.rejected
+    if record.corrupt is not None:
+        reason, _ = malformed_reason(record.corrupt, _width(schema), schema.delimiter,
+                                     schema.quote_char)
+        return reason
+    fields = record.values
+    beyond = past_last_column(fields[-1]) if schema.trailing_delimiter else None
+    if beyond is not None:
+        return beyond.reason
+    decoded = decode_utf8(fields, names, values_in)
+    if isinstance(decoded, Rejection):
+        return decoded.reason
+    built = builder.build(decoded)
+    return built.reason if isinstance(built, Rejection) else built
 
 
 class _Counted(io.RawIOBase):
