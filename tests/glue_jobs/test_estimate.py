@@ -346,8 +346,11 @@ def test_a_record_far_over_the_limit_is_rejected_in_bounded_memory(tmp_path: Pat
         for _ in range(HUGE_RECORD_BYTES // len(block)):
             out.write(block)
         out.write(b"\n3,c\n")
-    done = subprocess.run([sys.executable, "-c", ESTIMATE_CHILD, str(path)],
-                          capture_output=True, text=True, timeout=600, check=False)
+    try:
+        done = subprocess.run([sys.executable, "-c", ESTIMATE_CHILD, str(path)],
+                              capture_output=True, text=True, timeout=600, check=False)
+    finally:
+        path.unlink()  # pytest keeps the last runs' folders: never keep 256 MiB there
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert (result["rows"], result["items"]) == (3, 2)
