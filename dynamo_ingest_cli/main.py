@@ -36,6 +36,7 @@ from dynamo_ingest_cli.local_flow import (
     LOCAL_TABLE,
 )
 from dynamo_ingest_cli.terminal import fit_to_output
+from trigger_lambda.routing import DEFAULT_SMALL_FILE_BYTES
 
 LOG = logging.getLogger("dynamo_ingest")
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
@@ -262,6 +263,10 @@ _FlowOrder = Annotated[str, typer.Option(
 _FlowSeed = Annotated[int, typer.Option("--seed", help="seed of the delivery order")]
 _FlowDuplicates = Annotated[float, typer.Option(
     "--duplicate_share", help="share of S3 events delivered twice")]
+_FlowSmall = Annotated[int, typer.Option(
+    "--small_file_bytes", help="files under this size load in the loader Lambda (in-process "
+    "engine), bigger ones as Glue runs; Terraform's small_file_bytes (default 16 MiB); "
+    "0: every file to Glue")]
 
 
 @app.command("flow", cls=GlueStyleCommand)
@@ -273,16 +278,18 @@ def flow_command(
     upload_order: _FlowOrder = "serial",
     seed: _FlowSeed = 0,
     duplicate_share: _FlowDuplicates = 0.25,
+    small_file_bytes: _FlowSmall = DEFAULT_SMALL_FILE_BYTES,
     **job_values: str | bool | None,
 ) -> None:
-    """Many files through the local event flow, as AWS would deliver them, until settled."""
+    """Many files through the local event flow, as AWS would deliver them, until settled:
+    small files through the loader Lambda, bigger ones through Glue."""
     from dynamo_ingest_cli.flow import FlowOptions, run_flow
 
     try:
         options = FlowOptions(tuple(files), glue_values(
             {f"--{k}": v for k, v in job_values.items()}),
             max_concurrent_runs=max_concurrent_runs, upload_order=upload_order, seed=seed,
-            duplicate_share=duplicate_share)
+            duplicate_share=duplicate_share, small_file_bytes=small_file_bytes)
     except DynamoIngestError as err:
         print_error(err)
         raise typer.Exit(2) from err

@@ -54,6 +54,17 @@ class LambdaInvocations(Served):
         with self._lock:
             return self._queue.popleft() if self._queue else None
 
+    def pending(self) -> int:
+        """How many invocations wait to be delivered."""
+        with self._lock:
+            return len(self._queue)
+
+    def redeliver(self, invocation: Invocation) -> None:
+        """Queue a delivered invocation again, as Lambda retries a failed asynchronous one
+        (not a new request: ``received`` keeps what callers sent)."""
+        with self._lock:
+            self._queue.append(invocation)
+
     def accept(self, invocation: Invocation) -> None:
         """Queue an invocation (the HTTP handler's threads)."""
         with self._lock:
