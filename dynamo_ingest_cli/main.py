@@ -36,6 +36,7 @@ from dynamo_ingest_cli.local_flow import (
     LOCAL_TABLE,
 )
 from dynamo_ingest_cli.terminal import fit_to_output
+from local_aws.orchestration import LOADER_FUNCTION
 from trigger_lambda.routing import DEFAULT_SMALL_FILE_BYTES
 
 LOG = logging.getLogger("dynamo_ingest")
@@ -263,7 +264,7 @@ _FlowOrder = Annotated[str, typer.Option(
 _FlowSeed = Annotated[int, typer.Option("--seed", help="seed of the delivery order")]
 _FlowDuplicates = Annotated[float, typer.Option(
     "--duplicate_share", help="share of S3 events delivered twice")]
-_FlowSmall = Annotated[int, typer.Option(
+_SmallFileBytes = Annotated[int, typer.Option(
     "--small_file_bytes", help="files under this size load in the loader Lambda (in-process "
     "engine), bigger ones as Glue runs; Terraform's small_file_bytes (default 16 MiB); "
     "0: every file to Glue")]
@@ -278,7 +279,7 @@ def flow_command(
     upload_order: _FlowOrder = "serial",
     seed: _FlowSeed = 0,
     duplicate_share: _FlowDuplicates = 0.25,
-    small_file_bytes: _FlowSmall = DEFAULT_SMALL_FILE_BYTES,
+    small_file_bytes: _SmallFileBytes = DEFAULT_SMALL_FILE_BYTES,
     **job_values: str | bool | None,
 ) -> None:
     """Many files through the local event flow, as AWS would deliver them, until settled:
@@ -314,12 +315,18 @@ def retry_command(
     ledger_table: _RetryLedgerTable = DEFAULT_LEDGER_TABLE,
     restart: Annotated[bool, typer.Option("--restart", help="ignore checkpoints")] = False,
     job_name: Annotated[str, _opt("job_name", "the Glue job to start")] = LOCAL_JOB,
+    loader_function: Annotated[str, _opt(
+        "loader_function", "the loader Lambda for small files (Terraform's <prefix>-loader; "
+        "'': every file to Glue)")] = LOADER_FUNCTION,
+    small_file_bytes: _SmallFileBytes = DEFAULT_SMALL_FILE_BYTES,
 ) -> None:
-    """Re-run a FAILED file by hand with the arguments of its last run (resumes)."""
+    """Re-run a FAILED file by hand with the arguments of its last run (resumes), routed as
+    the trigger routes it: a small file in the loader Lambda, a bigger one as a Glue run."""
     from dynamo_ingest_cli.status import retry_file
 
     raise typer.Exit(retry_file(source, ledger_table, restart, job_name, console=console,
-                                out=out))
+                                out=out, loader_function=loader_function,
+                                small_file_bytes=small_file_bytes))
 
 
 def main() -> None:
