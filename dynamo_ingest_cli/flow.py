@@ -138,7 +138,8 @@ def _settings(options: FlowOptions, topic_arn: str) -> FlowSettings:
     callback = CallbackSettings(glue_job_name=options.job_name, ledger_table=ledger,
                                 sns_topic_arn=topic_arn)
     loader = LoaderSettings(ledger_table=ledger, sns_topic_arn=topic_arn,
-                            dispatcher_function=DISPATCHER_FUNCTION)
+                            dispatcher_function=DISPATCHER_FUNCTION,
+                            job_default_arguments=options.default_arguments)
     return FlowSettings(trigger, callback, loader)
 
 

@@ -132,7 +132,9 @@ def handle_load(request: LoadRequest, settings: Settings, *, ledger: Ledger, cli
         LOG.info("ignoring load request for %s as run %s: %s", source.uri, request.job_run_id,
                  stale)
         return LoaderResult("duplicate", source.uri, request.job_run_id, detail=stale)
-    args = parse_job_arguments(_argv({**request.arguments, "--engine": ENGINE}))
+    # Like Glue: the job's default arguments, overridden by the request's.
+    args = parse_job_arguments(_argv({**settings.job_default_arguments, **request.arguments,
+                                      "--engine": ENGINE}))
     interrupt = Interrupt()
     with DeadlineWatch(context, settings.deadline_margin_s, interrupt) as watch:
         report = run_load(args, request.job_run_id, interrupt)

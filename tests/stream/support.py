@@ -96,8 +96,9 @@ def deploy(*, max_concurrent_runs: int = 2, upload_order: str = "serial",
     ensure_resources(bucket=BUCKET, database="stream", target_table=TABLE,
                      partition_key=(KEY, "S"), sort_key=None, ledger_table=LEDGER)
     glue = boto3.client("glue")
+    job_defaults = {"--engine": "local", **(default_arguments or {})}
     ensure_local_job(glue, JOB, max_concurrent_runs=max_concurrent_runs,
-                     default_arguments={"--engine": "local", **(default_arguments or {})})
+                     default_arguments=job_defaults)
     trigger = TriggerSettings(glue_job_name=JOB, ledger_table=LEDGER, target_table=TABLE,
                               partition_key=KEY, sns_topic_arn=topic, source_bucket=BUCKET,
                               upload_order=upload_order, table_max_loads=3,
@@ -109,7 +110,8 @@ def deploy(*, max_concurrent_runs: int = 2, upload_order: str = "serial",
                               small_file_bytes=small_file_bytes or 0)
     callback = CallbackSettings(glue_job_name=JOB, ledger_table=LEDGER, sns_topic_arn=topic)
     loader = LoaderSettings(ledger_table=LEDGER, sns_topic_arn=topic,
-                            dispatcher_function=DISPATCHER_FUNCTION)
+                            dispatcher_function=DISPATCHER_FUNCTION,
+                            job_default_arguments=job_defaults)
     dynamodb = boto3.client("dynamodb")
     return StreamDeployment(boto3.client("s3"), glue, dynamodb, Ledger(dynamodb, LEDGER),
                             trigger, callback, loader)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import boto3
 import pytest
 from dynamo_ingest.control.ledger import LedgerRecord, LedgerStatus
 from dynamo_ingest.control.load_request import LAMBDA_RUN_PREFIX
@@ -96,7 +97,7 @@ def test_the_flow_command_prints_a_row_per_file_and_fails_when_one_failed(
         result = CliRunner().invoke(app, [
             "flow", str(good), str(bad), "--target_table", "cli_orders",
             "--partition_key", "orderId", "--engine", "local", "--ledger_table", "cli-ledger",
-            "--max_concurrent_runs", "1"], env={"COLUMNS": "250"})
+            "--max_concurrent_runs", "1", "--drop_columns", "line"], env={"COLUMNS": "250"})
     assert result.exit_code == 1, result.output
     rows = [line for line in result.output.splitlines() if line.startswith("│ incoming/")]
     assert len(rows) == 2
@@ -106,6 +107,11 @@ def test_the_flow_command_prints_a_row_per_file_and_fails_when_one_failed(
     assert "FAILED" in rows[1]
     assert "incoming/batch-01.csv failed: " in result.output
     assert "'orderId' has no value" in result.output
+    # A job option is one of the Glue job's default arguments, which the loader Lambda
+    # applies too: the small file's items have no "line".
+    items = boto3.client("dynamodb").scan(TableName="cli_orders")["Items"]
+    assert len(items) == 40
+    assert all(set(item) == {"orderId", "source"} for item in items), items[0]
 
 
 def test_under_the_parallel_policy_glues_limit_keeps_files_queued_not_failed(
