@@ -102,7 +102,7 @@ class FlowCounters:
     dispatches: int = 0
     sweeps: int = 0
     concurrency_refusals: int = 0
-    max_runs_going: int = 0
+    max_runs_going: int = 0  # Glue runs going at once
 
 
 @dataclass

@@ -185,7 +185,8 @@ def test_the_environment_contract_is_read_with_literal_names() -> None:
     assert _environ_reads(loader_settings) == {
         "LEDGER_TABLE": None, "SNS_TOPIC_ARN": None, "MAX_ATTEMPTS": "3",
         "MAX_CONTINUATIONS": "20", "DEADLINE_MARGIN_S": "60", "INCOMING_PREFIX": "incoming/",
-        "COMPLETE_PREFIX": "complete/", "ERROR_PREFIX": "error/", "DISPATCHER_FUNCTION": ""}
+        "COMPLETE_PREFIX": "complete/", "ERROR_PREFIX": "error/", "DISPATCHER_FUNCTION": "",
+        "JOB_DEFAULT_ARGUMENTS": "{}"}
     assert Settings("l", "t").deadline_margin_s == 60
 
 
