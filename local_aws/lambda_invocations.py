@@ -54,10 +54,12 @@ class LambdaInvocations(Served):
         with self._lock:
             return self._queue.popleft() if self._queue else None
 
-    def pending(self) -> int:
-        """How many invocations wait to be delivered."""
+    def pending(self, function_name: str | None = None) -> int:
+        """How many invocations (of ``function_name``, or of any function) wait to be
+        delivered."""
         with self._lock:
-            return len(self._queue)
+            return sum(1 for i in self._queue
+                       if function_name is None or i.function_name == function_name)
 
     def redeliver(self, invocation: Invocation) -> None:
         """Queue a delivered invocation again, as Lambda retries a failed asynchronous one

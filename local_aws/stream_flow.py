@@ -103,6 +103,7 @@ class FlowCounters:
     sweeps: int = 0
     concurrency_refusals: int = 0
     max_runs_going: int = 0  # Glue runs going at once
+    max_loader_requests_waiting: int = 0  # loader invocations accepted, not yet run, at once
 
 
 @dataclass
@@ -250,6 +251,9 @@ class StreamFlow:
         self._rng.choice(due)()
         self.counters.max_runs_going = max(self.counters.max_runs_going,
                                            len(self.glue.going()))
+        self.counters.max_loader_requests_waiting = max(
+            self.counters.max_loader_requests_waiting,
+            self.invocations.pending(self.trigger_settings.loader_function))
         self.counters.concurrency_refusals = self.glue.refusals
         return True
 

@@ -165,3 +165,20 @@ def test_a_small_file_nearing_the_loaders_deadline_continues_in_a_fresh_invocati
     assert flow.counters.loader_invocations == len(contexts.made) == 4
     assert _glue_sources(deployment) == []
     assert deployment.table() == applied_in_order(paths)
+
+
+def test_under_the_parallel_policy_the_tables_limit_bounds_the_loader_lambdas_loads(
+        aws: str, tmp_path: Path) -> None:
+    # Glue's limit (one run) is not the loader's: Lambda queues asynchronous invocations.
+    # The table's own limit (three loads) is what bounds the small files loading at once.
+    deployment = deploy(max_concurrent_runs=1, upload_order="parallel",
+                        small_file_bytes=SMALL_FILE_BYTES)
+    paths = write_files(tmp_path, 8, stride=40)  # keys never overlap
+    with one_core(), deployment.flow(seed=4, duplicate_share=0.0) as flow:
+        records = flow.settle(flow.upload(paths))
+    assert deployment.trigger.table_max_loads == 3
+    assert flow.counters.max_loader_requests_waiting == 3
+    assert flow.counters.concurrency_refusals == 0
+    assert {r.status for r in records} == {LedgerStatus.SUCCEEDED}
+    assert all(_through_loader(r) for r in records)
+    assert deployment.table() == applied_in_order(paths)
