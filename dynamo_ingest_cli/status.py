@@ -9,10 +9,13 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+from dynamo_ingest.control.interrupt import Interrupt
 from dynamo_ingest.control.ledger import Ledger, LedgerRecord, LedgerStatus, SourceObject
 from dynamo_ingest.control.queue import TableOverview, table_overviews
 from dynamo_ingest.control.s3_objects import move_object
+from dynamo_ingest.core.arguments import JobArguments
 from dynamo_ingest.core.aws import AwsConfig
+from dynamo_ingest.core.report import RunReport
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -212,8 +215,16 @@ def _carry_out(started: StartedLoad, source: SourceObject, ledger: Ledger, job_n
                                  topic_arn=ensure_topic(aws.client("sns")))
     if started.engine == "local" and invocations is not None:
         deliver_invocations(invocations, loader_settings=deployment.loader_settings(),
-                            aws_environ=environ)
+                            aws_environ=environ, run_load=_load_with_cli_output)
         return
     follow_run(glue=aws.client("glue"), ledger=ledger, source=source, job_name=job_name,
                run_id=started.job_run_id, callback_settings=deployment.callback_settings(),
                run_job=JobRunner(local_runtime(), run_with_cli_output), aws_environ={})
+
+
+def _load_with_cli_output(args: JobArguments, job_run_id: str,
+                          interrupt: Interrupt) -> RunReport:
+    """The loader's load with `run`'s progress bar, summary and report."""
+    from dynamo_ingest_cli.main import run_with_cli_output
+
+    return run_with_cli_output(args, job_run_id=job_run_id, interrupt=interrupt)

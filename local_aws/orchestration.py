@@ -30,7 +30,9 @@ from dynamo_ingest.core.errors import DynamoIngestError
 
 from callback_lambda.handler import handler as callback_handler
 from callback_lambda.settings import Settings as CallbackSettings
+from loader_lambda.handler import handle as loader_handle
 from loader_lambda.handler import handler as loader_handler
+from loader_lambda.service import RunLoad
 from loader_lambda.settings import Settings as LoaderSettings
 from local_aws.lambda_invocations import Invocation, LambdaInvocations
 from local_aws.moto_server import LOCAL_REGION, patched_environ
@@ -171,8 +173,8 @@ LoaderContext = Callable[[str], Any]
 
 def deliver_invocations(invocations: LambdaInvocations, *, loader_settings: LoaderSettings,
                         aws_environ: Mapping[str, str], region: str = LOCAL_REGION,
-                        context: LoaderContext | None = None,
-                        limit: int = 100) -> list[Mapping[str, Any]]:
+                        context: LoaderContext | None = None, limit: int = 100,
+                        run_load: RunLoad | None = None) -> list[Mapping[str, Any]]:
     """Run the loader handler for every invocation queued (and every one it queues in turn),
     oldest first, each with a fresh context (``context(function_name)``; default: Lambda's
     900 s); returns the handlers' results. At most ``limit`` deliveries (a loop is a bug)."""
@@ -185,18 +187,24 @@ def deliver_invocations(invocations: LambdaInvocations, *, loader_settings: Load
             raise LocalFlowError(f"an invocation of {invocation.function_name!r}, expected "
                                  f"the loader {LOADER_FUNCTION!r}")
         results.append(invoke_loader(invocation, loader_settings=loader_settings,
-                                     aws_environ=aws_environ, region=region, context=context))
+                                     aws_environ=aws_environ, region=region, context=context,
+                                     run_load=run_load))
     return results
 
 
 def invoke_loader(invocation: Invocation, *, loader_settings: LoaderSettings,
                   aws_environ: Mapping[str, str], region: str = LOCAL_REGION,
-                  context: LoaderContext | None = None) -> Mapping[str, Any]:
+                  context: LoaderContext | None = None,
+                  run_load: RunLoad | None = None) -> Mapping[str, Any]:
     """One loader invocation, as Lambda runs it: the loader handler with the payload, its
-    settings as its environment and a fresh context (default: Lambda's 900 s)."""
+    settings as its environment and a fresh context (default: Lambda's 900 s); ``run_load``
+    replaces the handler's own way of running the load (a progress bar)."""
     make_context = context or (lambda name: _context(name, region))
     with patched_environ({**aws_environ, **loader_settings.to_env()}):
-        return loader_handler(invocation.payload, make_context(invocation.function_name))
+        made = make_context(invocation.function_name)
+        if run_load is None:
+            return loader_handler(invocation.payload, made)
+        return loader_handle(invocation.payload, made, run_load)
 
 
 @contextmanager
