@@ -10,11 +10,11 @@ duplicate.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
+from dynamo_ingest.control.dispatch import Wake
 from dynamo_ingest.control.finish import EventFlow, finish_run
 from dynamo_ingest.control.ledger import (
     NOT_STARTED_STATUSES,
@@ -54,10 +54,6 @@ class CallbackResult:
     detail: str | None = None
 
 
-# Asks the dispatcher to start the next queued files of a table (a load just ended).
-Dispatch = Callable[[str], None]
-
-
 @dataclass(frozen=True)
 class Clients:
     """The boto3 clients the callback uses (created by the handler), and its way to wake the
@@ -66,7 +62,7 @@ class Clients:
     glue: Any
     s3: Any
     sns: Any
-    dispatch: Dispatch | None = None
+    dispatch: Wake | None = None
 
 
 def _error_text(err: BaseException) -> str:

@@ -4,8 +4,10 @@ event flow, as AWS would carry them.
 The files are uploaded to ``incoming/`` in the order given (their upload order), one right
 after another; then :class:`local_aws.stream_flow.StreamFlow` delivers S3's events (at least
 once, some twice, not in order), enforces Glue's ``MaxConcurrentRuns``, runs the loads the
-dispatcher starts, delivers their state changes to the callback and runs the scheduled
-sweep, until every file is settled. One row per file says where it ended.
+dispatcher starts (files under ``--small_file_bytes`` in the loader Lambda's handler, the
+others as Glue runs whose state changes go to the callback), delivers the dispatcher's
+wake-ups and runs the scheduled sweep, until every file is settled. One row per file says
+where it ended and what loaded it.
 
 Like ``demo``, it starts an embedded moto server unless the AWS endpoint variables are set.
 A flow killed midway and started again with the same files carries on: the ledger and the
@@ -30,9 +32,13 @@ from rich.table import Table
 from callback_lambda.settings import Settings as CallbackSettings
 from dynamo_ingest_cli.demo import local_endpoint
 from dynamo_ingest_cli.local_flow import LOCAL_BUCKET, LOCAL_DATABASE, LOCAL_JOB, ensure_topic
+from loader_lambda.settings import Settings as LoaderSettings
 from local_aws.glue_runs import ConcurrentGlue
+from local_aws.lambda_invocations import LambdaInvocations
+from local_aws.orchestration import LOADER_FUNCTION
 from local_aws.s3_events import DeliveryPlan
-from local_aws.stream_flow import FlowCounters, StreamFlow
+from local_aws.stream_flow import DISPATCHER_FUNCTION, FlowCounters, StreamFlow
+from trigger_lambda.routing import DEFAULT_SMALL_FILE_BYTES
 from trigger_lambda.settings import Settings as TriggerSettings
 
 # Terraform's default of var.glue_max_concurrent_runs (a test keeps the two equal).
@@ -56,6 +62,8 @@ class FlowOptions:
     upload_order: str = "serial"
     seed: int = 0
     duplicate_share: float = 0.25
+    # Terraform's var.small_file_bytes: files under it load in the loader Lambda (0: none).
+    small_file_bytes: int = DEFAULT_SMALL_FILE_BYTES
     bucket: str = LOCAL_BUCKET
     job_name: str = LOCAL_JOB
 
@@ -71,6 +79,9 @@ class FlowOptions:
         if self.max_concurrent_runs < 1:
             raise ArgumentError(f"--max_concurrent_runs expects at least 1 run, found "
                                 f"{self.max_concurrent_runs}")
+        if self.small_file_bytes < 0:
+            raise ArgumentError(f"--small_file_bytes expects 0 (every file to Glue) or more "
+                                f"bytes, found {self.small_file_bytes}")
 
     def value(self, name: str, default: str = "") -> str:
         """A job option's value (Glue-style name without the dashes)."""
@@ -104,7 +115,16 @@ class QuietJobRunner:
         return 0 if report.status != "FAILED" else 1
 
 
-def _settings(options: FlowOptions, topic_arn: str) -> tuple[TriggerSettings, CallbackSettings]:
+@dataclass(frozen=True)
+class FlowSettings:
+    """The three functions' settings, as Terraform sets them."""
+
+    trigger: TriggerSettings
+    callback: CallbackSettings
+    loader: LoaderSettings
+
+
+def _settings(options: FlowOptions, topic_arn: str) -> FlowSettings:
     ledger = options.value("ledger_table", DEFAULT_LEDGER_TABLE)
     trigger = TriggerSettings(
         glue_job_name=options.job_name, ledger_table=ledger,
@@ -112,11 +132,15 @@ def _settings(options: FlowOptions, topic_arn: str) -> tuple[TriggerSettings, Ca
         partition_key=options.value("partition_key"), sns_topic_arn=topic_arn,
         sort_key=options.value("sort_key"), catalog_database=options.value("catalog_database"),
         catalog_table=options.value("catalog_table"), source_bucket=options.bucket,
-        upload_order=options.upload_order, table_max_loads=options.max_concurrent_runs)
+        upload_order=options.upload_order, table_max_loads=options.max_concurrent_runs,
+        loader_function=LOADER_FUNCTION, small_file_bytes=options.small_file_bytes)
     trigger.validate()
     callback = CallbackSettings(glue_job_name=options.job_name, ledger_table=ledger,
                                 sns_topic_arn=topic_arn)
-    return trigger, callback
+    loader = LoaderSettings(ledger_table=ledger, sns_topic_arn=topic_arn,
+                            dispatcher_function=DISPATCHER_FUNCTION,
+                            job_default_arguments=options.default_arguments)
+    return FlowSettings(trigger, callback, loader)
 
 
 def _deploy(aws: AwsConfig, options: FlowOptions, console: Console) -> None:
@@ -148,22 +172,24 @@ def run_flow(options: FlowOptions, *, console: Console, out: Console) -> int:
     """Upload, deliver until settled, print one row per file; 1 when a file failed."""
     from dynamo_ingest.control.ledger import Ledger
 
-    with local_endpoint(console):
+    with local_endpoint(console), LambdaInvocations() as invocations:
         aws = AwsConfig.from_environ()
-        trigger, callback = _settings(options, ensure_topic(aws.client("sns")))
+        settings = _settings(options, ensure_topic(aws.client("sns")))
         _deploy(aws, options, console)
         flow = StreamFlow(
             s3=aws.client("s3"), glue=ConcurrentGlue(aws.client("glue")),
-            sns=aws.client("sns"), ledger=Ledger(aws.client("dynamodb"), trigger.ledger_table),
-            bucket=options.bucket, trigger_settings=trigger, callback_settings=callback,
-            run_job=QuietJobRunner(),
+            sns=aws.client("sns"),
+            ledger=Ledger(aws.client("dynamodb"), settings.trigger.ledger_table),
+            bucket=options.bucket, trigger_settings=settings.trigger,
+            callback_settings=settings.callback, run_job=QuietJobRunner(),
+            invocations=invocations, loader_settings=settings.loader,
             delivery=DeliveryPlan(duplicate_share=options.duplicate_share, seed=options.seed))
         adopted = flow.adopt_going_runs()
         if adopted:
-            console.print(f"carrying on an earlier flow: {adopted} run(s) were going")
+            console.print(f"carrying on an earlier flow: {adopted} load(s) were going")
         uploads = flow.upload(options.files)
         console.print(f"uploaded {len(uploads)} file(s) to s3://{options.bucket}/"
-                      f"{trigger.incoming_prefix}; delivering events …")
+                      f"{settings.trigger.incoming_prefix}; delivering events …")
         records = flow.settle(uploads)
     out.print(outcome_table(records))
     for record in records:
@@ -189,6 +215,7 @@ def outcome_table(records: Sequence[LedgerRecord]) -> Table:
 def counters_line(counters: FlowCounters) -> str:
     """What AWS's part of the flow delivered."""
     return (f"events delivered {counters.events_delivered} ({counters.events_duplicated} "
-            f"twice), runs {counters.runs_executed} (at most {counters.max_runs_going} at "
-            f"once, {counters.concurrency_refusals} start(s) refused for concurrency), "
+            f"twice), loader Lambda invocations {counters.loader_invocations}, Glue runs "
+            f"{counters.runs_executed} (at most {counters.max_runs_going} at once, "
+            f"{counters.concurrency_refusals} start(s) refused for concurrency), "
             f"dispatches {counters.dispatches}, sweeps {counters.sweeps}")

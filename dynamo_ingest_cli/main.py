@@ -36,6 +36,8 @@ from dynamo_ingest_cli.local_flow import (
     LOCAL_TABLE,
 )
 from dynamo_ingest_cli.terminal import fit_to_output
+from local_aws.orchestration import LOADER_FUNCTION
+from trigger_lambda.routing import DEFAULT_SMALL_FILE_BYTES
 
 LOG = logging.getLogger("dynamo_ingest")
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
@@ -262,6 +264,10 @@ _FlowOrder = Annotated[str, typer.Option(
 _FlowSeed = Annotated[int, typer.Option("--seed", help="seed of the delivery order")]
 _FlowDuplicates = Annotated[float, typer.Option(
     "--duplicate_share", help="share of S3 events delivered twice")]
+_SmallFileBytes = Annotated[int, typer.Option(
+    "--small_file_bytes", help="files under this size load in the loader Lambda (in-process "
+    "engine), bigger ones as Glue runs; Terraform's small_file_bytes (default 16 MiB); "
+    "0: every file to Glue")]
 
 
 @app.command("flow", cls=GlueStyleCommand)
@@ -273,16 +279,18 @@ def flow_command(
     upload_order: _FlowOrder = "serial",
     seed: _FlowSeed = 0,
     duplicate_share: _FlowDuplicates = 0.25,
+    small_file_bytes: _SmallFileBytes = DEFAULT_SMALL_FILE_BYTES,
     **job_values: str | bool | None,
 ) -> None:
-    """Many files through the local event flow, as AWS would deliver them, until settled."""
+    """Many files through the local event flow, as AWS would deliver them, until settled:
+    small files through the loader Lambda, bigger ones through Glue."""
     from dynamo_ingest_cli.flow import FlowOptions, run_flow
 
     try:
         options = FlowOptions(tuple(files), glue_values(
             {f"--{k}": v for k, v in job_values.items()}),
             max_concurrent_runs=max_concurrent_runs, upload_order=upload_order, seed=seed,
-            duplicate_share=duplicate_share)
+            duplicate_share=duplicate_share, small_file_bytes=small_file_bytes)
     except DynamoIngestError as err:
         print_error(err)
         raise typer.Exit(2) from err
@@ -307,12 +315,18 @@ def retry_command(
     ledger_table: _RetryLedgerTable = DEFAULT_LEDGER_TABLE,
     restart: Annotated[bool, typer.Option("--restart", help="ignore checkpoints")] = False,
     job_name: Annotated[str, _opt("job_name", "the Glue job to start")] = LOCAL_JOB,
+    loader_function: Annotated[str, _opt(
+        "loader_function", "the loader Lambda for small files (Terraform's <prefix>-loader; "
+        "'': every file to Glue)")] = LOADER_FUNCTION,
+    small_file_bytes: _SmallFileBytes = DEFAULT_SMALL_FILE_BYTES,
 ) -> None:
-    """Re-run a FAILED file by hand with the arguments of its last run (resumes)."""
+    """Re-run a FAILED file by hand with the arguments of its last run (resumes), routed as
+    the trigger routes it: a small file in the loader Lambda, a bigger one as a Glue run."""
     from dynamo_ingest_cli.status import retry_file
 
     raise typer.Exit(retry_file(source, ledger_table, restart, job_name, console=console,
-                                out=out))
+                                out=out, loader_function=loader_function,
+                                small_file_bytes=small_file_bytes))
 
 
 def main() -> None:

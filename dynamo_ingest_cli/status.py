@@ -4,15 +4,31 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
-from dynamo_ingest.control.ledger import Ledger, LedgerRecord, LedgerStatus
+from dynamo_ingest.control.interrupt import Interrupt
+from dynamo_ingest.control.ledger import Ledger, LedgerRecord, LedgerStatus, SourceObject
 from dynamo_ingest.control.queue import TableOverview, table_overviews
 from dynamo_ingest.control.s3_objects import move_object
+from dynamo_ingest.core.arguments import JobArguments
 from dynamo_ingest.core.aws import AwsConfig
+from dynamo_ingest.core.report import RunReport
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from local_aws.lambda_invocations import LambdaInvocations
+from local_aws.orchestration import LOADER_FUNCTION
+from trigger_lambda.routing import (
+    DEFAULT_SMALL_FILE_BYTES,
+    LoadNotStartedError,
+    Routing,
+    StartedLoad,
+    start_load,
+)
 
 RETRYABLE = frozenset({LedgerStatus.FAILED, LedgerStatus.CONCURRENCY_LIMITED,
                        LedgerStatus.START_FAILED})
@@ -87,54 +103,128 @@ def queue_table(overviews: list[TableOverview], now: float) -> Table:
 
 
 def retry_file(source: str, ledger_table: str, restart: bool, job_name: str, *,
-               console: Console, out: Console) -> int:
-    """Start a new run of a FAILED (or never started) file with its last run's arguments.
+               console: Console, out: Console, loader_function: str = LOADER_FUNCTION,
+               small_file_bytes: int = DEFAULT_SMALL_FILE_BYTES) -> int:
+    """Start a new run of a FAILED (or never started) file with its last run's arguments,
+    routed as the trigger routes it.
 
-    The file is moved back from ``error/`` to its original key, a Glue job run is started
-    (it resumes from the checkpoints unless ``restart``), and on a local emulator the run is
-    executed here and its state change delivered to the callback, as AWS would.
+    The file is moved back from ``error/`` to its original key and started through
+    :func:`trigger_lambda.routing.start_load`: under ``small_file_bytes`` in the loader
+    Lambda, else as a run of the Glue job (either resumes from the checkpoints unless
+    ``restart``). On a local emulator the load is carried out here, as AWS would: the loader's
+    handler, or the Glue run and its state change delivered to the callback.
     """
     aws = AwsConfig.from_environ()
-    dynamodb, s3, glue = aws.client("dynamodb"), aws.client("s3"), aws.client("glue")
-    ledger = Ledger(dynamodb, ledger_table)
+    ledger = Ledger(aws.client("dynamodb"), ledger_table)
     record = ledger.find(source)
-    if record is None:
-        console.print(f"[red]{escape(source)}: not in ledger table {ledger_table!r}[/red]")
-        return 1
-    if not record.source.bucket:
-        # A Glue run reads S3 objects, and the callback moves files between folders of the
-        # bucket: a local file is re-run where it is.
-        console.print(f"[red]{escape(record.source.uri)} is a local file: retry re-runs files "
-                      "of the event flow (s3://bucket/key); run it again with `dynamo-ingest "
-                      "run --source_path …` (it resumes from its checkpoints)[/red]")
-        return 1
-    if record.status not in RETRYABLE:
-        console.print(f"[red]{escape(record.source.uri)} is {record.status}: only FAILED or not "
-                      "started files are retried (use `run --restart` to reload a file)[/red]")
+    refusal = _retry_refusal(record, source, ledger_table)
+    if record is None or refusal is not None:
+        console.print(f"[red]{escape(refusal or source)}[/red]")
         return 1
     original = record.source
+    s3 = aws.client("s3")
     if record.file_location and record.file_location != original.uri:
         move_object(s3, record.file_location, original.uri)
         record = ledger.file_moved(original, record.job_run_id or "", original.uri)
-    arguments = {k: v for k, v in record.arguments.items() if k != "--restart"}
+    size = (record.size if record.size is not None
+            else int(s3.head_object(Bucket=original.bucket, Key=original.key)["ContentLength"]))
+    routing = Routing(job_name, loader_function, small_file_bytes)
+    with _lambda_api(aws) as (lambda_, invocations, environ):
+        try:
+            started = start_load(original.key, size, _retry_arguments(record, restart), routing,
+                                 glue=aws.client("glue"), lambda_=lambda_,
+                                 before_invoke=lambda request: ledger.job_started(
+                                     original, request.job_run_id, request.arguments))
+        except LoadNotStartedError as err:
+            console.print(f"[red]{escape(original.uri)} was not started: {escape(str(err))}"
+                          "[/red]")
+            _end_unstarted(ledger, original, str(err))
+            return 1
+        where = loader_function if started.engine == "local" else job_name
+        console.print(f"started {where} run {started.job_run_id} for {original.uri}")
+        if not aws.is_emulated:
+            out.print(f"watch it with: dynamo-ingest status {original.uri}")
+            return 0
+        _carry_out(started, original, ledger, job_name, invocations, environ)
+    final = ledger.get(original)
+    out.print_json(json.dumps(final.to_dict() if final else {}, default=str))
+    return 0 if final and final.status != LedgerStatus.FAILED else 1
+
+
+def _retry_refusal(record: LedgerRecord | None, source: str, ledger_table: str) -> str | None:
+    """Why ``retry`` does not start the file, or None."""
+    if record is None:
+        return f"{source}: not in ledger table {ledger_table!r}"
+    if not record.source.bucket:
+        # A Glue run reads S3 objects, and the callback moves files between folders of the
+        # bucket: a local file is re-run where it is.
+        return (f"{record.source.uri} is a local file: retry re-runs files of the event flow "
+                "(s3://bucket/key); run it again with `dynamo-ingest run --source_path …` "
+                "(it resumes from its checkpoints)")
+    if record.status not in RETRYABLE:
+        return (f"{record.source.uri} is {record.status}: only FAILED or not started files "
+                "are retried (use `run --restart` to reload a file)")
+    return None
+
+
+def _retry_arguments(record: LedgerRecord, restart: bool) -> dict[str, str]:
+    """The last run's arguments (naming the object's ETag, as the trigger does), with
+    ``--restart`` only when asked."""
+    arguments = {"--source_etag": record.source.etag,
+                 **{k: v for k, v in record.arguments.items() if k != "--restart"}}
     if restart:
         arguments["--restart"] = "true"
-    run_id = str(glue.start_job_run(JobName=job_name, Arguments=arguments)["JobRunId"])
-    console.print(f"started {job_name} run {run_id} for {original.uri}")
+    return arguments
+
+
+def _end_unstarted(ledger: Ledger, source: SourceObject, reason: str) -> None:
+    """A loader run recorded before its invocation failed: it ends FAILED with the reason."""
+    record = ledger.get(source)
+    if record is not None and record.status == LedgerStatus.STARTED and record.job_run_id:
+        ledger.finish(source, record.job_run_id, succeeded=False, error=reason)
+
+
+@contextmanager
+def _lambda_api(aws: AwsConfig) -> Iterator[tuple[Any, LambdaInvocations | None,
+                                                  dict[str, str]]]:
+    """The Lambda client ``start_load`` invokes the loader with: on an emulator, a local
+    Invoke endpoint (its invocations and the environment that points at it), else AWS's."""
     if not aws.is_emulated:
-        out.print(f"watch it with: dynamo-ingest status {original.uri}")
-        return 0
+        yield aws.client("lambda"), None, {}
+        return
+    from local_aws.moto_server import patched_environ
+    from local_aws.orchestration import lambda_endpoint
+
+    # boto3 reads AWS_ENDPOINT_URL_LAMBDA from the environment, as the loader's own client.
+    with lambda_endpoint({}) as (invocations, environ), patched_environ(environ):
+        yield aws.client("lambda"), invocations, environ
+
+
+def _carry_out(started: StartedLoad, source: SourceObject, ledger: Ledger, job_name: str,
+               invocations: LambdaInvocations | None, environ: dict[str, str]) -> None:
+    """Do AWS's part for a load started on the emulator: run the loader's invocations, or
+    the Glue run and its state change to the callback."""
     from dynamo_ingest.spark.runtime import local_runtime
 
     from dynamo_ingest_cli.local_flow import JobRunner, LocalDeployment, ensure_topic
     from dynamo_ingest_cli.main import run_with_cli_output
-    from local_aws.orchestration import follow_run
+    from local_aws.orchestration import deliver_invocations, follow_run
 
-    deployment = LocalDeployment(job_name=job_name, ledger_table=ledger_table,
+    aws = AwsConfig.from_environ()
+    deployment = LocalDeployment(job_name=job_name, ledger_table=ledger.table_name,
                                  topic_arn=ensure_topic(aws.client("sns")))
-    follow_run(glue=glue, ledger=ledger, source=original, job_name=job_name, run_id=run_id,
-               callback_settings=deployment.callback_settings(),
+    if started.engine == "local" and invocations is not None:
+        deliver_invocations(invocations, loader_settings=deployment.loader_settings(),
+                            aws_environ=environ, run_load=_load_with_cli_output)
+        return
+    follow_run(glue=aws.client("glue"), ledger=ledger, source=source, job_name=job_name,
+               run_id=started.job_run_id, callback_settings=deployment.callback_settings(),
                run_job=JobRunner(local_runtime(), run_with_cli_output), aws_environ={})
-    final = ledger.get(original)
-    out.print_json(json.dumps(final.to_dict() if final else {}, default=str))
-    return 0 if final and final.status != LedgerStatus.FAILED else 1
+
+
+def _load_with_cli_output(args: JobArguments, job_run_id: str,
+                          interrupt: Interrupt) -> RunReport:
+    """The loader's load with `run`'s progress bar, summary and report."""
+    from dynamo_ingest_cli.main import run_with_cli_output
+
+    return run_with_cli_output(args, job_run_id=job_run_id, interrupt=interrupt)

@@ -16,7 +16,7 @@ from dynamo_ingest.core.arguments import JobArguments
 from dynamo_ingest.core.report import RunReport
 from dynamo_ingest.load import run_load
 
-from loader_lambda.service import Clients, handle_load
+from loader_lambda.service import Clients, RunLoad, handle_load
 from loader_lambda.settings import Settings
 
 LOG = logging.getLogger("loader_lambda")
@@ -29,6 +29,12 @@ def _run_load(args: JobArguments, job_run_id: str, interrupt: Interrupt) -> RunR
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Load the requested file; a malformed request is logged and dropped."""
+    return handle(event, context, _run_load)
+
+
+def handle(event: dict[str, Any], context: Any, run: RunLoad) -> dict[str, Any]:
+    """The handler's work, the load run by ``run`` (`retry` on a terminal adds its progress
+    bar to the same load)."""
     LOG.setLevel(logging.INFO)
     settings = Settings.from_env(os.environ)
     try:
@@ -42,5 +48,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                       dispatch=dispatcher_wake(lambda_, settings.dispatcher_function))
     ledger = Ledger(boto3.client("dynamodb"), settings.ledger_table)
     result = handle_load(request, settings, ledger=ledger, clients=clients, context=context,
-                         run_load=_run_load)
+                         run_load=run)
     return asdict(result)

@@ -12,6 +12,7 @@ moved on and is ignored.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -23,7 +24,7 @@ from typing import Any, Literal, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 from dynamo_ingest.control.dispatch import Wake
 from dynamo_ingest.control.finish import EventFlow, finish_run
-from dynamo_ingest.control.interrupt import Interrupt
+from dynamo_ingest.control.interrupt import Interrupt, RunInterruptedError
 from dynamo_ingest.control.ledger import (
     NOT_STARTED_STATUSES,
     TERMINAL_STATUSES,
@@ -103,8 +104,11 @@ class DeadlineWatch:
             left = self._context.get_remaining_time_in_millis()
             if left <= self._margin_ms:
                 self.fired = True
-                self._interrupt.request(f"{left / 1000:.0f} s left before the Lambda's "
-                                        "deadline")
+                # Before the engine is up the request raises; it stands, and the run's own
+                # check stops the load before it writes.
+                with contextlib.suppress(RunInterruptedError):
+                    self._interrupt.request(f"{left / 1000:.0f} s left before the Lambda's "
+                                            "deadline")
                 return
             self._done.wait(DEADLINE_POLL_S)
 
@@ -128,7 +132,9 @@ def handle_load(request: LoadRequest, settings: Settings, *, ledger: Ledger, cli
         LOG.info("ignoring load request for %s as run %s: %s", source.uri, request.job_run_id,
                  stale)
         return LoaderResult("duplicate", source.uri, request.job_run_id, detail=stale)
-    args = parse_job_arguments(_argv({**request.arguments, "--engine": ENGINE}))
+    # Like Glue: the job's default arguments, overridden by the request's.
+    args = parse_job_arguments(_argv({**settings.job_default_arguments, **request.arguments,
+                                      "--engine": ENGINE}))
     interrupt = Interrupt()
     with DeadlineWatch(context, settings.deadline_margin_s, interrupt) as watch:
         report = run_load(args, request.job_run_id, interrupt)

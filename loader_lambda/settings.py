@@ -6,8 +6,9 @@ so variables are read only as ``environ["NAME"]`` or ``environ.get("NAME", "defa
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dynamo_ingest.control.locations import BucketFolders
 
@@ -31,6 +32,9 @@ class Settings:
     complete_prefix: str = "complete/"
     error_prefix: str = "error/"
     dispatcher_function: str = ""  # woken when a load ends ("": the schedule's sweep only)
+    # The Glue job's DefaultArguments that are job arguments (Terraform builds both from one
+    # local): applied under each request's arguments, as Glue applies its defaults.
+    job_default_arguments: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -57,7 +61,9 @@ class Settings:
                        incoming_prefix=environ.get("INCOMING_PREFIX", "incoming/"),
                        complete_prefix=environ.get("COMPLETE_PREFIX", "complete/"),
                        error_prefix=environ.get("ERROR_PREFIX", "error/"),
-                       dispatcher_function=environ.get("DISPATCHER_FUNCTION", ""))
+                       dispatcher_function=environ.get("DISPATCHER_FUNCTION", ""),
+                       job_default_arguments=_job_arguments(
+                           environ.get("JOB_DEFAULT_ARGUMENTS", "{}")))
         settings.validate()
         return settings
 
@@ -89,4 +95,21 @@ class Settings:
                 "DEADLINE_MARGIN_S": str(self.deadline_margin_s),
                 "INCOMING_PREFIX": self.incoming_prefix,
                 "COMPLETE_PREFIX": self.complete_prefix, "ERROR_PREFIX": self.error_prefix,
-                "DISPATCHER_FUNCTION": self.dispatcher_function}
+                "DISPATCHER_FUNCTION": self.dispatcher_function,
+                "JOB_DEFAULT_ARGUMENTS": json.dumps(dict(self.job_default_arguments),
+                                                    sort_keys=True)}
+
+
+def _job_arguments(text: str) -> dict[str, str]:
+    """``JOB_DEFAULT_ARGUMENTS``: a JSON object of ``--name`` → text, as Glue's arguments."""
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise SettingsError(f"JOB_DEFAULT_ARGUMENTS expects a JSON object of job arguments, "
+                            f"found {text[:80]!r}: {err}") from err
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and k.startswith("--") and isinstance(v, str)
+            for k, v in value.items()):
+        raise SettingsError(f"JOB_DEFAULT_ARGUMENTS expects a JSON object of \"--name\": "
+                            f"\"text\" pairs (Glue's DefaultArguments form), found {text[:80]!r}")
+    return value

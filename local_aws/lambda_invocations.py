@@ -54,6 +54,19 @@ class LambdaInvocations(Served):
         with self._lock:
             return self._queue.popleft() if self._queue else None
 
+    def pending(self, function_name: str | None = None) -> int:
+        """How many invocations (of ``function_name``, or of any function) wait to be
+        delivered."""
+        with self._lock:
+            return sum(1 for i in self._queue
+                       if function_name is None or i.function_name == function_name)
+
+    def redeliver(self, invocation: Invocation) -> None:
+        """Queue a delivered invocation again, as Lambda retries a failed asynchronous one
+        (not a new request: ``received`` keeps what callers sent)."""
+        with self._lock:
+            self._queue.append(invocation)
+
     def accept(self, invocation: Invocation) -> None:
         """Queue an invocation (the HTTP handler's threads)."""
         with self._lock:

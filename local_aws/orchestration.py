@@ -30,9 +30,11 @@ from dynamo_ingest.core.errors import DynamoIngestError
 
 from callback_lambda.handler import handler as callback_handler
 from callback_lambda.settings import Settings as CallbackSettings
+from loader_lambda.handler import handle as loader_handle
 from loader_lambda.handler import handler as loader_handler
+from loader_lambda.service import RunLoad
 from loader_lambda.settings import Settings as LoaderSettings
-from local_aws.lambda_invocations import LambdaInvocations
+from local_aws.lambda_invocations import Invocation, LambdaInvocations
 from local_aws.moto_server import LOCAL_REGION, patched_environ
 from trigger_lambda.handler import handler as trigger_handler
 from trigger_lambda.settings import Settings as TriggerSettings
@@ -171,13 +173,12 @@ LoaderContext = Callable[[str], Any]
 
 def deliver_invocations(invocations: LambdaInvocations, *, loader_settings: LoaderSettings,
                         aws_environ: Mapping[str, str], region: str = LOCAL_REGION,
-                        context: LoaderContext | None = None,
-                        limit: int = 100) -> list[Mapping[str, Any]]:
+                        context: LoaderContext | None = None, limit: int = 100,
+                        run_load: RunLoad | None = None) -> list[Mapping[str, Any]]:
     """Run the loader handler for every invocation queued (and every one it queues in turn),
     oldest first, each with a fresh context (``context(function_name)``; default: Lambda's
     900 s); returns the handlers' results. At most ``limit`` deliveries (a loop is a bug)."""
     results: list[Mapping[str, Any]] = []
-    make_context = context or (lambda name: _context(name, region))
     while (invocation := invocations.take()) is not None:
         if len(results) >= limit:
             raise LocalFlowError(f"more than {limit} loader invocations: the loader keeps "
@@ -185,10 +186,25 @@ def deliver_invocations(invocations: LambdaInvocations, *, loader_settings: Load
         if invocation.function_name != LOADER_FUNCTION:
             raise LocalFlowError(f"an invocation of {invocation.function_name!r}, expected "
                                  f"the loader {LOADER_FUNCTION!r}")
-        with patched_environ({**aws_environ, **loader_settings.to_env()}):
-            results.append(loader_handler(invocation.payload,
-                                          make_context(invocation.function_name)))
+        results.append(invoke_loader(invocation, loader_settings=loader_settings,
+                                     aws_environ=aws_environ, region=region, context=context,
+                                     run_load=run_load))
     return results
+
+
+def invoke_loader(invocation: Invocation, *, loader_settings: LoaderSettings,
+                  aws_environ: Mapping[str, str], region: str = LOCAL_REGION,
+                  context: LoaderContext | None = None,
+                  run_load: RunLoad | None = None) -> Mapping[str, Any]:
+    """One loader invocation, as Lambda runs it: the loader handler with the payload, its
+    settings as its environment and a fresh context (default: Lambda's 900 s); ``run_load``
+    replaces the handler's own way of running the load (a progress bar)."""
+    make_context = context or (lambda name: _context(name, region))
+    with patched_environ({**aws_environ, **loader_settings.to_env()}):
+        made = make_context(invocation.function_name)
+        if run_load is None:
+            return loader_handler(invocation.payload, made)
+        return loader_handle(invocation.payload, made, run_load)
 
 
 @contextmanager

@@ -142,6 +142,9 @@ locals {
       ERROR_PREFIX      = var.error_prefix
       # Woken when a load ends, as the callback does.
       DISPATCHER_FUNCTION = local.dispatcher_function_name
+      # The Glue job's default job arguments (glue.tf), applied under each load request's,
+      # so a small file loads with the options a big one does.
+      JOB_DEFAULT_ARGUMENTS = jsonencode(merge(local.job_default_arguments, local.job_sort_key_argument))
     }
   }
 

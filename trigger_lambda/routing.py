@@ -10,7 +10,7 @@ load. Bigger files, and every file when no loader function is configured, start 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -68,14 +68,25 @@ def choose_engine(size_bytes: int | None, routing: Routing) -> Engine:
     return "local" if size_bytes < routing.small_file_bytes else "spark"
 
 
+# Called with the loader's request before it is invoked (see start_load).
+BeforeInvoke = Callable[[LoadRequest], object]
+
+
 def start_load(key: str, size: int | None, arguments: Mapping[str, str], routing: Routing, *,
-               glue: Any, lambda_: Any) -> StartedLoad:
+               glue: Any, lambda_: Any, before_invoke: BeforeInvoke | None = None
+               ) -> StartedLoad:
     """Start the load of object ``key`` (``size`` bytes as stored) with the job
-    ``arguments``; :class:`LoadNotStartedError` says why it could not start."""
+    ``arguments``; :class:`LoadNotStartedError` says why it could not start.
+
+    ``before_invoke`` lets a caller whose record is in a final state (a retry by hand)
+    record the loader's run first: the loader drops a request for a finished file as stale,
+    and the invocation is asynchronous."""
     engine = choose_engine(estimated_bytes(key, size), routing)
     try:
         if engine == "local":
             request = LoadRequest(new_lambda_run_id(), dict(arguments))
+            if before_invoke is not None:
+                before_invoke(request)
             lambda_.invoke(FunctionName=routing.loader_function, InvocationType="Event",
                            Payload=request.to_payload())
             return StartedLoad(engine, request.job_run_id)

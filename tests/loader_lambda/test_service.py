@@ -77,6 +77,34 @@ def test_a_small_load_ends_like_a_glue_run_in_complete(flow: Flow,
     assert flow.sns_messages() == []
 
 
+def test_the_jobs_default_arguments_apply_under_the_requests_own(
+        flow: Flow, invocations: LambdaInvocations) -> None:
+    # As Glue applies a job's DefaultArguments under a run's Arguments: --drop_columns comes
+    # from the defaults only, the request's --target_table wins over the default one.
+    source = flow.upload("incoming/d.csv", CSV)
+    flow.ledger.receive(source)
+    _invoke(_request(source))
+    defaults = {"--drop_columns": "customer", "--target_table": "no_such_table"}
+
+    assert _deliver(invocations, _settings(flow, job_default_arguments=defaults)) == [
+        "succeeded"]
+    items = scan_table(TARGET_TABLE)
+    assert sorted(items) == [("1",), ("2",), ("3",)]
+    assert all(set(item) == {"order_id"} for item in items.values()), items
+
+
+def test_job_default_arguments_must_be_a_json_object_of_job_arguments() -> None:
+    env = {"LEDGER_TABLE": "ledger", "SNS_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t"}
+    assert Settings.from_env({**env, "JOB_DEFAULT_ARGUMENTS": '{"--write_rate": "100"}'}
+                             ).job_default_arguments == {"--write_rate": "100"}
+    for bad in ("[1]", '{"write_rate": "100"}', '{"--write_rate": 100}', "{"):
+        with pytest.raises(SettingsError, match="JOB_DEFAULT_ARGUMENTS expects a JSON object"):
+            Settings.from_env({**env, "JOB_DEFAULT_ARGUMENTS": bad})
+    settings = Settings(ledger_table="ledger", sns_topic_arn="t",
+                        job_default_arguments={"--rename": "a:b"})
+    assert Settings.from_env(settings.to_env()) == settings
+
+
 def test_a_failing_load_is_retried_then_filed_in_error_with_its_report(
         flow: Flow, invocations: LambdaInvocations) -> None:
     source = flow.upload("incoming/b.csv", CSV)
@@ -157,7 +185,8 @@ def test_the_environment_contract_is_read_with_literal_names() -> None:
     assert _environ_reads(loader_settings) == {
         "LEDGER_TABLE": None, "SNS_TOPIC_ARN": None, "MAX_ATTEMPTS": "3",
         "MAX_CONTINUATIONS": "20", "DEADLINE_MARGIN_S": "60", "INCOMING_PREFIX": "incoming/",
-        "COMPLETE_PREFIX": "complete/", "ERROR_PREFIX": "error/", "DISPATCHER_FUNCTION": ""}
+        "COMPLETE_PREFIX": "complete/", "ERROR_PREFIX": "error/", "DISPATCHER_FUNCTION": "",
+        "JOB_DEFAULT_ARGUMENTS": "{}"}
     assert Settings("l", "t").deadline_margin_s == 60
 
 

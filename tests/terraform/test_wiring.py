@@ -59,6 +59,19 @@ def settings_variables(path: Path) -> set[str]:
     return names
 
 
+# The loader's JOB_DEFAULT_ARGUMENTS: the job arguments among the Glue job's DefaultArguments.
+JOB_DEFAULTS = "local.job_default_arguments,local.job_sort_key_argument"
+
+
+def job_default_arguments(terraform: TerraformConfig) -> dict[str, str]:
+    """The job arguments of the Glue job's DefaultArguments with the variables at their
+    defaults (no sort key: its default is null); what only a plan knows is a placeholder."""
+    assert terraform.variable_default("sort_key") is None
+    resolved = terraform.resolve(terraform.local("job_default_arguments"), REQUIRED_VARIABLES)
+    return {name: terraform_text(terraform, value) or f"placeholder-for-{name[2:]}"
+            for name, value in resolved.items()}
+
+
 def lambda_environment(terraform: TerraformConfig, function: str) -> dict[str, str]:
     """The function's environment with the default variables; what Terraform cannot know
     before apply (ARNs) becomes a placeholder."""
@@ -70,6 +83,8 @@ def lambda_environment(terraform: TerraformConfig, function: str) -> dict[str, s
         to_string = re.fullmatch(r"\$\{tostring\(var\.([a-z_]+)\)\}", text)
         if to_string:
             text = str(terraform.variable_default(to_string.group(1)))
+        elif text == f"${{jsonencode(merge({JOB_DEFAULTS}))}}":
+            text = json.dumps(job_default_arguments(terraform))
         elif "${" in text:
             text = f"placeholder-for-{name.lower()}"
         env[name] = text
@@ -118,8 +133,19 @@ def test_job_default_arguments_are_arguments_the_job_parses(terraform: Terraform
     assert not glue_own & names
     job = terraform.resource("aws_glue_job", "load_csv")
     assert attr(job, "default_arguments") == (
-        "${merge(local.glue_default_arguments,local.job_default_arguments,"
-        "local.job_sort_key_argument)}")
+        f"${{merge(local.glue_default_arguments,{JOB_DEFAULTS})}}")
+
+
+def test_the_loader_loads_with_the_glue_jobs_default_job_arguments(
+        terraform: TerraformConfig) -> None:
+    from loader_lambda.settings import Settings as LoaderSettings
+
+    loader_env = terraform.local("lambda_environment")["loader"]
+    assert loader_env["JOB_DEFAULT_ARGUMENTS"] == f"${{jsonencode(merge({JOB_DEFAULTS}))}}"
+    settings = LoaderSettings.from_env(lambda_environment(terraform, "loader"))
+    assert settings.job_default_arguments == job_default_arguments(terraform)
+    assert settings.job_default_arguments["--write_rate"] == str(
+        terraform.variable_default("write_rate"))
 
 
 def terraform_text(terraform: TerraformConfig, value: object) -> str | None:
