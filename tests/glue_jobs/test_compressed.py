@@ -278,14 +278,17 @@ def test_the_event_flow_loads_and_completes_an_uploaded_gzip_file(aws: str, spar
 # -- hostile input stays bounded --------------------------------------------------------------
 
 # Run in a child so that its peak memory is its own: the job in-process with the local engine,
-# the report and the peak RSS (the child's and its worker processes') as one JSON line.
+# the report and the peak RSS (the child's and its worker processes') as one JSON line. The
+# child's own peak is its VmHWM, not RUSAGE_SELF's ru_maxrss: Linux carries the peak of the
+# process that started it (pytest, which grows over a session) into a child's ru_maxrss.
 CHILD = """
-import json, resource, sys
+import json, re, resource, sys
 from dynamo_ingest.core.arguments import parse_job_arguments
 from dynamo_ingest.job import run
 report = run(parse_job_arguments(sys.argv[1:]))
-peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-           resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+with open("/proc/self/status") as status:
+    own = int(re.search(r"VmHWM:\\s+(\\d+) kB", status.read()).group(1))
+peak = max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 print(json.dumps({"status": report.status, "error": report.error,
                   "retryable": report.retryable, "peak_kib": peak}))
 """
