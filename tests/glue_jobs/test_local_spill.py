@@ -53,10 +53,14 @@ def test_a_spill_file_cut_inside_a_chunk_is_an_error_not_fewer_records(tmp_path:
     path = tmp_path / "partition-00000.marshal"
     with open(path, "wb") as handle:
         local._dump_all(_records(1_500), handle)
-    path.write_bytes(path.read_bytes()[:-10])
+    whole = path.read_bytes()
+    second_chunk = 4 + int.from_bytes(whole[:4], "little")
+    # Inside the second chunk's data, and inside its length.
+    for cut in (len(whole) - 10, second_chunk + 2):
+        path.write_bytes(whole[:cut])
 
-    with pytest.raises(LocalEngineError, match="ends inside a chunk"):
-        list(local._load_chunks(path))
+        with pytest.raises(LocalEngineError, match="ends inside a chunk"):
+            list(local._load_chunks(path))
 
 
 def test_without_cycle_collection_pauses_the_collector_and_restores_it() -> None:

@@ -261,17 +261,18 @@ def _load_chunks(path: Path) -> Iterator[list[SpilledRecord]]:
     """The chunks :func:`_dump_all` appended to ``path``, in order."""
     with open(path, "rb") as handle:
         while head := handle.read(_CHUNK_LENGTH.size):
-            (length,) = _CHUNK_LENGTH.unpack(head)
+            length = _CHUNK_LENGTH.unpack(head)[0] if len(head) == _CHUNK_LENGTH.size else 0
             data = handle.read(length)
-            if len(data) != length:
-                raise LocalEngineError(f"{path}: a spill file ends inside a chunk ({len(data)} "
-                                       f"of {length} bytes); the scratch folder was changed "
-                                       "while the load ran: run it again")
+            if not length or len(data) != length:
+                raise LocalEngineError(f"{path}: a spill file ends inside a chunk (a chunk of "
+                                       f"{length} bytes, {len(data)} left); the scratch folder "
+                                       "was changed while the load ran: run it again")
             chunk: list[SpilledRecord] = marshal.loads(data)
             yield chunk
 
 
 def _load_all(path: Path) -> Iterator[SpilledRecord]:
+    """Every record of ``path``, in order."""
     return chain.from_iterable(_load_chunks(path))
 
 
