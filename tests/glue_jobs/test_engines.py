@@ -141,23 +141,33 @@ def test_both_engines_load_a_generated_file_alike(case: str, aws: str, spark: An
     assert local_run.rejects == spark_run.rejects
 
 
+NUMBER_TEXTS = ["1", "1.0", "01", " 7 ", "\u00a07", "-0", "0", "1e3", "NaN", "Infinity", "-inf",
+                "1d", "x", "", "12345678901234567890", "0.1", "\x017"]
+TEXTS = ["a", "é".encode().decode("latin-1"), "", "#", "日本".encode().decode("latin-1"),
+         "ORD-123968195", " spaced "]
+
+
 @pytest.mark.spark
-def test_key_hash_and_partition_are_sparks(spark: Any) -> None:
+@pytest.mark.parametrize("key", ["composite", "one_text_column"])
+def test_key_hash_and_partition_are_sparks(spark: Any, key: str) -> None:
+    """Both the general hash (an N key and a template) and the one for a single text column,
+    the usual key, which skips the general one's loops."""
     from dynamo_ingest.engine.layout import RECORD_NO, value_column
     from dynamo_ingest.spark.read import key_hash
     from pyspark.sql import functions as F
 
     columns = (Column("id", "bigint"), Column("name"), Column("day"))
-    keys = KeySchema(KeyAttribute("id", "N"), KeyAttribute("k", "S"))
-    mapping = AttributeMapping.from_arguments(JobArguments(
-        source_path="x", target_table="t", sort_key_template="{name}#{{x}}é{day}"))
+    if key == "composite":
+        keys = KeySchema(KeyAttribute("id", "N"), KeyAttribute("k", "S"))
+        mapping = AttributeMapping.from_arguments(JobArguments(
+            source_path="x", target_table="t", sort_key_template="{name}#{{x}}é{day}"))
+    else:
+        keys = KeySchema(KeyAttribute("name", "S"))
+        mapping = AttributeMapping()
     parts = mapping.key_hash_parts(columns, keys)
-    numbers = ["1", "1.0", "01", " 7 ", "\u00a07", "-0", "0", "1e3", "NaN", "Infinity", "-inf",
-               "1d", "x", "", "12345678901234567890", "0.1", "\x017"]
-    texts = ["a", "é".encode().decode("latin-1"), "", "#", "日本".encode().decode("latin-1")]
     rng = random.Random(3)
-    rows = [[rng.choice(numbers) or None, rng.choice(texts) or None, rng.choice(texts) or None]
-            for _ in range(400)]
+    rows = [[rng.choice(NUMBER_TEXTS) or None, rng.choice(TEXTS) or None,
+             rng.choice(TEXTS) or None] for _ in range(400)]
     frame = spark.createDataFrame(
         [(*row, index) for index, row in enumerate(rows)],
         [value_column(0), value_column(1), value_column(2), RECORD_NO])
@@ -174,8 +184,9 @@ def test_key_hash_and_partition_are_sparks(spark: Any) -> None:
 
 def test_external_sort_holds_a_bounded_number_of_records(tmp_path: Path) -> None:
     rng = random.Random(5)
-    records = [(rng.randrange(-50, 50), number, [str(number)], None) for number in
-               rng.sample(range(20_000), 20_000)]
+    # In record-number order, as the spill hands them over; many equal key hashes.
+    records = [(rng.randrange(-50, 50), number, [str(number)], None)
+               for number in range(20_000)]
     sorter = ExternalSort(tmp_path, run_records=500)
 
     merged = list(sorter.sorted(iter(records)))
@@ -184,6 +195,25 @@ def test_external_sort_holds_a_bounded_number_of_records(tmp_path: Path) -> None
     assert sorter.runs == 40
     # Runs of 500 while splitting, then one head per run while merging: never the input.
     assert sorter.max_held == 500
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("run_records", [200_000, 700])
+def test_external_sort_in_chunks_orders_by_key_hash_then_record_number(
+        tmp_path: Path, run_records: int) -> None:
+    """In memory and through runs merged from disk: equal key hashes keep record order."""
+    rng = random.Random(8)
+    records = [(rng.choice([-(2**63), -1, 0, 3, 2**63 - 1]), number, [str(number)], None)
+               for number in range(5_000)]
+    chunks = [records[start:start + 333] for start in range(0, len(records), 333)]
+    sorter = ExternalSort(tmp_path, run_records=run_records)
+
+    out = list(sorter.sorted_chunks(iter(chunks)))
+
+    assert [record for chunk in out for record in chunk] == sorted(
+        records, key=lambda r: (r[0], r[1]))
+    assert all(0 < len(chunk) <= 1000 for chunk in out)
+    assert sorter.max_held <= run_records
     assert list(tmp_path.iterdir()) == []
 
 

@@ -22,17 +22,21 @@ resume still compares the engine (see :func:`engine_fingerprint`).
 
 from __future__ import annotations
 
+import gc
 import heapq
 import logging
+import marshal
 import os
-import pickle
 import re
 import shutil
 import signal
 import struct
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain, islice
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -56,8 +60,11 @@ RUN_RECORDS = 200_000
 PARTITION_ROWS = RUN_RECORDS // 2
 # Records held while spilling, over all partitions.
 SPILL_RECORDS = 50_000
-# Records per pickled chunk of a spill or run file (a merge holds one chunk per run).
+# Records per marshalled chunk of a spill or run file (a merge holds one chunk per run).
 SPILL_CHUNK = 1_000
+# marshal's current format; the files are read back by the same interpreter.
+MARSHAL_VERSION = 4
+_CHUNK_LENGTH = struct.Struct("<I")
 # Rows per Arrow batch handed to the pipeline (Spark's Arrow batches hold 10,000 too).
 BATCH_ROWS = 10_000
 # With a stop flag, records between looks at it, and so rows per batch: a stop waits for at
@@ -170,6 +177,10 @@ def key_hasher(key_parts: Sequence[KeyHashPart]) -> Callable[[Sequence[str | Non
             pieces.append(piece)
         return "".join(pieces)
 
+    if len(prepared) == 1 and prepared[0][1] != "N" and len(prepared[0][0]) == 1 \
+            and isinstance(prepared[0][0][0], int):
+        return _one_text_column_hasher(prepared[0][0][0], hash64)
+
     def hashed(values: Sequence[str | None]) -> int:
         seed = SPARK_SEED
         for parts, kind in prepared:
@@ -191,19 +202,36 @@ def key_hasher(key_parts: Sequence[KeyHashPart]) -> Callable[[Sequence[str | Non
     return hashed
 
 
+def _one_text_column_hasher(index: int, hash64: Callable[[bytes, int], int]
+                            ) -> Callable[[Sequence[str | None]], int]:
+    """The key hash of the usual key, one text column as it is: :func:`key_hasher`'s general
+    function less its loops (it runs once per record)."""
+    def hashed(values: Sequence[str | None]) -> int:
+        value = values[index]
+        if value is None:
+            return SPARK_SEED  # xxhash64 skips a null column
+        # Spark hashes the string's UTF-8 bytes: the ISO-8859-1 text re-encoded.
+        digest = hash64(value.encode("utf-8"), SPARK_SEED)
+        return digest - (1 << 64) if digest >= 1 << 63 else digest
+
+    return hashed
+
+
 def spark_partition(key_hash: int, partitions: int) -> int:
     """The partition ``repartition(partitions, _key_hash)`` gives a row: pmod of Spark's
     ``Murmur3_x86_32.hashLong(key_hash, 42)``, unrolled (it runs once per record: a third
     less CPU than the loop over the two halves)."""
     unsigned = key_hash & _MASK64
+    # A product's low 32 bits only depend on its factors' low 32 bits: the rotations' results
+    # are masked once, after their multiplication.
     k1 = ((unsigned & _MASK32) * 0xCC9E2D51) & _MASK32
-    k1 = ((((k1 << 15) | (k1 >> 17)) & _MASK32) * 0x1B873593) & _MASK32
+    k1 = (((k1 << 15) | (k1 >> 17)) * 0x1B873593) & _MASK32
     h1 = SPARK_SEED ^ k1
-    h1 = ((((h1 << 13) | (h1 >> 19)) & _MASK32) * 5 + 0xE6546B64) & _MASK32
+    h1 = (((h1 << 13) | (h1 >> 19)) * 5 + 0xE6546B64) & _MASK32
     k1 = ((unsigned >> 32) * 0xCC9E2D51) & _MASK32
-    k1 = ((((k1 << 15) | (k1 >> 17)) & _MASK32) * 0x1B873593) & _MASK32
+    k1 = (((k1 << 15) | (k1 >> 17)) * 0x1B873593) & _MASK32
     h1 ^= k1
-    h1 = ((((h1 << 13) | (h1 >> 19)) & _MASK32) * 5 + 0xE6546B64) & _MASK32
+    h1 = (((h1 << 13) | (h1 >> 19)) * 5 + 0xE6546B64) & _MASK32
     h1 ^= 8
     h1 ^= h1 >> 16
     h1 = (h1 * 0x85EBCA6B) & _MASK32
@@ -216,33 +244,57 @@ def spark_partition(key_hash: int, partitions: int) -> int:
 # -- spilling and the external sort ---------------------------------------------------------
 
 
-def _dump_all(records: Sequence[SpilledRecord], handle: IO[bytes]) -> int:
-    """Append the records as pickled chunks: one pickle call per chunk, not per record,
-    costs a fraction per record, and reading holds one chunk at a time."""
+def _dump_all(records: list[SpilledRecord], handle: IO[bytes]) -> int:
+    """Append the records as marshalled chunks, each after its length: one call per chunk,
+    not per record, costs a fraction per record, and reading holds one chunk at a time. The
+    records are only ints, strings, lists and None, which marshal writes and reads back at
+    about half pickle's CPU (the files never leave this run's scratch folder and
+    interpreter). ``marshal.load`` of a file reads it in small pieces, hence the lengths."""
     for start in range(0, len(records), SPILL_CHUNK):
-        pickle.dump(records[start:start + SPILL_CHUNK], handle,
-                    protocol=pickle.HIGHEST_PROTOCOL)
+        data = marshal.dumps(records[start:start + SPILL_CHUNK], MARSHAL_VERSION)
+        handle.write(_CHUNK_LENGTH.pack(len(data)))
+        handle.write(data)
     return len(records)
 
 
-def _load_all(path: Path) -> Iterator[SpilledRecord]:
+def _load_chunks(path: Path) -> Iterator[list[SpilledRecord]]:
+    """The chunks :func:`_dump_all` appended to ``path``, in order."""
     with open(path, "rb") as handle:
-        while True:
-            try:
-                chunk: list[SpilledRecord] = pickle.load(handle)
-            except EOFError:
-                return
-            yield from chunk
+        while head := handle.read(_CHUNK_LENGTH.size):
+            length = _CHUNK_LENGTH.unpack(head)[0] if len(head) == _CHUNK_LENGTH.size else 0
+            data = handle.read(length)
+            if not length or len(data) != length:
+                raise LocalEngineError(f"{path}: a spill file ends inside a chunk (a chunk of "
+                                       f"{length} bytes, {len(data)} left); the scratch folder "
+                                       "was changed while the load ran: run it again")
+            chunk: list[SpilledRecord] = marshal.loads(data)
+            yield chunk
 
 
-def _sort_key(record: SpilledRecord) -> tuple[int, int]:
-    return record[0], record[1]
+def _load_all(path: Path) -> Iterator[SpilledRecord]:
+    """Every record of ``path``, in order."""
+    return chain.from_iterable(_load_chunks(path))
+
+
+def _chunked(records: Iterable[SpilledRecord]) -> Iterator[list[SpilledRecord]]:
+    """``records`` in lists of at most :data:`SPILL_CHUNK`."""
+    iterator = iter(records)
+    while chunk := list(islice(iterator, SPILL_CHUNK)):
+        yield chunk
+
+
+# Records reach the sort in record-number order (the splitter's, kept by the spill and by
+# every run), so a stable sort by key hash alone orders them by (key hash, record number):
+# an int key instead of a tuple per record, a third of the sort's CPU.
+_sort_key = itemgetter(0)
 
 
 @dataclass
 class ExternalSort:
     """Sorts records by (key hash, record number) holding at most ``run_records`` of them
-    while it builds runs, and one per run while it merges them from ``directory``."""
+    while it builds runs, and one chunk per run while it merges them from ``directory``.
+
+    The records must arrive in record-number order (see :data:`_sort_key`)."""
 
     directory: Path
     run_records: int = RUN_RECORDS
@@ -252,33 +304,62 @@ class ExternalSort:
 
     def sorted(self, records: Iterable[SpilledRecord]) -> Iterator[SpilledRecord]:
         """``records`` in order; the temporary runs are deleted once merged."""
+        return chain.from_iterable(self.sorted_chunks(_chunked(records)))
+
+    def sorted_chunks(self, chunks: Iterable[list[SpilledRecord]]
+                      ) -> Iterator[list[SpilledRecord]]:
+        """The records of ``chunks`` in order, as lists (a list per record costs a generator
+        step per record: the merge's and the stop check's, done once per list instead)."""
         run: list[SpilledRecord] = []
-        for record in records:
-            run.append(record)
-            self.max_held = max(self.max_held, len(run))
-            if len(run) >= self.run_records:
-                self._write_run(run)
-                run = []
+        for chunk in chunks:
+            start = 0
+            while start < len(chunk):
+                taken = chunk[start:start + self.run_records - len(run)]
+                run += taken
+                start += len(taken)
+                self.max_held = max(self.max_held, len(run))
+                if len(run) >= self.run_records:
+                    self._write_run(run)
+                    run = []
         if not self._paths:
             run.sort(key=_sort_key)
-            yield from run
+            for start in range(0, len(run), SPILL_CHUNK):
+                yield run[start:start + SPILL_CHUNK]
             return
         if run:
             self._write_run(run)
         self.max_held = max(self.max_held, len(self._paths))
         try:
-            yield from heapq.merge(*(_load_all(path) for path in self._paths), key=_sort_key)
+            merged = heapq.merge(*(_load_all(path) for path in self._paths), key=_sort_key)
+            yield from _chunked(merged)
         finally:
             for path in self._paths:
                 path.unlink(missing_ok=True)
 
     def _write_run(self, run: list[SpilledRecord]) -> None:
         run.sort(key=_sort_key)
-        fd, name = tempfile.mkstemp(prefix="run-", suffix=".pickle", dir=self.directory)
+        fd, name = tempfile.mkstemp(prefix="run-", suffix=".marshal", dir=self.directory)
         with open(fd, "wb") as handle:
             _dump_all(run, handle)
         self._paths.append(Path(name))
         self.runs += 1
+
+
+@contextmanager
+def without_cycle_collection() -> Iterator[None]:
+    """Python's cyclic garbage collector paused for a per-record loop (re-enabled after).
+
+    The loops allocate a few containers per record (a record's values, its tuple, its item)
+    and hold up to a partition of them, none in a cycle: reference counting frees them all,
+    while the collector would walk every held container again and again as they pile up
+    (half the split's and the sort's CPU at 100,000 held records, benchmarks/README.md)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 # -- the engine -----------------------------------------------------------------------------
@@ -360,18 +441,26 @@ def _spill(load: LocalLoad, task: PartitionTask, directory: Path,
     schema = load.schema
     dialect = Dialect(schema.delimiter, schema.quote_char, schema.has_header)
     hashed = key_hasher(load.key_parts)
-    spill = _Spill([directory / f"partition-{p:05d}.pickle" for p in range(task.partitions)],
+    partitions = task.partitions
+    spill = _Spill([directory / f"partition-{p:05d}.marshal" for p in range(partitions)],
                    load.path)
+    pending, held = spill.pending, 0
     too_long: list[tuple[int, str, list[str | None]]] = []
-    with open_source(load.path) as source:
+    with open_source(load.path) as source, without_cycle_collection():
         splitter = RecordSplitter(source, dialect, _width(schema), source=load.path)
-        for record in splitter:
-            if record.rejected is not None:
-                too_long.append((record.record_no, record.rejected, record.values))
+        # The per-record loop of every in-process load: local names, no call per record
+        # beyond the hash and the partition.
+        for record_no, values, corrupt, rejected, _, _ in splitter:
+            if rejected is not None:
+                too_long.append((record_no, rejected, values))
                 continue
-            key_hash = hashed(record.values)
-            spill.add(spark_partition(key_hash, task.partitions),
-                      (key_hash, record.record_no, record.values, record.corrupt))
+            key_hash = hashed(values)
+            pending[spark_partition(key_hash, partitions)].append(
+                (key_hash, record_no, values, corrupt))
+            held += 1
+            if held >= SPILL_RECORDS:
+                spill.flush()
+                held = 0
     spill.flush()
     return spill.paths, too_long
 
@@ -383,27 +472,21 @@ class _Spill:
     def __init__(self, paths: list[Path], source: str) -> None:
         self.paths = paths
         self._source = source
-        self._pending: list[list[SpilledRecord]] = [[] for _ in paths]
-        self._held = 0
+        # Each partition's records not yet written; the caller appends and calls flush()
+        # once it holds SPILL_RECORDS.
+        self.pending: list[list[SpilledRecord]] = [[] for _ in paths]
         for path in paths:
             path.touch()
-
-    def add(self, partition: int, record: SpilledRecord) -> None:
-        self._pending[partition].append(record)
-        self._held += 1
-        if self._held >= SPILL_RECORDS:
-            self.flush()
 
     def flush(self) -> None:
         # A file larger than predicted (or a disk others fill) stops before the disk is full.
         if self.paths:
             check_scratch_space(self.paths[0].parent, 0, self._source)
-        for path, pending in zip(self.paths, self._pending, strict=True):
+        for path, pending in zip(self.paths, self.pending, strict=True):
             if pending:
                 with open(path, "ab") as handle:
                     _dump_all(pending, handle)
                 pending.clear()
-        self._held = 0
 
 
 def _width(schema: CsvSchema) -> int:
@@ -419,22 +502,25 @@ def _partition_worker(task: PartitionTask, partition: int, spill: str, width: in
     path = Path(spill)
     sorter = ExternalSort(path.parent, run_records)
     # The sorted records are the pipeline's rows as they are: no Arrow batches in between.
-    records = _until_stopped(sorter.sorted(_load_all(path)), stop_flag)
-    result = run_partition_rows(task, partition, records)
+    chunks = _until_stopped(sorter.sorted_chunks(_load_chunks(path)), stop_flag)
+    with without_cycle_collection():
+        result = run_partition_rows(task, partition, chain.from_iterable(chunks))
     path.unlink(missing_ok=True)
     return result
 
 
-def _until_stopped(records: Iterator[SpilledRecord],
-                   stop_flag: str | None) -> Iterator[SpilledRecord]:
-    """``records`` until ``stop_flag`` exists (looked for every :data:`STOP_CHECK_RECORDS`)."""
+def _until_stopped(chunks: Iterator[list[SpilledRecord]],
+                   stop_flag: str | None) -> Iterator[list[SpilledRecord]]:
+    """``chunks`` until ``stop_flag`` exists, looked for every :data:`STOP_CHECK_RECORDS`
+    records (the chunks are cut to that length when it is shorter than theirs)."""
     if stop_flag is None:
-        yield from records
+        yield from chunks
         return
-    for count, record in enumerate(records):
-        if count % STOP_CHECK_RECORDS == 0 and os.path.exists(stop_flag):
-            return
-        yield record
+    for chunk in chunks:
+        for start in range(0, len(chunk), STOP_CHECK_RECORDS):
+            if os.path.exists(stop_flag):
+                return
+            yield chunk[start:start + STOP_CHECK_RECORDS]
 
 
 def _splitter_rejects(task: PartitionTask, records: list[tuple[int, str, list[str | None]]],

@@ -179,7 +179,8 @@ class RecordSplitter:
 
     def _split(self) -> Iterator[tuple[list[str | None], str, int, int, bool]]:
         """(fields, raw text with line end, start, end, too long) for every non-blank record,
-        header included. One state machine over a buffer that keeps the pending record."""
+        header included; the text is empty for a record of :attr:`width` fields (not needed).
+        One state machine over a buffer that keeps the pending record."""
         read, chunk_bytes, limit = self._stream.read, self._chunk_bytes, self._record_limit
         delim, quote = self.dialect.delimiter, self.dialect.quote_char
         pair, delim_quote = quote + quote, delim + quote
@@ -376,7 +377,10 @@ class RecordSplitter:
             if end >= 0:
                 start = record_start - base
                 over = too_long or end - start > limit
-                yield (fields, "" if over else buf[start:nxt], record_start, base + end, over)
+                # The raw text is only read for a record of the wrong width (its corrupt
+                # text): most records skip the copy.
+                text = "" if over or len(fields) == self.width else buf[start:nxt]
+                yield (fields, text, record_start, base + end, over)
                 fields = []
                 i = nxt
                 record_start = base + nxt
