@@ -16,12 +16,14 @@ import pytest
 from benchmarks import busy
 from benchmarks.procmon import REPO_ROOT
 
-# The command: writes the burners' pids (its parent's other children) to argv[1], waits until
-# they have burnt 0.1 CPU-s (polling, bounded), then exits with argv[2].
+# The command: writes the burners' pids to argv[1], waits until they have burnt 0.1 CPU-s
+# (polling, bounded), then exits with argv[2]. A burner is the child of the runner whose last
+# argument is the runner's pid: the runner here is pytest itself, whose other children (the
+# session's moto server, say) are not burners.
 COMMAND = """
 import os, sys, time, psutil
-me = os.getpid()
-burners = [p for p in psutil.Process(os.getppid()).children() if p.pid != me]
+runner = os.getppid()
+burners = [p for p in psutil.Process(runner).children() if p.cmdline()[-1:] == [str(runner)]]
 with open(sys.argv[1], "w") as f:
     f.write(" ".join(str(p.pid) for p in burners))
 for _ in range(30_000):
