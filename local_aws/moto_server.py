@@ -80,7 +80,8 @@ class MotoServer:
     def start(self) -> MotoServer:
         """Start the server and wait (polling, bounded) until it answers."""
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", "local_aws.moto_atomic", "-H", "127.0.0.1", "-p",
+             str(self.port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         atexit.register(self.stop)
         deadline = time.monotonic() + self._startup_timeout_s

@@ -8,19 +8,21 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+import boto3
 from dynamo_ingest.control.dispatch import DispatchPolicy, DispatchResult, dispatch
-from dynamo_ingest.control.ledger import Lease, LedgerStatus, SourceObject
+from dynamo_ingest.control.ledger import Lease, Ledger, LedgerRecord, LedgerStatus, SourceObject
 from dynamo_ingest.control.queue import TableQueue
 
 from callback_lambda.events import GlueJobStateChange
-from callback_lambda.service import Clients, handle_state_change
+from callback_lambda.service import CallbackResult, Clients, handle_state_change
 from local_aws.glue_runs import ConcurrentGlue
 from local_aws.orchestration import glue_state_change_event, s3_put_event
-from tests.stream.support import BUCKET, JOB, TABLE, StreamDeployment, deploy
+from tests.stream.support import BUCKET, JOB, LEDGER, TABLE, StreamDeployment, deploy
 from trigger_lambda.dispatching import dispatch_table, start_queued
-from trigger_lambda.service import handle_event, sweep
+from trigger_lambda.service import SweepResult, handle_event, sweep
 
 
 def _upload(deployment: StreamDeployment, name: str) -> tuple[SourceObject, dict[str, Any]]:
@@ -51,6 +53,10 @@ def _at_once(count: int, action: Callable[[int], Any]) -> list[Any]:
 def _runs_of(deployment: StreamDeployment, source: SourceObject) -> list[str]:
     runs = deployment.glue.get_job_runs(JobName=JOB)["JobRuns"]
     return [r["Id"] for r in runs if r.get("Arguments", {}).get("--source_path") == source.uri]
+
+
+# Generous: only a dispatcher that never reaches the step (a broken test) gets near it.
+BOUND_S = 60.0
 
 
 def _queue_files(deployment: StreamDeployment, count: int) -> list[SourceObject]:
@@ -96,7 +102,65 @@ def test_racing_dispatchers_never_exceed_the_parallel_policys_slots(aws: str) ->
     assert [len(_runs_of(deployment, s)) for s in sources] == [1, 1, 0, 0, 0]
 
 
-def test_a_load_ending_while_the_sweep_runs_starts_the_next_file_once(aws: str) -> None:
+class _HookedLedger(Ledger):
+    """The deployment's ledger, calling ``before_update`` before each conditional update (a
+    dispatcher's claim is its first): the test's handle on where a dispatcher is."""
+
+    def __init__(self, before_update: Callable[[], None]) -> None:
+        super().__init__(boto3.client("dynamodb"), LEDGER)
+        self._before_update = before_update
+
+    def update(self, source: SourceObject, change: Any, also: Any = None) -> LedgerRecord:
+        self._before_update()
+        return super().update(source, change, also)
+
+
+def _swept(result: SweepResult) -> list[str]:
+    """The files the sweep's dispatcher started."""
+    started = result.dispatch["started"]
+    assert isinstance(started, list)
+    return [str(file) for file, _ in started]
+
+
+def _wait(event: threading.Event, what: str) -> None:
+    if not event.wait(BOUND_S):
+        raise AssertionError(f"{what} did not happen within {BOUND_S:.0f} s")
+
+
+@dataclass
+class _EndOfA:
+    """a's load has ended in Glue, b waits in the queue: the callback and the sweep are
+    ready to run, in whichever order a test drives them."""
+
+    deployment: StreamDeployment
+    glue: ConcurrentGlue
+    a: SourceObject
+    b: SourceObject
+    change: GlueJobStateChange
+
+    def sweep(self, ledger: Ledger | None = None) -> SweepResult:
+        return sweep(self.deployment.trigger, ledger=ledger or self.deployment.ledger,
+                     glue=self.glue, sns=None, s3=self.deployment.s3)
+
+    def callback(self, wake: Callable[[str], None]) -> CallbackResult:
+        clients = Clients(glue=self.glue, s3=self.deployment.s3, sns=None, dispatch=wake)
+        return handle_state_change(self.change, self.deployment.callback,
+                                   ledger=self.deployment.ledger, clients=clients)
+
+    def dispatch(self, ledger: Ledger | None = None) -> DispatchResult:
+        return dispatch_table(self.deployment.trigger, ledger=ledger or self.deployment.ledger,
+                              glue=self.glue, sns=None, s3=self.deployment.s3)
+
+    def assert_b_started_once(self) -> None:
+        ledger = self.deployment.ledger
+        assert ledger.get(self.a).status == LedgerStatus.SUCCEEDED  # type: ignore[union-attr]
+        assert len(_runs_of(self.deployment, self.b)) == 1
+        assert ledger.get(self.b).status == LedgerStatus.STARTED  # type: ignore[union-attr]
+        assert self.glue.refusals == 0  # b was started only once a's slot was free
+        assert [f.source for f in TableQueue(ledger, TABLE).snapshot().files] == [self.b]
+
+
+def _end_of_a() -> _EndOfA:
     deployment = deploy(max_concurrent_runs=1)
     (a, a_event), (b, b_event) = _upload(deployment, "a.csv"), _upload(deployment, "b.csv")
     glue = ConcurrentGlue(deployment.glue)
@@ -110,16 +174,71 @@ def test_a_load_ending_while_the_sweep_runs_starts_the_next_file_once(aws: str) 
     glue.ended(record.job_run_id)  # a's run is over; Glue sends its state change
     change = GlueJobStateChange.from_event(glue_state_change_event(
         JOB, record.job_run_id, "SUCCEEDED", "Job run succeeded"))
-    clients = Clients(glue=glue, s3=deployment.s3, sns=None, dispatch=lambda table: dispatch_table(
-        deployment.trigger, ledger=deployment.ledger, glue=glue, sns=None, s3=deployment.s3))
-    _at_once(2, lambda i: handle_state_change(
-        change, deployment.callback, ledger=deployment.ledger, clients=clients) if i == 0
-        else sweep(deployment.trigger, ledger=deployment.ledger, glue=glue, sns=None,
-                   s3=deployment.s3))
-    assert deployment.ledger.get(a).status == LedgerStatus.SUCCEEDED  # type: ignore[union-attr]
-    assert len(_runs_of(deployment, b)) == 1
-    assert deployment.ledger.get(b).status == LedgerStatus.STARTED  # type: ignore[union-attr]
-    assert glue.refusals == 0  # b was started only once a's slot was free
+    return _EndOfA(deployment, glue, a, b, change)
+
+
+def test_a_sweep_before_the_loads_end_leaves_b_to_the_callbacks_dispatcher(aws: str) -> None:
+    end = _end_of_a()
+    early = end.sweep()  # it reads the queue while a still holds the table's slot
+    assert _swept(early) == []
+    woken: list[DispatchResult] = []
+    end.callback(lambda table: woken.append(end.dispatch()))
+    assert [f for f, _ in woken[0].started] == [end.b.uri]
+    end.assert_b_started_once()
+
+
+def test_a_sweep_between_the_loads_end_and_the_wake_starts_b_once(aws: str) -> None:
+    end = _end_of_a()
+    swept: list[SweepResult] = []
+    woken: list[DispatchResult] = []
+
+    def wake(table: str) -> None:  # a is finished; the sweep runs before this dispatcher
+        swept.append(end.sweep())
+        woken.append(end.dispatch())
+
+    end.callback(wake)
+    assert _swept(swept[0]) == [end.b.uri]
+    assert woken[0].started == []  # b holds the slot
+    end.assert_b_started_once()
+
+
+def test_a_sweep_claiming_b_with_the_callbacks_dispatcher_starts_b_once(aws: str) -> None:
+    # Both dispatchers read the queue after a's end and claim b from the same snapshot: one
+    # claim lands, the other's transaction fails its condition and reads the queue again.
+    end = _end_of_a()
+    together = threading.Barrier(2, timeout=BOUND_S)
+    claiming = threading.Event()
+    claims = {"callback": 0, "sweep": 0}
+
+    def at_claim(who: str) -> Callable[[], None]:
+        def hook() -> None:
+            claims[who] += 1
+            if claims[who] == 1:  # each one's first update is its claim of b
+                claiming.set()
+                together.wait()
+        return hook
+
+    woken: list[DispatchResult] = []
+    callback = threading.Thread(target=lambda: end.callback(
+        lambda table: woken.append(end.dispatch(_HookedLedger(at_claim("callback"))))))
+    callback.start()
+    _wait(claiming, "the callback's dispatcher claiming b")
+    swept = end.sweep(_HookedLedger(at_claim("sweep")))
+    callback.join()
+    started = [f for f, _ in woken[0].started] + _swept(swept)
+    assert started == [end.b.uri]
+    assert woken[0].lost_races + int(str(swept.dispatch["lost_races"])) == 1
+    end.assert_b_started_once()
+
+
+def test_a_sweep_after_the_callbacks_dispatcher_starts_nothing_more(aws: str) -> None:
+    end = _end_of_a()
+    woken: list[DispatchResult] = []
+    end.callback(lambda table: woken.append(end.dispatch()))
+    late = end.sweep()
+    assert [f for f, _ in woken[0].started] == [end.b.uri]
+    assert _swept(late) == []
+    end.assert_b_started_once()
 
 
 def test_a_duplicate_event_during_a_run_starts_nothing(aws: str) -> None:
