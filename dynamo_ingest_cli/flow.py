@@ -143,15 +143,22 @@ def _settings(options: FlowOptions, topic_arn: str) -> FlowSettings:
     return FlowSettings(trigger, callback, loader)
 
 
-def _deploy(aws: AwsConfig, options: FlowOptions, console: Console) -> None:
-    """What Terraform would create: bucket, catalog database, ledger, the target table when
-    missing (its partition key as text) and the Glue job with its limit and arguments."""
-    from local_aws.orchestration import ensure_local_job
+def _deploy(aws: AwsConfig, options: FlowOptions, console: Console, *,
+            embedded_moto: bool) -> None:
+    """What Terraform would create: bucket, catalog database, ledger and the Glue job with its
+    limit and arguments; the target table too, when missing, on the embedded moto server only
+    (its partition key as text): on the user's endpoint the table is theirs, as for `run`."""
+    from dynamo_ingest.core.keys import describe_key_schema
+
+    from local_aws.orchestration import apply_job_options, ensure_local_job
     from local_aws.resources import ensure_resources
 
     if not options.value("partition_key"):
         raise ArgumentError("flow needs --partition_key (the trigger passes it to every run, "
                             "and a missing table is created with it)")
+    if not embedded_moto:
+        # run's own check, so an absent table is refused in run's words
+        describe_key_schema(aws.client("dynamodb"), options.value("target_table"))
     sort_key = options.value("sort_key")
     ensure_resources(bucket=options.bucket, database=LOCAL_DATABASE,
                      target_table=options.value("target_table"),
@@ -161,21 +168,22 @@ def _deploy(aws: AwsConfig, options: FlowOptions, console: Console) -> None:
     glue = aws.client("glue")
     ensure_local_job(glue, options.job_name, max_concurrent_runs=options.max_concurrent_runs,
                      default_arguments=options.default_arguments)
-    job = glue.get_job(JobName=options.job_name)["Job"]
-    limit = (job.get("ExecutionProperty") or {}).get("MaxConcurrentRuns")
-    if limit != options.max_concurrent_runs:
-        console.print(f"[yellow]Glue job {options.job_name} already exists with "
-                      f"MaxConcurrentRuns {limit}: that limit applies[/yellow]")
+    # An existing job (an earlier flow's) takes this flow's options, as README promises.
+    changes = apply_job_options(glue, options.job_name,
+                                max_concurrent_runs=options.max_concurrent_runs,
+                                default_arguments=options.default_arguments)
+    if changes:
+        console.print(f"Glue job {options.job_name} updated: {', '.join(changes)}")
 
 
 def run_flow(options: FlowOptions, *, console: Console, out: Console) -> int:
     """Upload, deliver until settled, print one row per file; 1 when a file failed."""
     from dynamo_ingest.control.ledger import Ledger
 
-    with local_endpoint(console), LambdaInvocations() as invocations:
+    with local_endpoint(console) as endpoint, LambdaInvocations() as invocations:
         aws = AwsConfig.from_environ()
         settings = _settings(options, ensure_topic(aws.client("sns")))
-        _deploy(aws, options, console)
+        _deploy(aws, options, console, embedded_moto=endpoint.embedded_moto)
         flow = StreamFlow(
             s3=aws.client("s3"), glue=ConcurrentGlue(aws.client("glue")),
             sns=aws.client("sns"),

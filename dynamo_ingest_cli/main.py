@@ -255,7 +255,9 @@ def demo_command(
     raise typer.Exit(code)
 
 
-_FlowFiles = Annotated[list[Path], typer.Argument(help="CSV files, uploaded in this order")]
+_FlowFiles = Annotated[list[Path], typer.Argument(
+    help="CSV files, uploaded in this order; each becomes incoming/<its name>, so the names "
+    "must differ")]
 _FlowRuns = Annotated[int, typer.Option(
     "--max_concurrent_runs", help="the Glue job's MaxConcurrentRuns (Terraform's default)")]
 _FlowOrder = Annotated[str, typer.Option(
@@ -283,7 +285,10 @@ def flow_command(
     **job_values: str | bool | None,
 ) -> None:
     """Many files through the local event flow, as AWS would deliver them, until settled:
-    small files through the loader Lambda, bigger ones through Glue."""
+    small files through the loader Lambda, bigger ones through Glue. The job options and
+    --max_concurrent_runs are applied to the Glue job even if an earlier flow made it. On the
+    embedded moto server a missing target table is created; on an endpoint you set, the
+    table must exist."""
     from dynamo_ingest_cli.flow import FlowOptions, run_flow
 
     try:

@@ -11,6 +11,7 @@ from typing import Any
 
 from dynamo_ingest.control.interrupt import Interrupt
 from dynamo_ingest.control.ledger import Ledger, LedgerRecord, LedgerStatus, SourceObject
+from dynamo_ingest.control.load_request import LAMBDA_RUN_PREFIX
 from dynamo_ingest.control.queue import TableOverview, table_overviews
 from dynamo_ingest.control.s3_objects import move_object
 from dynamo_ingest.core.arguments import JobArguments
@@ -92,7 +93,7 @@ def queue_table(overviews: list[TableOverview], now: float) -> Table:
                    "not started", "next to start"):
         table.add_column(column, overflow="fold")
     for view in overviews:
-        engines = sorted({r.engine or "?" for r in view.running})
+        engines = sorted({running_engine(r) for r in view.running})
         table.add_row(view.table, _state_cell(view.queued, "received_at", now),
                       _state_cell(view.running, "started_at", now), ", ".join(engines),
                       _state_cell(view.done, "finished_at", now),
@@ -100,6 +101,23 @@ def queue_table(overviews: list[TableOverview], now: float) -> Table:
                       _state_cell(view.not_started, "received_at", now),
                       view.queued[0].source.uri if view.queued else "")
     return table
+
+
+# A running Glue run's engine when its arguments do not name one: the job's default
+# arguments decide, and the ledger learns the choice only from the run's report.
+GLUE_DEFAULT_ENGINE = "glue (the job's default --engine)"
+
+
+def running_engine(record: LedgerRecord) -> str:
+    """The engine a running load was started with, as its record knows it: ``local`` for
+    the loader Lambda (it has only the in-process engine); for a Glue run its ``--engine``
+    argument (``auto`` until the run has chosen). Never the engine an earlier attempt
+    reported, nor ``spark`` for "a Glue run", which may well load with the local engine."""
+    if record.job_run_id is None:
+        return "not started yet"
+    if record.job_run_id.startswith(LAMBDA_RUN_PREFIX):
+        return "local"
+    return record.arguments.get("--engine") or GLUE_DEFAULT_ENGINE
 
 
 def retry_file(source: str, ledger_table: str, restart: bool, job_name: str, *,

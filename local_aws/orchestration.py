@@ -162,6 +162,50 @@ def ensure_local_job(glue: Any, name: str, *, script_location: str | None = None
         DefaultArguments=dict(default_arguments or {}))
 
 
+def apply_job_options(glue: Any, name: str, *, max_concurrent_runs: int,
+                      default_arguments: Mapping[str, str]) -> list[str]:
+    """Give the existing Glue job exactly these DefaultArguments and MaxConcurrentRuns, as a
+    ``terraform apply`` of changed variables would; returns what changed (``[]``: nothing).
+
+    UpdateJob replaces the whole definition (what it omits is reset), so the job's role,
+    command and Glue version are sent back as they are."""
+    try:
+        job = glue.get_job(JobName=name)["Job"]
+    except ClientError as err:
+        raise LocalFlowError(f"glue:GetJob {name!r} failed: {err}") from err
+    old_args = dict(job.get("DefaultArguments") or {})
+    old_limit = (job.get("ExecutionProperty") or {}).get("MaxConcurrentRuns")
+    changes = [f"{key} {old_args.get(key, '(unset)')} → {default_arguments.get(key, '(unset)')}"
+               for key in sorted(set(old_args) | set(default_arguments))
+               if old_args.get(key) != default_arguments.get(key)]
+    if old_limit != max_concurrent_runs:
+        changes.append(f"MaxConcurrentRuns {old_limit} → {max_concurrent_runs}")
+    if changes:
+        definition = {k: job[k] for k in ("Role", "Command", "GlueVersion") if k in job}
+        definition.update(ExecutionProperty={"MaxConcurrentRuns": max_concurrent_runs},
+                          DefaultArguments=dict(default_arguments))
+        _update_job(glue, name, definition)
+    return changes
+
+
+def _update_job(glue: Any, name: str, definition: Mapping[str, Any]) -> None:
+    """glue:UpdateJob; where the emulator has no UpdateJob (moto 5 answers it with HTTP 500),
+    CreateJob with the same name, which moto takes as a new definition of the job (dropping
+    the old definition's runs, so a flow carrying on runs under changed options would not
+    find them)."""
+    try:
+        glue.update_job(JobName=name, JobUpdate=dict(definition))
+        return
+    except ClientError as err:
+        if err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 500:
+            raise LocalFlowError(f"glue:UpdateJob {name!r} failed: {err}") from err
+    try:
+        glue.create_job(Name=name, **definition)
+    except ClientError as err:
+        raise LocalFlowError(f"glue:UpdateJob {name!r} is not answered here, and CreateJob "
+                             f"could not replace the job: {err}") from err
+
+
 def _context(function_name: str, region: str) -> LocalLambdaContext:
     return LocalLambdaContext(
         function_name=function_name, aws_request_id=str(uuid.uuid4()),

@@ -5,6 +5,8 @@ traceback."""
 from __future__ import annotations
 
 import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
@@ -125,3 +127,49 @@ def test_a_spark_engine_failure_is_one_line_on_stderr(aws: str, tmp_path: Path) 
     log_text = spark_log.read_text(encoding="utf-8", errors="replace")
     assert "ERROR" in log_text
     assert "TextParsingException" in log_text
+
+
+ERROR_PAGE = (b"<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n"
+              b"<h1>Internal Server Error</h1>\n<p>The server encountered an internal error."
+              b"</p>\n")
+
+
+class _ErrorPage(BaseHTTPRequestHandler):
+    """Answers every request as a web server's own error page does: 500, text/html."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(500)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(ERROR_PAGE)))
+        self.end_headers()
+        self.wfile.write(ERROR_PAGE)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_an_html_error_page_from_the_endpoint_is_one_line_naming_it() -> None:
+    from dynamo_ingest.core.aws import AwsConfig
+    from dynamo_ingest.core.errors import TargetTableError
+    from dynamo_ingest.core.keys import describe_key_schema
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ErrorPage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        config = AwsConfig.from_environ({"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing",
+                                         "AWS_SECRET_ACCESS_KEY": "testing"})
+        # one retry, not botocore's default four: the answer is the same each time
+        client = config.client("dynamodb", retries={"max_attempts": 2, "mode": "standard"})
+        with pytest.raises(TargetTableError) as raised:
+            describe_key_schema(client, "orders3")
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(raised.value)
+    assert f"HTTP 500 Internal Server Error from {url} (set by AWS_ENDPOINT_URL)" in message
+    assert message.startswith("cannot describe table 'orders3': ")
+    assert "<" not in message, message
+    assert "\n" not in message, message

@@ -15,6 +15,7 @@ from local_aws.orchestration import LocalLambdaContext
 from tests.stream.support import (
     BUCKET,
     JOB,
+    KEY,
     TABLE,
     StreamDeployment,
     applied_in_order,
@@ -91,7 +92,11 @@ def test_the_flow_command_prints_a_row_per_file_and_fails_when_one_failed(
     from typer.testing import CliRunner
 
     from dynamo_ingest_cli.main import app
+    from local_aws.resources import ensure_resources
 
+    # the user's table: on an endpoint the user set, flow loads into a table it finds
+    ensure_resources(bucket=BUCKET, database="cli", target_table="cli_orders",
+                     partition_key=(KEY, "S"), sort_key=None, ledger_table="cli-ledger")
     good, bad = write_files(tmp_path, 2, bad=1)
     with one_core():
         result = CliRunner().invoke(app, [

@@ -16,6 +16,7 @@ from dynamo_ingest.control.ledger import Ledger, LedgerRecord, LedgerStatus, Sou
 from dynamo_ingest.control.load_request import LAMBDA_RUN_PREFIX
 
 from dynamo_ingest_cli.local_flow import LOCAL_BUCKET
+from local_aws.resources import ensure_resources
 from tests.stream.support import KEY, applied_in_order, write_files
 
 TABLE = "kill_orders"
@@ -60,6 +61,9 @@ def _finished(ledger: Ledger, sources: list[SourceObject]) -> dict[str, str]:
 
 def test_a_killed_flow_started_again_loads_every_file_exactly_once(aws: str,
                                                                    tmp_path: Path) -> None:
+    # the user's table: on an endpoint the user set, flow loads into a table it finds
+    ensure_resources(bucket=LOCAL_BUCKET, database="kill", target_table=TABLE,
+                     partition_key=(KEY, "S"), sort_key=None, ledger_table=LEDGER)
     paths = write_files(tmp_path, FILES, rows=ROWS, stride=ROWS // 2)
     sources = [SourceObject(LOCAL_BUCKET, f"incoming/{p.name}", _md5(p)) for p in paths]
     ledger = Ledger(boto3.client("dynamodb"), LEDGER)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 from dynamo_ingest.core.errors import DynamoIngestError
@@ -125,14 +126,27 @@ class AwsConfig:
                     "~/.aws and the instance role): set them, or give the job a role"
                 ) from exception
 
-        def on_call(parsed: dict[str, Any], **_: Any) -> None:
+        def on_call(parsed: dict[str, Any], http_response: Any = None, **_: Any) -> None:
             error = parsed.get("Error") if isinstance(parsed, dict) else None
             if isinstance(error, dict) and error.get("Code") in NOT_FOUND_CODES:
                 error["Message"] = (f"{error.get('Message', '')}, looked up "
                                     f"{self.where(service, client)}")
+            elif isinstance(error, dict) and _is_html_page(http_response, error):
+                error["Message"] = self._server_page(service, client, http_response.status_code)
 
         client.meta.events.register("after-call-error", on_call_error)
         client.meta.events.register("after-call", on_call)
+
+    def _server_page(self, service: str, client: Any, status: int) -> str:
+        """An error page (HTML) in one line: its status and whose page it is."""
+        try:
+            phrase = f" {HTTPStatus(status).phrase}"
+        except ValueError:  # a status code outside the standard's list
+            phrase = ""
+        where = str(client.meta.endpoint_url)
+        if service in self.endpoints:
+            where += f" (set by {self.endpoint_origins.get(service, 'AWS_ENDPOINT_URL')})"
+        return f"HTTP {status}{phrase} from {where}"
 
     def _unreachable(self, service: str, client: Any, err: BaseException) -> str:
         if service in self.endpoints:
@@ -142,3 +156,12 @@ class AwsConfig:
         return (f"the AWS {service} endpoint {client.meta.endpoint_url} is not reachable "
                 f"{self.where(service, client)} ({err}): check the network, the proxy "
                 "settings and the region")
+
+
+def _is_html_page(http_response: Any, error: Mapping[str, Any]) -> bool:
+    """True when an error's body is a web page (a proxy's or a server's own error page),
+    which botocore hands on whole as the error's message."""
+    if http_response is None or getattr(http_response, "status_code", 0) < 400:
+        return False
+    kind = str((getattr(http_response, "headers", None) or {}).get("content-type", ""))
+    return "html" in kind.lower() or str(error.get("Message", "")).lstrip()[:1] == "<"
