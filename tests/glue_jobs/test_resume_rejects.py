@@ -5,6 +5,7 @@ location set)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
@@ -40,16 +41,30 @@ def file_with_an_early_reject(path: Path) -> Path:
     return path
 
 
-def load(source: Path) -> RunReport:
-    # One partition, so it runs in this thread; a checkpoint after every acknowledged batch.
-    return run_load(JobArguments(source_path=str(source), target_table=TABLE, engine="local",
-                                 partitions=1, checkpoint_every=1, max_retry_seconds=1))
+def loader(engine: str, request: pytest.FixtureRequest) -> Callable[[Path], RunReport]:
+    """One partition (on the in-process engine, in this thread); a checkpoint after every
+    acknowledged batch."""
+    def arguments(source: Path) -> JobArguments:
+        return JobArguments(source_path=str(source), target_table=TABLE,
+                            engine="local" if engine == "local" else "spark",
+                            partitions=1, checkpoint_every=1, max_retry_seconds=1)
+
+    if engine == "local":
+        return lambda source: run_load(arguments(source))
+    from dynamo_ingest.job import run
+    from dynamo_ingest.spark.runtime import Runtime
+
+    spark = request.getfixturevalue("spark")
+    return lambda source: run(arguments(source), Runtime(spark=spark))
 
 
-@pytest.mark.parametrize("stops", [(2, 3), (3, 1)], ids=["2-then-3", "3-then-1"])
+@pytest.mark.parametrize(("engine", "stops"), [
+    ("local", (2, 3)), ("local", (3, 1)),
+    pytest.param("spark", (2, 3), marks=pytest.mark.spark)])
 def test_a_reject_before_two_stops_is_still_counted_when_the_load_finishes(
-        aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        stops: tuple[int, int]) -> None:
+        aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
+        engine: str, stops: tuple[int, int]) -> None:
+    load = loader(engine, request)
     create_table(TABLE, [("id", "S", "HASH")])
     source = file_with_an_early_reject(tmp_path / "early_reject.csv")
     ledger = Ledger(boto3.client("dynamodb"), DEFAULT_LEDGER_TABLE)
