@@ -454,7 +454,9 @@ def _sum_up(rows: list[Any], task: PartitionTask, schema: CsvSchema, aws: AwsCon
     errors = []
     rejected_parts = []
     for row in rows:
-        counts.add(RowCounts(**{k: row[k] for k in RowCounts.__dataclass_fields__}))
+        partition = RowCounts(**{k: row[k] for k in RowCounts.__dataclass_fields__})
+        partition.count_carried_rejects(row["rejects_written"])
+        counts.add(partition)
         if row["exhausted"] or row["error"]:
             errors.append(f"partition {row['partition']}: {row['error']}")
         if row["rejects_written"]:
@@ -472,9 +474,9 @@ def _sum_up(rows: list[Any], task: PartitionTask, schema: CsvSchema, aws: AwsCon
     if errors:
         report.status = "FAILED"
         report.error = f"{len(errors)} partition(s) could not finish: " + "; ".join(errors[:3])
-    elif counts.rows_rejected or rejected_parts:
-        # A resumed run re-emits the rejects of rows an earlier attempt finished without
-        # counting them again: a non-empty rejects file means rows were rejected.
+    elif counts.rows_rejected:
+        # The one rule for the status (the ledger's final state copies it): rows were
+        # rejected, the earlier attempts' too, so the rejects file holds them.
         report.status = "SUCCEEDED_WITH_REJECTS"
     else:
         report.status = "SUCCEEDED"

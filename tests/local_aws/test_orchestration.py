@@ -94,7 +94,8 @@ class StubJob:
         failed = len(self.argvs) <= self.failures
         rows = CSV.count(b"\n") - 1
         self.ledger.record_report(source, run_id, {
-            "status": "FAILED" if failed else "SUCCEEDED", "rows_read": rows,
+            "status": "FAILED" if failed else
+                      "SUCCEEDED_WITH_REJECTS" if self.rejected else "SUCCEEDED", "rows_read": rows,
             "items_written": 0 if failed else rows - self.rejected,
             "rows_rejected": 0 if failed else self.rejected, "wcu_consumed": float(rows),
             "error": self.error if failed else None, "retryable": self.retryable,

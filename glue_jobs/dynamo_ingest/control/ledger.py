@@ -615,7 +615,8 @@ class Ledger:
                 raise _conflict(source, f"run {job_run_id} to be the current run", current)
             counts: dict[str, Any] = {n: int(report.get(n) or 0) for n in INT_COUNTS}
             counts.update({n: float(report.get(n) or 0.0) for n in FLOAT_COUNTS})
-            rejects = report.get("rejects_path") if counts["rows_rejected"] else None
+            # The report names the rejects file only when the run wrote one.
+            rejects = report.get("rejects_path")
             return replace(current, report_job_run_id=job_run_id,
                            report_status=report.get("status"),
                            report_retryable=bool(report.get("retryable", True)),
@@ -646,7 +647,8 @@ class Ledger:
         """Run ``job_run_id`` ended: the one place that decides the file's final state, for
         the callback (event flow) and the job itself (a run nobody else finishes).
 
-        Succeeded: SUCCEEDED, or SUCCEEDED_WITH_REJECTS when its report counted rejected rows;
+        Succeeded: SUCCEEDED, or SUCCEEDED_WITH_REJECTS when its report says so (the run
+        report decides it, with its rejects file: no second rule here);
         else FAILED with ``error`` (or the report's). Stamps ``finished_at``, releases the
         lease and claims the file's move (one actor wins)."""
         def change(current: LedgerRecord | None) -> LedgerRecord:
@@ -655,7 +657,7 @@ class Ledger:
                 raise _conflict(source, f"run {job_run_id} STARTED", current)
             reported = current.report_job_run_id == job_run_id
             if succeeded:
-                rejected = reported and current.rows_rejected > 0
+                rejected = reported and current.report_status == S.SUCCEEDED_WITH_REJECTS
                 status = S.SUCCEEDED_WITH_REJECTS if rejected else S.SUCCEEDED
                 final_error = None
             else:

@@ -31,6 +31,18 @@ class RowCounts:
         for name in self.__dataclass_fields__:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
+    def count_carried_rejects(self, rejects_written: int) -> None:
+        """Count as rejected the rows of the rejects file that an earlier attempt rejected
+        (``rejects_written`` less this attempt's ``rows_rejected``): a resumed partition
+        re-emits them into its rejects part, so the file the run leaves holds them, and the
+        run's report must say so. They move out of ``rows_skipped_by_resume`` (the identity
+        still holds); without this, a run resumed past every rejected row reports none while
+        its rejects file holds them."""
+        carried = rejects_written - self.rows_rejected
+        if carried > 0:
+            self.rows_rejected += carried
+            self.rows_skipped_by_resume -= carried
+
     @property
     def identity_holds(self) -> bool:
         """rows_read = written + rejected + duplicates + skipped (by resume, or kept by a

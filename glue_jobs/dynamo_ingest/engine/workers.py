@@ -6,26 +6,57 @@ worker does the same job here: the parent sends a worker its next job, the worke
 the result (or the exception it raised), and the parent waits on all pipes at once. Workers
 are spawned, not forked: the caller may hold threads (a progress poller, an embedded moto)
 whose locks a fork would copy held.
+
+A worker dies with the process that started it, however that one dies (SIGKILL, out of
+memory): on Linux each worker asks the kernel for SIGKILL when its parent ends
+(``PR_SET_PDEATHSIG``), then checks that its parent is still the one that spawned it (it may
+have died between the spawn and the request). An orphan would otherwise go on writing items,
+checkpoints and rejects parts while the next run of the file resumes over them. The kernel
+sends the signal when the *thread* that spawned the worker ends: :func:`run_in_processes`
+spawns them and does not return (nor raise) before every one of them has ended, so that
+thread outlives them.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 # What a worker receives to end (no more jobs).
 _DONE = None
+# prctl(2)'s option: the signal this process gets when its parent (thread) ends.
+_PR_SET_PDEATHSIG = 1
 
 
 class WorkerDiedError(RuntimeError):
     """A worker process ended without sending its job's result (killed, or out of memory)."""
 
 
+def die_with_parent(parent_pid: int) -> None:
+    """End this process when ``parent_pid`` (its parent) ends, or now if it already has.
+
+    Linux only (``PR_SET_PDEATHSIG``); elsewhere a worker outlives a killed parent until its
+    pipe breaks (the next job it would receive or result it would send)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent_pid:
+        # The parent died before the request: this process is already an orphan.
+        os._exit(1)
+
+
 def _serve(connection: Connection, function: Callable[..., Any],
-           initializer: Callable[[], None] | None) -> None:
+           initializer: Callable[[], None] | None, parent_pid: int) -> None:
     """A worker's loop: run each job it is sent, send back ``(ok, result or error)``."""
+    die_with_parent(parent_pid)
     if initializer is not None:
         initializer()
     while True:
@@ -57,8 +88,8 @@ def run_in_processes(function: Callable[..., Any], jobs: Sequence[tuple[Any, ...
     try:
         for _ in range(min(workers, len(jobs))):
             parent, child = context.Pipe()
-            process = context.Process(target=_serve, args=(child, function, initializer),
-                                      daemon=True)
+            process = context.Process(target=_serve, daemon=True,
+                                      args=(child, function, initializer, os.getpid()))
             process.start()
             child.close()
             processes.append(process)
@@ -99,4 +130,4 @@ def _received(connection: Connection, process: Any, index: int) -> Any:
     return value
 
 
-__all__ = ["WorkerDiedError", "run_in_processes"]
+__all__ = ["WorkerDiedError", "die_with_parent", "run_in_processes"]
