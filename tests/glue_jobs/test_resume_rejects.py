@@ -120,3 +120,26 @@ def test_the_final_state_and_rejects_location_are_the_run_reports(aws: str) -> N
         "rows_rejected": 0, "rejects_path": rejects})
     done = ledger.finish(source, "local-1", succeeded=True)
     assert (done.status, done.rejects_location) == (LedgerStatus.SUCCEEDED_WITH_REJECTS, rejects)
+
+
+def test_a_clean_rerun_drops_the_earlier_runs_rejects_location(aws: str) -> None:
+    # A successful run that rejects nothing removes the earlier run's rejects file
+    # (load._write_rejects): the record must not keep pointing at it. A failed run keeps it.
+    ledger = Ledger(boto3.client("dynamodb"), DEFAULT_LEDGER_TABLE)
+    ledger.ensure_table()
+    source = SourceObject("", "/data/orders.csv", "md5-2")
+    rejects = "s3://landing/error/orders.csv.rejects.csv"
+    ledger.job_started(source, "local-1")
+    ledger.record_report(source, "local-1", {"status": "SUCCEEDED_WITH_REJECTS",
+                                             "rows_read": 2, "items_written": 1,
+                                             "rows_rejected": 1, "rejects_path": rejects})
+    ledger.finish(source, "local-1", succeeded=True)
+    ledger.job_started(source, "local-2")
+    failed = ledger.record_report(source, "local-2", {"status": "FAILED", "error": "boom"})
+    assert failed.rejects_location == rejects
+    ledger.finish(source, "local-2", succeeded=False, error="boom")
+    ledger.job_started(source, "local-3")
+    ledger.record_report(source, "local-3", {"status": "SUCCEEDED", "rows_read": 2,
+                                             "items_written": 2})
+    done = ledger.finish(source, "local-3", succeeded=True)
+    assert (done.status, done.rejects_location) == (LedgerStatus.SUCCEEDED, None)

@@ -615,14 +615,19 @@ class Ledger:
                 raise _conflict(source, f"run {job_run_id} to be the current run", current)
             counts: dict[str, Any] = {n: int(report.get(n) or 0) for n in INT_COUNTS}
             counts.update({n: float(report.get(n) or 0.0) for n in FLOAT_COUNTS})
-            # The report names the rejects file only when the run wrote one.
+            # The report names the rejects file only when the run wrote one. A run that
+            # finished its load and rejected nothing removed an earlier run's file, so its
+            # location goes too; a failed run left the files as they were.
             rejects = report.get("rejects_path")
+            if not rejects and report.get("status") not in (S.SUCCEEDED,
+                                                            S.SUCCEEDED_WITH_REJECTS):
+                rejects = current.rejects_location
             return replace(current, report_job_run_id=job_run_id,
                            report_status=report.get("status"),
                            report_retryable=bool(report.get("retryable", True)),
                            # This attempt's error only: an earlier attempt's would read as its own.
                            error=report.get("error"),
-                           rejects_location=rejects or current.rejects_location,
+                           rejects_location=rejects,
                            engine=report.get("engine") or current.engine,
                            engine_reason=report.get("engine_reason") or current.engine_reason,
                            lease=_released(current.lease, job_run_id), **counts)
