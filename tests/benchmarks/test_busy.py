@@ -17,17 +17,21 @@ from benchmarks import busy
 from benchmarks.procmon import REPO_ROOT
 
 # The command: writes the burners' pids to argv[1], waits until they have burnt 0.1 CPU-s
-# (polling, bounded), then exits with argv[2]. A burner is the child of the runner whose last
-# argument is the runner's pid: the runner here is pytest itself, whose other children (the
-# session's moto server, say) are not burners.
+# more than when it started (polling, bounded), then exits with argv[2]. A burner is the
+# child of the runner whose last argument is the runner's pid: the runner here is pytest
+# itself, whose other children (the session's moto server, say) are not burners.
 COMMAND = """
 import os, sys, time, psutil
 runner = os.getppid()
 burners = [p for p in psutil.Process(runner).children() if p.cmdline()[-1:] == [str(runner)]]
 with open(sys.argv[1], "w") as f:
     f.write(" ".join(str(p.pid) for p in burners))
+def burnt():
+    return sum(sum(p.cpu_times()[:2]) for p in burners)
+# Counted from now: the runner measures the burners from just before it started this command.
+start = burnt()
 for _ in range(30_000):
-    if sum(sum(p.cpu_times()[:2]) for p in burners) >= 0.1:
+    if burnt() - start >= 0.1:
         break
     time.sleep(0.01)
 sys.exit(int(sys.argv[2]))
