@@ -367,6 +367,15 @@ def _typed_key_value(attribute: KeyAttribute, name_size: int, shown: str, max_by
     return string_key
 
 
+def _key_of(texts: tuple[Callable[[Item], str], ...]) -> Callable[[Item], tuple[str, ...]]:
+    """A built item's key as the tuple of its attributes' canonical texts."""
+    if len(texts) == 1:
+        # The usual key, a partition key alone: no comprehension per row (≈ 0.2 µs).
+        text = texts[0]
+        return lambda item: (text(item),)
+    return lambda item: tuple([text(item) for text in texts])
+
+
 def _key_text(attribute: KeyAttribute) -> Callable[[Item], str]:
     """The canonical text of a built item's key attribute, for de-duplication."""
     name = attribute.name
@@ -534,7 +543,7 @@ def _version_present(attribute: str, label: str) -> _Finish:
 class ItemBuilder:
     """Turns rows of one file (one string or None per column) into items for one table."""
 
-    __slots__ = ("_finishers", "_key_texts", "_puts")
+    __slots__ = ("_finishers", "_key_of", "_puts")
 
     def __init__(self, columns: Sequence[Column], key_schema: KeySchema,
                  empty_value: EmptyPolicy = "omit",
@@ -600,7 +609,7 @@ class ItemBuilder:
             finishers.append(_version_present(version, names[resolved.version_column]))
         self._puts = tuple(puts)
         self._finishers = tuple(finishers)
-        self._key_texts = tuple(_key_text(a) for a in key_schema.attributes)
+        self._key_of = _key_of(tuple(_key_text(a) for a in key_schema.attributes))
 
     def build(self, values: Sequence[str | None]) -> BuiltItem | Rejection:
         """The item for one row, or a :class:`Rejection` saying which field is wrong and why."""
@@ -617,8 +626,7 @@ class ItemBuilder:
             return Rejection(
                 f"item is {size} bytes, over DynamoDB's {MAX_ITEM_BYTES}-byte (400 KB) item "
                 "limit: shorten or drop its largest columns")
-        key = tuple([text(item) for text in self._key_texts])
-        return BuiltItem(item, key, size, write_units(size))
+        return BuiltItem(item, self._key_of(item), size, write_units(size))
 
 
 def _skip(item: Item, raw: str | None) -> int:
