@@ -14,9 +14,14 @@ from rich.console import Console
 
 from dynamo_ingest_cli.local_flow import LOCAL_BUCKET, LOCAL_JOB
 from dynamo_ingest_cli.status import retry_file
-from local_aws.orchestration import LOADER_FUNCTION, run_local_flow
+from local_aws.orchestration import LOADER_FUNCTION
 from tests.conftest import deploy_local_flow
-from tests.dynamo_ingest_cli.test_status_retry import KEY, catalog, keys_in_bucket
+from tests.dynamo_ingest_cli.test_status_retry import (
+    KEY,
+    catalog,
+    keys_in_bucket,
+    load_a_drifted_file,
+)
 from tests.glue_jobs.conftest import scan_table
 
 URI = f"s3://{LOCAL_BUCKET}/{KEY}"
@@ -28,14 +33,7 @@ def _no_glue(argv: list[str]) -> int:
 
 def test_retry_of_a_small_file_goes_through_the_loader_lambda(aws: str) -> None:
     deployment = replace(deploy_local_flow(), loader_function=LOADER_FUNCTION)
-    catalog(deployment, [("orderId", "string"), ("amount", "double")])
-    boto3.client("s3").put_object(Bucket=LOCAL_BUCKET, Key=KEY,
-                                  Body=b"orderId,total\nA1,5\nA2,7\n")
-    failed = run_local_flow(
-        s3=boto3.client("s3"), glue=boto3.client("glue"), dynamodb=boto3.client("dynamodb"),
-        bucket=LOCAL_BUCKET, key=KEY, trigger_settings=deployment.trigger_settings(),
-        callback_settings=deployment.callback_settings(),
-        loader_settings=deployment.loader_settings(), run_job=_no_glue, aws_environ={})
+    failed = load_a_drifted_file(deployment, _no_glue, deployment.loader_settings())
     assert failed.record.status == LedgerStatus.FAILED
     assert "unexpected columns: total" in (failed.record.error or "")
     assert "error/orders.csv" in keys_in_bucket()

@@ -24,7 +24,8 @@ from dynamo_ingest_cli.local_flow import (
     LocalDeployment,
 )
 from dynamo_ingest_cli.status import retry_file, show_status
-from local_aws.orchestration import run_local_flow
+from loader_lambda.settings import Settings as LoaderSettings
+from local_aws.orchestration import LocalFlowResult, RunJob, run_local_flow
 from tests.conftest import deploy_local_flow
 from tests.glue_jobs.conftest import scan_table
 
@@ -42,19 +43,25 @@ def keys_in_bucket() -> list[str]:
     return sorted(o["Key"] for o in listing.get("Contents", []))
 
 
+def load_a_drifted_file(deployment: LocalDeployment, run_job: RunJob,
+                        loader_settings: LoaderSettings | None = None) -> LocalFlowResult:
+    """Upload a file whose columns the catalog does not have (schema drift, which fails every
+    attempt alike) and carry it through the local event flow."""
+    catalog(deployment, [("orderId", "string"), ("amount", "double")])
+    boto3.client("s3").put_object(Bucket=LOCAL_BUCKET, Key=KEY,
+                                  Body=b"orderId,total\nA1,5\nA2,7\n")
+    return run_local_flow(
+        s3=boto3.client("s3"), glue=boto3.client("glue"), dynamodb=boto3.client("dynamodb"),
+        bucket=LOCAL_BUCKET, key=KEY, trigger_settings=deployment.trigger_settings(),
+        callback_settings=deployment.callback_settings(), loader_settings=loader_settings,
+        run_job=run_job, aws_environ={})
+
+
 @pytest.mark.spark
 def test_status_shows_a_failed_file_and_retry_loads_it_after_the_fix(aws: str,
                                                                      spark: Any) -> None:
     deployment = deploy_local_flow()
-    catalog(deployment, [("orderId", "string"), ("amount", "double")])
-    boto3.client("s3").put_object(Bucket=LOCAL_BUCKET, Key=KEY,
-                                  Body=b"orderId,total\nA1,5\nA2,7\n")
-
-    failed = run_local_flow(
-        s3=boto3.client("s3"), glue=boto3.client("glue"), dynamodb=boto3.client("dynamodb"),
-        bucket=LOCAL_BUCKET, key=KEY, trigger_settings=deployment.trigger_settings(),
-        callback_settings=deployment.callback_settings(),
-        run_job=JobRunner(Runtime(spark=spark), run), aws_environ={})
+    failed = load_a_drifted_file(deployment, JobRunner(Runtime(spark=spark), run))
 
     assert failed.record.status == LedgerStatus.FAILED
     # Schema drift would fail every attempt alike: one run, then error/ (no Glue runs wasted).
