@@ -44,7 +44,8 @@ def show_status(source: str | None, ledger_table: str, limit: int, out: Console)
         if record is None:
             out.print(f"{source}: not in ledger table {ledger_table!r}")
             return 1
-        out.print_json(json.dumps(record.to_dict(), default=str))
+        out.print_json(json.dumps({**record.to_dict(), "engine": record_engine(record)},
+                                  default=str))
         return 0
     table = Table(title=f"recent runs ({ledger_table})")
     table.add_column("file", overflow="fold")
@@ -57,7 +58,7 @@ def show_status(source: str | None, ledger_table: str, limit: int, out: Console)
         table.add_column(column)
     records = ledger.recent(limit=None)
     for record in records[:limit]:
-        table.add_row(record.source.uri, str(record.status), record.engine or "",
+        table.add_row(record.source.uri, str(record.status), record_engine(record),
                       str(record.attempts),
                       f"{record.rows_read:,}", f"{record.items_written:,}",
                       f"{record.rows_rejected:,}", f"{record.duplicate_rows:,}",
@@ -118,6 +119,15 @@ def running_engine(record: LedgerRecord) -> str:
     if record.job_run_id.startswith(LAMBDA_RUN_PREFIX):
         return "local"
     return record.arguments.get("--engine") or GLUE_DEFAULT_ENGINE
+
+
+def record_engine(record: LedgerRecord) -> str:
+    """The engine to show for a record: the one its current run's report names, once that run
+    has reported; before that what the run was started with (:func:`running_engine`). The
+    ledger's own field holds the route until then (``spark`` for any Glue run)."""
+    if record.job_run_id is not None and record.report_job_run_id != record.job_run_id:
+        return running_engine(record)
+    return record.engine or ""
 
 
 def retry_file(source: str, ledger_table: str, restart: bool, job_name: str, *,
