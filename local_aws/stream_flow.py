@@ -248,6 +248,10 @@ class StreamFlow:
             return False
         if step % self.sweep_every == self.sweep_every - 1:
             self._sweep()
+        # Counted before the step too: a run executed in this step (one adopted after a
+        # restart, say) has ended by the time the step returns.
+        self.counters.max_runs_going = max(self.counters.max_runs_going,
+                                           len(self.glue.going()))
         self._rng.choice(due)()
         self.counters.max_runs_going = max(self.counters.max_runs_going,
                                            len(self.glue.going()))
