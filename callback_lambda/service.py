@@ -23,7 +23,7 @@ from dynamo_ingest.control.ledger import (
     LedgerStatus,
     SourceObject,
 )
-from dynamo_ingest.control.queue import TableQueue, record_table
+from dynamo_ingest.control.queue import TableQueue, record_table, start_claim
 from dynamo_ingest.control.s3_objects import MANAGED_COPY_THRESHOLD
 from dynamo_ingest.core.arguments import argument_names
 from dynamo_ingest.core.errors import DynamoIngestError, LedgerConflictError
@@ -189,8 +189,11 @@ def _retry(change: GlueJobStateChange, record: LedgerRecord, run: dict[str, Any]
         raise LedgerConflictError(f"{source.uri}: expected run {change.job_run_id} STARTED, "
                                   f"found {record.status}")
     error = _failure_message(change, record, run)
-    ledger.mark_retrying(source, change.job_run_id, error)
     arguments = retry_arguments(dict(run.get("Arguments") or record.arguments))
+    # Claimed like a dispatcher's start: if this callback dies before the retry starts, the
+    # sweep puts the file back in its queue once the claim is provably dead.
+    ledger.mark_retrying(source, change.job_run_id, error, arguments=arguments,
+                         claim=start_claim(f"retry-{change.job_run_id}"))
     try:
         new_run_id = str(clients.glue.start_job_run(JobName=settings.glue_job_name,
                                                     Arguments=arguments)["JobRunId"])

@@ -35,7 +35,7 @@ from dynamo_ingest.control.ledger import (
     SourceObject,
 )
 from dynamo_ingest.control.load_request import LoadRequest
-from dynamo_ingest.control.queue import record_table
+from dynamo_ingest.control.queue import record_table, start_claim
 from dynamo_ingest.core.arguments import JobArguments, parse_job_arguments
 from dynamo_ingest.core.report import RunReport
 
@@ -210,8 +210,12 @@ def _hand_on(request: LoadRequest, source: SourceObject, settings: Settings, led
     """Claim the next run of the file in the ledger and start it in a fresh invocation."""
     following = request.handed_on(continuation=continuation)
     what = "continues" if continuation else "is retried"
-    ledger.mark_retrying(source, request.job_run_id, f"{reason}; {what} as run "
-                                                     f"{following.job_run_id}")
+    # Claimed like a dispatcher's start: if this invocation dies before the next one is
+    # invoked, the sweep puts the file back in its queue once the claim is provably dead.
+    ledger.mark_retrying(source, request.job_run_id,
+                         f"{reason}; {what} as run {following.job_run_id}",
+                         claim=start_claim(f"hand-on-{following.job_run_id}"),
+                         arguments=request.arguments)
     try:
         clients.lambda_.invoke(FunctionName=context.invoked_function_arn,
                                InvocationType="Event", Payload=following.to_payload())

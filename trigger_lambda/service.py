@@ -170,8 +170,9 @@ class SweepResult:
 def sweep(settings: Settings, *, ledger: Ledger, glue: Any, sns: Any, s3: Any,
           bucket: str | None = None, now: float | None = None,
           lambda_: Any = None) -> SweepResult:
-    """The safety net: queue again the files of dispatchers that died mid-start, queue the
-    uploads whose event is older than ``SWEEP_GRACE_S`` and still missing, then dispatch."""
+    """The safety net: queue again the files whose claimant (a dispatcher, or the callback or
+    the loader starting a next run) died mid-start, queue the uploads whose event is older
+    than ``SWEEP_GRACE_S`` and still missing, then dispatch."""
     now = time.time() if now is None else now
     queue = TableQueue(ledger, settings.target_table)
     result = SweepResult(released_claims=queue.release_dead_claims(queue.snapshot(), now))

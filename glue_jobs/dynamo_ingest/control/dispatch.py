@@ -30,13 +30,13 @@ from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dynamo_ingest.control.ledger import Lease, Ledger, LedgerRecord, SourceObject
+from dynamo_ingest.control.ledger import Ledger, LedgerRecord, SourceObject
 from dynamo_ingest.control.queue import (
-    CLAIM_S,
     QueuedFile,
     QueueSnapshot,
     TableQueue,
     event_time_text,
+    start_claim,
 )
 from dynamo_ingest.core.errors import ArgumentError, DynamoIngestError, LedgerConflictError
 
@@ -126,7 +126,7 @@ def dispatch(queue: TableQueue, start: StartFile, policy: DispatchPolicy, *,
     """Start the table's queued files while its policy allows: read the queue → claim the
     next files → start each claimed file."""
     result = DispatchResult(queue.table)
-    claim = Lease.for_this_process(f"dispatch-{uuid.uuid4().hex[:12]}", duration_s=CLAIM_S)
+    claim = start_claim(f"dispatch-{uuid.uuid4().hex[:12]}")
     for _ in range(_ROUNDS):
         snapshot = queue.snapshot()
         candidates = _candidates(snapshot, policy)

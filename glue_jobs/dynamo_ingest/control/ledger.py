@@ -52,7 +52,7 @@ class LedgerStatus(StrEnum):
     STARTED = "STARTED"  # a run is going (``job_run_id``); ``attempts`` counts runs
     CONCURRENCY_LIMITED = "CONCURRENCY_LIMITED"  # StartJobRun hit MaxConcurrentRuns; retried
     START_FAILED = "START_FAILED"  # StartJobRun failed otherwise; retried, SNS was told
-    RETRYING = "RETRYING"  # the callback claimed a failed run's retry and is starting it
+    RETRYING = "RETRYING"  # the callback (or the loader) claimed the next run and is starting it
     SUCCEEDED = "SUCCEEDED"
     SUCCEEDED_WITH_REJECTS = "SUCCEEDED_WITH_REJECTS"
     FAILED = "FAILED"
@@ -70,7 +70,8 @@ ALLOWED_TRANSITIONS: Mapping[LedgerStatus | None, frozenset[LedgerStatus]] = {
     S.CONCURRENCY_LIMITED: frozenset({S.QUEUED, S.RECEIVED, S.RETRYING, S.STARTED}),
     S.START_FAILED: frozenset({S.QUEUED, S.RECEIVED, S.RETRYING, S.STARTED}),
     S.STARTED: frozenset({S.RETRYING, S.SUCCEEDED, S.SUCCEEDED_WITH_REJECTS, S.FAILED}),
-    # A retry Glue refuses for concurrency waits in the queue like a new file.
+    # A retry Glue refuses for concurrency, or one whose claimant died before starting it
+    # (the sweep), waits in the queue like a new file.
     S.RETRYING: frozenset({S.QUEUED, S.STARTED, S.CONCURRENCY_LIMITED, S.START_FAILED}),
     S.SUCCEEDED: frozenset({S.STARTED}),  # a manual re-run
     S.SUCCEEDED_WITH_REJECTS: frozenset({S.STARTED}),
@@ -243,7 +244,9 @@ class LedgerRecord:
     lease: Lease | None = None  # the run loading the file now (None: nobody)
     target_table: str | None = None  # the table whose queue the file waits in
     arrival: str | None = None  # its place in that queue (control/queue.py: arrival_key)
-    claim: Lease | None = None  # the dispatcher starting it (RECEIVED), until it is STARTED
+    # The dispatcher starting it (RECEIVED), or the callback or loader starting its retry
+    # (RETRYING), until it is STARTED.
+    claim: Lease | None = None
     size: int | None = None  # the object's stored size, from its S3 event (routes its start)
     engine: str | None = None  # the engine of the run: local (loader Lambda) or spark (Glue)
     engine_reason: str | None = None  # why that engine, in one line
@@ -633,16 +636,22 @@ class Ledger:
                            lease=_released(current.lease, job_run_id), **counts)
         return self._update(source, change)
 
-    def mark_retrying(self, source: SourceObject, failed_job_run_id: str,
-                      error: str) -> LedgerRecord:
-        """Claim the retry of ``failed_job_run_id`` (→ RETRYING): one callback wins."""
+    def mark_retrying(self, source: SourceObject, failed_job_run_id: str, error: str, *,
+                      claim: Lease | None = None,
+                      arguments: Mapping[str, str] | None = None) -> LedgerRecord:
+        """Claim the retry of ``failed_job_run_id`` (→ RETRYING): one callback wins.
+
+        ``claim``: the claimant's, as a dispatcher's on RECEIVED, so that the sweep puts the
+        file back in the queue if the claimant dies before the retry starts; ``arguments``:
+        the ones the retry gets, which that re-queued start then uses."""
         def change(current: LedgerRecord | None) -> LedgerRecord:
             if (current is None or current.job_run_id != failed_job_run_id
                     or current.status not in (S.STARTED, *NOT_STARTED_STATUSES)):
                 raise _conflict(source, f"run {failed_job_run_id} STARTED (or waiting to be "
                                         "retried)", current)
             # Glue reported the failed run over: its lease, if it could not release it, is dead.
-            return replace(current, status=S.RETRYING, error=error,
+            return replace(current, status=S.RETRYING, error=error, claim=claim,
+                           arguments=current.arguments if arguments is None else dict(arguments),
                            lease=_released(current.lease, failed_job_run_id))
         return self._update(source, change)
 
@@ -783,10 +792,11 @@ class Ledger:
 
 def _new_run(current: LedgerRecord, job_run_id: str, *,
              arguments: Mapping[str, str] | None = None) -> LedgerRecord:
-    """The record with one more run: ``job_run_id`` current, attempts + 1, STARTED."""
+    """The record with one more run: ``job_run_id`` current, attempts + 1, STARTED (which
+    ends any claim on its start: the run is going)."""
     return replace(current, status=S.STARTED, attempts=current.attempts + 1,
                    job_run_id=job_run_id, job_run_ids=(*current.job_run_ids, job_run_id),
-                   started_at=utc_now(), finished_at=None,
+                   started_at=utc_now(), finished_at=None, claim=None,
                    arguments=current.arguments if arguments is None else arguments)
 
 

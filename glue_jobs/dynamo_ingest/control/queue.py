@@ -44,9 +44,19 @@ ENTRY_PREFIX = "entry#"
 STATE_RECORD = "state"
 # S3 sequencers are hexadecimal of varying length: compared left-padded to one width.
 SEQUENCER_WIDTH = 32
-# A dispatcher claims a file only for the seconds it takes to start it; a claim older than
-# this belongs to a dispatcher that died (a Lambda lives at most 15 minutes).
+# A dispatcher claims a file (RECEIVED), and the callback or the loader its retry or
+# continuation (RETRYING), only for the seconds it takes to start it; a claim older than this
+# belongs to a claimant that died (a Lambda lives at most 15 minutes).
 CLAIM_S = 900.0
+# Who holds a claim in each claimed state (for the sweep's message).
+CLAIMANTS = {LedgerStatus.RECEIVED: "its dispatcher",
+             LedgerStatus.RETRYING: "the callback or loader starting its next run"}
+
+
+def start_claim(claimant: str) -> Lease:
+    """A claim on a file's start held by this process (``claimant`` names it in the sweep's
+    message), valid for :data:`CLAIM_S`."""
+    return Lease.for_this_process(claimant, duration_s=CLAIM_S)
 
 
 def queue_id(table: str) -> str:
@@ -136,16 +146,20 @@ class TableQueue:
                                                                          source)}])
 
     def requeue(self, source: SourceObject, reason: str,
-                arguments: Mapping[str, str] | None = None) -> LedgerRecord:
+                arguments: Mapping[str, str] | None = None, *,
+                dead_claim: Lease | None = None) -> LedgerRecord:
         """Put a file being started (RECEIVED) or retried (RETRYING) back in the queue: the
-        start was refused for concurrency, or its dispatcher died. ``arguments``: the ones
-        its next run gets (a retry's)."""
+        start was refused for concurrency, or its claimant died. ``arguments``: the ones
+        its next run gets (a retry's); ``dead_claim``: only while the file still holds that
+        claim (a second sweep must not take back the fresh claim of the first's dispatcher)."""
         def change(current: LedgerRecord | None) -> LedgerRecord:
-            if current is None or current.status not in (LedgerStatus.RECEIVED,
-                                                          LedgerStatus.RETRYING):
+            if current is None or current.status not in CLAIMANTS:
                 raise LedgerConflictError(f"{source.uri}: expected RECEIVED or RETRYING to "
                                           f"queue again, found "
                                           f"{'no record' if current is None else current.status}")
+            if dead_claim is not None and current.claim != dead_claim:
+                raise LedgerConflictError(f"{source.uri}: its claim changed since the sweep "
+                                          f"found it dead; left to its new claimant")
             return replace(current, status=LedgerStatus.QUEUED, error=reason, claim=None,
                            target_table=current.target_table or self.table,
                            arguments=dict(arguments) if arguments else current.arguments)
@@ -196,20 +210,23 @@ class TableQueue:
         return self.ledger.update(file.source, change, also=state)
 
     def release_dead_claims(self, snapshot: QueueSnapshot, now: float | None = None) -> int:
-        """Queue again the files whose dispatcher died between claiming and starting them;
-        returns how many."""
+        """Queue again the files whose claimant died between claiming and starting their run:
+        a dispatcher's first start (RECEIVED), or the callback's or the loader's next run
+        (RETRYING: its checkpoints, attempts and the retry's arguments are kept, so the
+        restarted run resumes). Returns how many."""
         now = time.time() if now is None else now
         released = 0
         for file in snapshot.files:
             record = file.record
-            if record is None or record.status != LedgerStatus.RECEIVED or record.claim is None:
+            if record is None or record.status not in CLAIMANTS or record.claim is None:
                 continue
             dead = record.claim.dead_because(now)
             if dead is None:
                 continue
             try:
-                self.requeue(file.source, f"its dispatcher ({record.claim.describe(now)}) "
-                                          f"stopped before starting it: {dead}")
+                self.requeue(file.source, f"{CLAIMANTS[record.status]} "
+                                          f"({record.claim.describe(now)}) stopped before "
+                                          f"starting it: {dead}", dead_claim=record.claim)
                 released += 1
             except LedgerConflictError:
                 continue  # it moved on meanwhile
