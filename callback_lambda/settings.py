@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dynamo_ingest.control.locations import BucketFolders
+from dynamo_ingest.control.locations import BucketFolders, settings_problem
 
 from callback_lambda.errors import SettingsError
 
@@ -53,15 +53,13 @@ class Settings:
 
     def validate(self) -> None:
         """Reject values that would lose files or make moved files re-trigger."""
-        for name in ("glue_job_name", "ledger_table", "sns_topic_arn", "incoming_prefix",
-                     "complete_prefix", "error_prefix"):
-            if not getattr(self, name):
-                raise SettingsError(f"{name.upper()} must not be empty")
-        if self.max_attempts < 1:
-            raise SettingsError(f"MAX_ATTEMPTS expects at least 1 run, found {self.max_attempts}")
-        problem = self.folders.overlap()
+        problem = settings_problem({"GLUE_JOB_NAME": self.glue_job_name,
+                                    "LEDGER_TABLE": self.ledger_table,
+                                    "SNS_TOPIC_ARN": self.sns_topic_arn}, self.folders)
         if problem:
             raise SettingsError(problem)
+        if self.max_attempts < 1:
+            raise SettingsError(f"MAX_ATTEMPTS expects at least 1 run, found {self.max_attempts}")
 
     @property
     def folders(self) -> BucketFolders:

@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from dynamo_ingest.control.locations import BucketFolders
+from dynamo_ingest.control.locations import BucketFolders, settings_problem
 
 from loader_lambda.errors import SettingsError
 
@@ -69,17 +69,14 @@ class Settings:
 
     def validate(self) -> None:
         """Reject values that would lose files, loop, or make moved files re-trigger."""
-        for name in ("ledger_table", "sns_topic_arn", "incoming_prefix", "complete_prefix",
-                     "error_prefix"):
-            if not getattr(self, name):
-                raise SettingsError(f"{name.upper()} must not be empty")
+        problem = settings_problem({"LEDGER_TABLE": self.ledger_table,
+                                    "SNS_TOPIC_ARN": self.sns_topic_arn}, self.folders)
+        if problem:
+            raise SettingsError(problem)
         if self.max_attempts < 1 or self.max_continuations < 0 or self.deadline_margin_s < 1:
             raise SettingsError(
                 f"expected MAX_ATTEMPTS >= 1, MAX_CONTINUATIONS >= 0 and DEADLINE_MARGIN_S >= 1, "
                 f"found {self.max_attempts}, {self.max_continuations}, {self.deadline_margin_s}")
-        problem = self.folders.overlap()
-        if problem:
-            raise SettingsError(problem)
 
     @property
     def folders(self) -> BucketFolders:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dynamo_ingest.control.locations import FOLDER_VARIABLES, BucketFolders
+from dynamo_ingest.control.locations import BucketFolders, settings_problem
 
 from trigger_lambda.errors import SettingsError
 from trigger_lambda.routing import DEFAULT_SMALL_FILE_BYTES, Routing
@@ -77,10 +77,12 @@ class Settings:
 
     def validate(self) -> None:
         """Reject values that would start wrong runs or make moved files re-trigger."""
-        for name in ("glue_job_name", "ledger_table", "target_table", "partition_key",
-                     "sns_topic_arn", "incoming_prefix", "error_prefix"):
-            if not getattr(self, name):
-                raise SettingsError(f"{name.upper()} must not be empty")
+        problem = settings_problem(
+            {"GLUE_JOB_NAME": self.glue_job_name, "LEDGER_TABLE": self.ledger_table,
+             "TARGET_TABLE": self.target_table, "PARTITION_KEY": self.partition_key,
+             "SNS_TOPIC_ARN": self.sns_topic_arn}, self.folders, known=("incoming", "error"))
+        if problem:
+            raise SettingsError(problem)
         if bool(self.catalog_database) != bool(self.catalog_table):
             raise SettingsError("CATALOG_DATABASE and CATALOG_TABLE go together: set both or "
                                 f"neither (found {self.catalog_database!r}, "
@@ -89,10 +91,6 @@ class Settings:
             raise SettingsError(f"UPLOAD_ORDER expects serial or parallel and TABLE_MAX_LOADS "
                                 f"at least 1, found {self.upload_order!r} and "
                                 f"{self.table_max_loads}")
-        problem = self.folders.overlap(
-            {name: FOLDER_VARIABLES[name] for name in ("incoming", "error")})
-        if problem:
-            raise SettingsError(problem)
 
     @property
     def routing(self) -> Routing:

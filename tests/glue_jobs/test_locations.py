@@ -5,7 +5,12 @@ default, the trigger's arguments and the callback's moves all follow
 from __future__ import annotations
 
 import pytest
-from dynamo_ingest.control.locations import BucketFolders, default_rejects_path, source_locations
+from dynamo_ingest.control.locations import (
+    BucketFolders,
+    default_rejects_path,
+    settings_problem,
+    source_locations,
+)
 from dynamo_ingest.core.arguments import parse_job_arguments
 
 from callback_lambda.handler import handler as callback_handler
@@ -40,6 +45,30 @@ def test_other_folders_are_honoured_everywhere() -> None:
     located = source_locations("b", "landing/a/x.csv", folders)
     assert located == type(located)("s3://b/failed/a/x.csv.rejects.csv", "s3://b/done/a/x.csv",
                                     "s3://b/failed/a/x.csv")
+
+
+@pytest.mark.parametrize(("required", "folders", "known", "problem"), [
+    ({"LEDGER_TABLE": "l"}, BucketFolders(), ("incoming", "complete", "error"), None),
+    ({"LEDGER_TABLE": "l", "SNS_TOPIC_ARN": ""}, BucketFolders(),
+     ("incoming", "complete", "error"), "SNS_TOPIC_ARN must not be empty"),
+    ({"LEDGER_TABLE": "l"}, BucketFolders(complete=""), ("incoming", "complete", "error"),
+     "COMPLETE_PREFIX must not be empty"),
+    ({"LEDGER_TABLE": "l"}, BucketFolders(complete="incoming/done/"),
+     ("incoming", "complete", "error"),
+     "INCOMING_PREFIX 'incoming/' and COMPLETE_PREFIX 'incoming/done/' overlap: a file "
+     "written under one would look like a new upload under the other; use disjoint folders"),
+    # a folder the function does not know is not checked: the trigger moves no file
+    ({"LEDGER_TABLE": "l"}, BucketFolders(complete=""), ("incoming", "error"), None),
+    ({"LEDGER_TABLE": "l"}, BucketFolders(complete="incoming/done/"), ("incoming", "error"),
+     None),
+    # an empty value is named before an overlap: the empty prefix "contains" every other
+    ({"LEDGER_TABLE": "l"}, BucketFolders(error=""), ("incoming", "error"),
+     "ERROR_PREFIX must not be empty"),
+])
+def test_settings_problem_names_an_empty_setting_or_overlapping_folders(
+        required: dict[str, str], folders: BucketFolders, known: tuple[str, ...],
+        problem: str | None) -> None:
+    assert settings_problem(required, folders, known) == problem
 
 
 def test_a_local_file_rejects_beside_it() -> None:

@@ -1,21 +1,24 @@
-"""Both Lambdas' settings: the environment contract terraform relies on."""
+"""The Lambdas' settings: the environment contract terraform relies on."""
 
 from __future__ import annotations
 
 import ast
 import inspect
+import re
 import textwrap
 from typing import Any
 
 import pytest
 
 from callback_lambda import settings as callback_settings
+from loader_lambda import settings as loader_settings
 from trigger_lambda import settings as trigger_settings
 
 TRIGGER_REQUIRED = {"GLUE_JOB_NAME": "job", "LEDGER_TABLE": "ledger", "TARGET_TABLE": "orders",
                     "PARTITION_KEY": "order_id", "SNS_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t"}
 CALLBACK_REQUIRED = {"GLUE_JOB_NAME": "job", "LEDGER_TABLE": "ledger",
                      "SNS_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t"}
+LOADER_REQUIRED = {"LEDGER_TABLE": "ledger", "SNS_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t"}
 
 
 def _environ_reads(module: Any) -> dict[str, str | None]:
@@ -78,3 +81,34 @@ def test_defaults_match_the_dataclasses_and_round_trip() -> None:
 def test_bad_settings_are_named(module: Any, environ: dict[str, str], match: str) -> None:
     with pytest.raises(module.SettingsError, match=match):
         module.Settings.from_env(environ)
+
+
+@pytest.mark.parametrize(("module", "required"), [
+    (trigger_settings, TRIGGER_REQUIRED), (callback_settings, CALLBACK_REQUIRED),
+    (loader_settings, LOADER_REQUIRED)])
+@pytest.mark.parametrize(("change", "message"), [
+    ({"LEDGER_TABLE": ""}, "LEDGER_TABLE must not be empty"),
+    ({"SNS_TOPIC_ARN": ""}, "SNS_TOPIC_ARN must not be empty"),
+    ({"INCOMING_PREFIX": ""}, "INCOMING_PREFIX must not be empty"),
+    ({"ERROR_PREFIX": ""}, "ERROR_PREFIX must not be empty"),
+    ({"ERROR_PREFIX": "incoming/failed/"},
+     "INCOMING_PREFIX 'incoming/' and ERROR_PREFIX 'incoming/failed/' overlap: a file written "
+     "under one would look like a new upload under the other; use disjoint folders"),
+])
+def test_every_lambda_refuses_an_empty_setting_or_overlapping_folders_alike(
+        module: Any, required: dict[str, str], change: dict[str, str], message: str) -> None:
+    # One check (control/locations.py::settings_problem), raised as each Lambda's own error.
+    with pytest.raises(module.SettingsError, match=f"^{re.escape(message)}$"):
+        module.Settings.from_env({**required, **change})
+
+
+@pytest.mark.parametrize(("module", "required"), [
+    (callback_settings, CALLBACK_REQUIRED), (loader_settings, LOADER_REQUIRED)])
+def test_the_lambdas_that_move_files_refuse_an_empty_or_overlapping_complete_folder(
+        module: Any, required: dict[str, str]) -> None:
+    with pytest.raises(module.SettingsError, match=r"^COMPLETE_PREFIX must not be empty$"):
+        module.Settings.from_env({**required, "COMPLETE_PREFIX": ""})
+    with pytest.raises(module.SettingsError, match="COMPLETE_PREFIX 'complete/' and "
+                                                   "ERROR_PREFIX 'complete/error/' overlap"):
+        module.Settings.from_env({**required, "ERROR_PREFIX": "complete/error/"})
+

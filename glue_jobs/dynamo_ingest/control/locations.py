@@ -3,15 +3,15 @@
 Uploads arrive under the incoming folder. A loaded file moves to the complete folder, a failed
 one to the error folder, each keeping its path below incoming; the rejects file goes to the
 error folder under the same path plus ``.rejects.csv``. The folders are disjoint (Terraform
-and both Lambdas' settings refuse overlapping ones), so nothing written there is an upload
-the trigger watches, although a rejects file ends in ``.csv``. An object outside incoming
-(a run started by hand) is not moved, and its rejects keep its whole key under the error
-folder — still outside incoming.
+and the three Lambdas' settings, through :func:`settings_problem`, refuse overlapping ones),
+so nothing written there is an upload the trigger watches, although a rejects file ends in
+``.csv``. An object outside incoming (a run started by hand) is not moved, and its rejects
+keep its whole key under the error folder — still outside incoming.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +44,20 @@ class BucketFolders:
                             "written under one would look like a new upload under the other; "
                             "use disjoint folders")
         return None
+
+
+def settings_problem(required: Mapping[str, str], folders: BucketFolders,
+                     known: Collection[str] = tuple(FOLDER_VARIABLES)) -> str | None:
+    """Why a Lambda's settings cannot work, or None: a required setting (its variable → its
+    value) or one of the ``known`` folders is empty, or two of those folders overlap. The one
+    check of the trigger, the loader and the callback; each raises the answer as its own
+    ``SettingsError``."""
+    labels = {name: FOLDER_VARIABLES[name] for name in known}
+    values = {**required, **{label: getattr(folders, name) for name, label in labels.items()}}
+    empty = next((variable for variable, value in values.items() if not value), None)
+    if empty is not None:
+        return f"{empty} must not be empty"
+    return folders.overlap(labels)
 
 
 @dataclass(frozen=True)
