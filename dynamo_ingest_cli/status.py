@@ -223,9 +223,10 @@ def _lambda_api(aws: AwsConfig) -> Iterator[tuple[Any, LambdaInvocations | None,
     from local_aws.moto_server import patched_environ
     from local_aws.orchestration import lambda_endpoint
 
-    # boto3 reads AWS_ENDPOINT_URL_LAMBDA from the environment, as the loader's own client.
+    # Read again once AWS_ENDPOINT_URL_LAMBDA points at the Invoke endpoint: ``aws`` was read
+    # before, and its AWS_ENDPOINT_URL (the emulator's) would win for Lambda.
     with lambda_endpoint({}) as (invocations, environ), patched_environ(environ):
-        yield aws.client("lambda"), invocations, environ
+        yield AwsConfig.from_environ().client("lambda"), invocations, environ
 
 
 def _carry_out(started: StartedLoad, source: SourceObject, ledger: Ledger, job_name: str,

@@ -16,7 +16,7 @@ from typing import Any
 
 from dynamo_ingest.core.errors import DynamoIngestError
 
-SERVICES = ("dynamodb", "s3", "glue", "sns", "sqs")
+SERVICES = ("dynamodb", "s3", "glue", "sns", "sqs", "lambda")
 # Answers that mean "no such thing here": in a region other than the one the resource lives
 # in, DynamoDB and Glue say only this, so the message gets the region and where it came from.
 NOT_FOUND_CODES = frozenset({"ResourceNotFoundException", "EntityNotFoundException"})
