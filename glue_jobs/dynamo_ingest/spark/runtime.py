@@ -72,15 +72,25 @@ LOCAL_JAVA_OPTIONS = "-XX:+UseSerialGC"
 # failure's stderr is the run's one line; the variable moves it.
 SPARK_LOG_VARIABLE = "DYNAMO_INGEST_SPARK_LOG"
 SPARK_LOG_NAME = "dynamo-ingest-spark.log"
+# Every local run appends to the one file, so it is bounded: past this size it moves to
+# ``<file>.1`` (replacing the one before) and a new file starts; at most about twice this
+# on disk, and the last failure's stack trace is still there.
+SPARK_LOG_MAX_BYTES = 10 * 1024 * 1024
 _LOG4J2_FILE_CONFIG = """\
 rootLogger.level = warn
 rootLogger.appenderRef.file.ref = file
-appender.file.type = File
+appender.file.type = RollingFile
 appender.file.name = file
 appender.file.fileName = {path}
+appender.file.filePattern = {path}.%i
 appender.file.append = true
 appender.file.layout.type = PatternLayout
 appender.file.layout.pattern = %d{{yy/MM/dd HH:mm:ss}} %p %c{{1}}: %m%n%ex
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = {max_bytes}
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 1
 logger.parquet.name = org.apache.parquet.CorruptStatistics
 logger.parquet.level = error
 """
@@ -101,7 +111,8 @@ def _log_to_file_options() -> str:
     log = spark_log_path().resolve()
     log.parent.mkdir(parents=True, exist_ok=True)
     config = log.with_name(log.name + ".log4j2.properties")
-    config.write_text(_LOG4J2_FILE_CONFIG.format(path=log), encoding="utf-8")
+    config.write_text(_LOG4J2_FILE_CONFIG.format(path=log, max_bytes=SPARK_LOG_MAX_BYTES),
+                      encoding="utf-8")
     return f"-Dlog4j2.configurationFile={config.as_uri()}"
 
 
