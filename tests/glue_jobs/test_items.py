@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import random
 
 import pytest
 from dynamo_ingest.core.arguments import EmptyPolicy
@@ -14,10 +15,12 @@ from dynamo_ingest.engine.items import (
     BuiltItem,
     ItemBuilder,
     Rejection,
+    _kept_decimal_size,
     canonical_number,
     decode_utf8,
+    number_kept_as_written,
 )
-from dynamo_ingest.engine.sizing import MAX_ITEM_BYTES, item_size, write_units
+from dynamo_ingest.engine.sizing import MAX_ITEM_BYTES, item_size, number_size, write_units
 
 ID_S = KeySchema(KeyAttribute("id", "S"))
 ID_N = KeySchema(KeyAttribute("id", "N"))
@@ -503,3 +506,34 @@ def test_a_ttl_attribute_an_index_declares_as_text_is_refused() -> None:
     with pytest.raises(ArgumentError, match="GSI by-customer declares 'customerId' as S"):
         ItemBuilder([Column("id")], INDEXED,
                     mapping=AttributeMapping(ttl_attribute="customerId", ttl_seconds=60))
+
+
+def _number_texts() -> list[str]:
+    """Number-like texts of every shape the fast size and the general parser may meet."""
+    rng = random.Random(17)
+    texts = ["0", "0.0", "0.5", "00", "00.5", "0.05", "0.050", "10", "100", "1.0", "1.", ".5",
+             "5.", "-1.5", "+1.5", "1e5", "1.5E-3", "١٢", "1²", "1_000", "", "1.2.3",
+             "9" * 38, "9" * 39, "1" + "0" * 37, "0." + "0" * 36 + "1", "1." + "2" * 37,
+             "1." + "2" * 38]
+    for _ in range(20_000):
+        integer = "".join(rng.choice("0123456789") for _ in range(rng.randint(0, 25)))
+        fraction = "".join(rng.choice("0123456789") for _ in range(rng.randint(0, 20)))
+        texts.append(rng.choice(["", "-", "+"]) * (rng.random() < 0.1) + integer
+                     + ("." + fraction if rng.random() < 0.7 else ""))
+    return texts
+
+
+def test_the_fast_number_size_is_the_general_one() -> None:
+    """The usual CSV number is sized without the general parser: wherever that fast size
+    answers, DynamoDB keeps the text as written and the size is the general rule's."""
+    answered = 0
+    for text in _number_texts():
+        size = _kept_decimal_size(text)
+        if size:
+            answered += 1
+            assert number_kept_as_written(text), text
+            assert size == number_size(text), text
+        elif text and text[0] not in "+-" and "e" not in text.lower() and text.isascii() \
+                and number_kept_as_written(text) and not text.startswith("."):
+            raise AssertionError(f"{text!r} is kept as written, yet not sized fast")
+    assert answered > 5_000

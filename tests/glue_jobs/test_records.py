@@ -71,6 +71,17 @@ EDGE_CASES: list[tuple[str, bytes, int, Dialect]] = [
     ("lf_inside_quoted_header_decides", b'"a\nb",h2\r\n1,x\r\n', 2, Dialect()),
     ("spaces_kept", b"h1,h2\n 1 , a \n", 2, Dialect()),
     ("nul_byte", b"h1,h2\n1,a\x00b\n", 2, Dialect()),
+    # Lines the splitter reads in one go (a quoted last field, or every field quoted), beside
+    # near misses it must leave to the scanner.
+    ("quoted_last_field", b'h1,h2,h3\n1,,"c, ""d"" e"\n2,b"q,"x"\n3,b,""\n4,b,""""\n', 3,
+     Dialect()),
+    ("quoted_last_field_near_misses", b'h1,h2,h3\n1,b,"c"x"\n2,b,"c""\n3,"b","c"\n4,b,"c" \n'
+     b'5,b,"c"""\n6,b,"c\r\nd"\n', 3, Dialect()),
+    ("every_field_quoted", b'"h1","h2","h3"\n"1","a"",""b","c"\n"2","",""\n"3","a""","b"\n'
+     b'"4","b",c"\n"5","a" ,"b"\n"6",b,"c"\n', 3, Dialect()),
+    ("quoted_fields_crlf", b'h1,h2,h3\r\n1,a\nb,"c"\r\n"2","b\nc","d"\r\n3,\n,"e"\r\n', 3,
+     Dialect()),
+    ("quoted_fields_cr", b'h1,h2\r1,"a\nb"\r"2","c"\r', 2, Dialect()),
 ]
 
 

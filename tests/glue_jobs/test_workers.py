@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import multiprocessing.synchronize
 import os
+import subprocess
+import sys
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,3 +57,36 @@ def test_no_semaphore_is_needed_as_in_aws_lambda(monkeypatch: pytest.MonkeyPatch
           ProcessPoolExecutor(max_workers=2, mp_context=spawn) as pool):
         pool.submit(square, 2).result()
     assert run_in_processes(square, [(2,), (3,)], workers=2) == [4, 9]
+
+
+MAIN_SCRIPT = '''
+import os, sys
+# Each run of this module appends its process id: the parent's, and a worker's if it runs it.
+with open(sys.argv[1], "a") as marker:
+    marker.write(f"{os.getpid()}\\n")
+
+if __name__ == "__main__":
+    from dynamo_ingest.engine.workers import run_in_processes
+    pids = run_in_processes(os.getpid, [(), (), ()], workers=2)
+    assert len(set(pids)) == 2 and os.getpid() not in pids, pids
+    assert __file__ and __spec__ is None  # restored after the workers started
+'''
+
+
+def test_workers_do_not_run_the_parent_main_module(tmp_path: Path) -> None:
+    """A spawned child runs ``__main__`` again by default: the CLI's imports in every worker
+    (0.25 CPU-s each), or a Glue or Lambda entry script. The workers leave it out."""
+    script, marker = tmp_path / "entry.py", tmp_path / "runs.txt"
+    script.write_text(MAIN_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(marker)], capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    runs = marker.read_text().split()
+    assert len(runs) == 1, f"the main module ran {len(runs)} times (the parent and workers)"
+
+
+def test_a_function_of_the_main_module_is_refused() -> None:
+    main_function = type(square)(square.__code__, {}, "in_main")
+    main_function.__module__ = "__main__"
+    with pytest.raises(ValueError, match="defined in __main__"):
+        run_in_processes(main_function, [(1,)], workers=2)

@@ -35,6 +35,7 @@ from dynamo_ingest.engine.sizing import (
     MIN_EXPONENT,
     NumberParts,
     attribute_value_size,
+    digits_size,
     number_parts,
     number_parts_size,
     write_units,
@@ -159,8 +160,37 @@ def _number_attribute(text: str) -> tuple[str, int]:
     # Plain non-negative integers, the usual CSV number, skip the general parser.
     if text.isdigit() and text.isascii() and len(text) <= MAX_SIGNIFICANT_DIGITS:
         return text, _plain_integer_size(text)
+    size = _kept_decimal_size(text)
+    if size:
+        return text, size
     text, parts = _checked_number(text)
     return text, number_parts_size(parts)
+
+
+def _kept_decimal_size(text: str) -> int:
+    """DynamoDB's size of ``text`` when it is a non-negative decimal DynamoDB keeps as written
+    (``1556.78``, ``0.05``, ``44``: ASCII digits, at most one point with digits on both sides,
+    no leading zero, no trailing zero after the point, at most 38 digits); 0 for any other
+    text, which the general parser then takes.
+
+    The usual CSV number, sized without :func:`number_parts` (it runs for every number of
+    every row): the parts :func:`number_parts` would give, read off the text."""
+    integer, point, fraction = text.partition(".")
+    if not (integer.isdigit() and text.isascii()) or (integer[0] == "0" and len(integer) > 1):
+        return 0
+    if not point:
+        if integer == "0":
+            return 1
+        if len(integer) > MAX_SIGNIFICANT_DIGITS:
+            return 0
+        return digits_size(len(integer) - 1, len(integer.rstrip("0")))
+    if not (fraction.isdigit() and fraction[-1] != "0") or \
+            len(integer) + len(fraction) > MAX_SIGNIFICANT_DIGITS:
+        return 0
+    if integer == "0":
+        significant = len(fraction.lstrip("0"))
+        return digits_size(significant - len(fraction) - 1, significant)
+    return digits_size(len(integer) - 1, len(integer) + len(fraction))
 
 
 def _plain_integer_size(text: str) -> int:
@@ -249,6 +279,10 @@ def _exact_number_put(name: str, name_size: int, on_empty: Callable[[Item], int]
         text = raw.strip() if raw else None
         if not text:
             return on_empty(item)
+        size = _kept_decimal_size(text)
+        if size:
+            item[name] = {"N": text}
+            return name_size + size
         if text.isdigit() and text.isascii() and len(text) <= MAX_SIGNIFICANT_DIGITS:
             if text[0] == "0" and text != "0":
                 raise changed(text)
@@ -266,12 +300,21 @@ def _exact_number_put(name: str, name_size: int, on_empty: Callable[[Item], int]
     return put
 
 
+# The usual boolean texts, read without a strip or lower per row.
+_BOOLEANS = {"true": True, "false": False, "TRUE": True, "FALSE": False, "True": True,
+             "False": False}
+
+
 def _boolean_put(name: str, name_size: int, on_empty: Callable[[Item], int],
                  label: str | None = None, typed_by: str = "") -> _Put:
     """``true``/``false`` in any letter case, surrounding whitespace ignored; nothing else."""
     shown = label or name
 
     def put(item: Item, raw: str | None) -> int:
+        value = _BOOLEANS.get(raw) if raw else None
+        if value is not None:  # as written: no strip or lower per row
+            item[name] = {"BOOL": value}
+            return name_size + 1
         if raw:
             text = raw.strip().lower()
             if text == "true" or text == "false":

@@ -24,7 +24,8 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -74,12 +75,43 @@ def _serve(connection: Connection, function: Callable[..., Any],
             connection.send((False, RuntimeError(f"{outcome[1]!r} ({err})")))
 
 
+@contextmanager
+def _main_module_left_out() -> Iterator[None]:
+    """Spawn a worker without running the parent's main module in it.
+
+    A spawned child runs the parent's ``__main__`` again (as ``__mp_main__``, by its
+    ``__spec__`` or ``__file__``) so that functions defined there can be unpickled. Ours are
+    the engine's, never the main module's, which is the CLI (0.25 CPU-s of imports in each
+    worker: the CLI and everything it imports), the Glue entry script (Spark's) or the Lambda
+    runtime's bootstrap: each worker would pay for it, and the last is not ours to run twice.
+    Hidden while the child's start-up data is taken (at ``Process.start``), then restored."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved: dict[str, Any] = {name: main.__dict__[name] for name in ("__spec__", "__file__")
+             if name in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__dict__["__spec__"] = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
+
+
 def run_in_processes(function: Callable[..., Any], jobs: Sequence[tuple[Any, ...]],
                      workers: int, initializer: Callable[[], None] | None = None) -> list[Any]:
     """``[function(*job) for job in jobs]`` on ``workers`` spawned processes, in job order.
 
-    The first job that raises stops the rest: running workers are terminated and its
-    exception is raised here (so is a stop request arriving while the parent waits)."""
+    ``function`` and ``initializer`` must be importable from a module other than ``__main__``
+    (the workers do not run the main module). The first job that raises stops the rest:
+    running workers are terminated and its exception is raised here (so is a stop request
+    arriving while the parent waits)."""
+    for given in (function, initializer):
+        if given is not None and getattr(given, "__module__", None) == "__main__":
+            raise ValueError(f"{given!r} is defined in __main__, which the workers do not "
+                             "import: define it in a module")
     context = multiprocessing.get_context("spawn")
     results: list[Any] = [None] * len(jobs)
     pending = iter(range(len(jobs)))
@@ -90,7 +122,8 @@ def run_in_processes(function: Callable[..., Any], jobs: Sequence[tuple[Any, ...
             parent, child = context.Pipe()
             process = context.Process(target=_serve, daemon=True,
                                       args=(child, function, initializer, os.getpid()))
-            process.start()
+            with _main_module_left_out():
+                process.start()
             child.close()
             processes.append(process)
             _send_next(parent, process, pending, jobs, running)
