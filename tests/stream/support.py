@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,3 +143,21 @@ def applied_in_order(paths: Sequence[Path]) -> dict[str, dict[str, str]]:
             for row in csv.DictReader(handle):
                 table[row[KEY]] = dict(row)
     return table
+
+
+def at_once(count: int, action: Callable[[int], Any]) -> list[Any]:
+    """Run ``action(i)`` in ``count`` threads released together (a barrier, not timing);
+    their results in thread order."""
+    barrier = threading.Barrier(count, timeout=60)
+    results: list[Any] = [None] * count
+
+    def go(i: int) -> None:
+        barrier.wait()
+        results[i] = action(i)
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results

@@ -20,7 +20,15 @@ from callback_lambda.events import GlueJobStateChange
 from callback_lambda.service import CallbackResult, Clients, handle_state_change
 from local_aws.glue_runs import ConcurrentGlue
 from local_aws.orchestration import glue_state_change_event, s3_put_event
-from tests.stream.support import BUCKET, JOB, LEDGER, TABLE, StreamDeployment, deploy
+from tests.stream.support import (
+    BUCKET,
+    JOB,
+    LEDGER,
+    TABLE,
+    StreamDeployment,
+    at_once,
+    deploy,
+)
 from trigger_lambda.dispatching import dispatch_table, start_queued
 from trigger_lambda.service import SweepResult, handle_event, sweep
 
@@ -31,23 +39,6 @@ def _upload(deployment: StreamDeployment, name: str) -> tuple[SourceObject, dict
     etag = str(deployment.s3.put_object(Bucket=BUCKET, Key=key, Body=body)["ETag"])
     source = SourceObject(BUCKET, key, etag)
     return source, s3_put_event(BUCKET, key, source.etag, len(body))
-
-
-def _at_once(count: int, action: Callable[[int], Any]) -> list[Any]:
-    """Run ``action(i)`` in ``count`` threads released together."""
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-
-    def go(i: int) -> None:
-        barrier.wait()
-        results[i] = action(i)
-
-    threads = [threading.Thread(target=go, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 def _runs_of(deployment: StreamDeployment, source: SourceObject) -> list[str]:
@@ -75,7 +66,7 @@ def _dispatchers(deployment: StreamDeployment, policy: DispatchPolicy,
                  count: int) -> list[DispatchResult]:
     queue = TableQueue(deployment.ledger, TABLE)
     glue = ConcurrentGlue(deployment.glue)
-    return _at_once(count, lambda _: dispatch(
+    return at_once(count, lambda _: dispatch(
         queue, lambda record: start_queued(record, deployment.trigger, glue=glue, lambda_=None,
                                     sns=None),
         policy))
@@ -247,7 +238,7 @@ def test_a_duplicate_event_during_a_run_starts_nothing(aws: str) -> None:
     glue = ConcurrentGlue(deployment.glue)
     handle_event(event, deployment.trigger, ledger=deployment.ledger, glue=glue, sns=None,
                  s3=deployment.s3)
-    results = _at_once(3, lambda i: handle_event(
+    results = at_once(3, lambda i: handle_event(
         event, deployment.trigger, ledger=deployment.ledger, glue=glue, sns=None,
         s3=deployment.s3) if i < 2 else dispatch_table(
         deployment.trigger, ledger=deployment.ledger, glue=glue, sns=None, s3=deployment.s3))

@@ -9,9 +9,8 @@ the next run. The sweep's clock is passed in, so no test waits for the claim to 
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from tests.stream.support import (
     TABLE,
     StreamDeployment,
     applied_in_order,
+    at_once,
     deploy,
     one_core,
     write_files,
@@ -208,28 +208,11 @@ def test_a_fresh_retry_claim_is_left_to_its_callback(stranded_glue_retry: _Stran
     assert len(stranded.glue_runs()) == 1
 
 
-def _at_once(count: int, action: Callable[[], Any]) -> list[Any]:
-    """Run ``action`` in ``count`` threads released together."""
-    barrier = threading.Barrier(count, timeout=60)
-    results: list[Any] = [None] * count
-
-    def go(i: int) -> None:
-        barrier.wait()
-        results[i] = action()
-
-    threads = [threading.Thread(target=go, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
-
-
 def test_two_sweeps_at_once_start_a_stranded_retry_once(stranded_glue_retry: _Stranded) -> None:
     stranded = stranded_glue_retry
     later = stranded.past_bound()
 
-    results: list[SweepResult] = _at_once(2, lambda: stranded.sweep(later))
+    results: list[SweepResult] = at_once(2, lambda _: stranded.sweep(later))
 
     assert sum(r.released_claims for r in results) == 1
     started = [f for r in results for f, _ in r.dispatch["started"]]  # type: ignore[attr-defined]
