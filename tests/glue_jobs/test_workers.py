@@ -28,7 +28,7 @@ def die(value: int) -> int:
     os._exit(9)
 
 
-def test_a_load_gets_one_worker_per_rows_per_worker_rows_up_to_one_per_core() -> None:
+def test_a_small_load_gets_one_worker_a_big_one_one_per_core() -> None:
     cores = worker_count()
     assert worker_count(1) == 1
     assert worker_count(2 * ROWS_PER_WORKER - 1) == 1
