@@ -551,7 +551,7 @@ def _splitter_rejects(task: PartitionTask, records: list[tuple[int, str, list[st
     return PartitionResult(task.partitions, counts, rejects_written=rejects.count)
 
 
-__all__ = ["ROWS_PER_WORKER", "ExternalSort", "LocalEngine", "LocalLoad", "engine_fingerprint",
+__all__ = ["ExternalSort", "LocalEngine", "LocalLoad", "engine_fingerprint",
            "key_hasher", "load_file", "spark_partition", "worker_count"]
 
 
