@@ -332,7 +332,7 @@ def _engine(args: JobArguments, engines: Engines, layout: _Layout, load: _Load,
     report.extra["engine_reason"] = choice.reason
     LOG.info("engine %s", choice.reason)
     if choice.engine == "local":
-        return LocalEngine(load.run_id)
+        return LocalEngine(load.run_id, _predicted_rows(layout))
     if engines.spark is None:
         raise ArgumentError(
             "--engine spark: this deployable ships no Spark (the loader Lambda runs the "
@@ -365,7 +365,7 @@ def _plan(args: JobArguments, aws: AwsConfig, engine: Engine, source: ResolvedSo
     if args.restart:
         ledger.clear_checkpoints()
     parallelism = engine.parallelism()
-    predicted_rows = max(1, layout.text_bytes // max(1, layout.bytes_per_row))
+    predicted_rows = _predicted_rows(layout)
     # The in-process engine sorts a partition of up to PARTITION_ROWS rows in memory.
     partitions = args.partitions or default_partitions(
         parallelism, layout.text_bytes, predicted_rows,
@@ -506,6 +506,11 @@ def _first_line(err: BaseException) -> str:
         if "Error" in line or "Exception" in line:
             return line.strip()[:500]
     return text.splitlines()[0][:500] if text else type(err).__name__
+
+
+def _predicted_rows(layout: _Layout) -> int:
+    """The file's rows, predicted from its text size and its first MB's bytes per row."""
+    return max(1, layout.text_bytes // max(1, layout.bytes_per_row))
 
 
 def _bytes_per_row(text: SourceText) -> int:

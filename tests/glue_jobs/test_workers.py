@@ -1,5 +1,6 @@
-"""The in-process engine's worker processes: results in job order, a job's exception raised in
-the parent, a dead worker named, and no POSIX semaphore needed (AWS Lambda has none)."""
+"""The in-process engine's worker processes: how many a load gets, results in job order, a
+job's exception raised in the parent, a dead worker named, and no POSIX semaphore needed (AWS
+Lambda has none)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dynamo_ingest.engine.local import ROWS_PER_WORKER, LocalEngine, worker_count
 from dynamo_ingest.engine.workers import WorkerDiedError, run_in_processes
 
 
@@ -27,6 +29,22 @@ def fail_on_three(value: int) -> int:
 
 def die(value: int) -> int:
     os._exit(9)
+
+
+def test_a_small_load_gets_one_worker_a_big_one_one_per_core() -> None:
+    cores = worker_count()
+    assert worker_count(1) == 1
+    assert worker_count(2 * ROWS_PER_WORKER - 1) == 1
+    assert worker_count(2 * ROWS_PER_WORKER) == min(2, cores)
+    assert worker_count(1000 * ROWS_PER_WORKER) == cores
+
+
+def test_the_engine_runs_as_many_partitions_at_once_as_its_load_gets_workers() -> None:
+    """The plan splits the write budget and sets the checkpoint interval by this number, so
+    it must be the workers the load really runs."""
+    assert LocalEngine("run-small", predicted_rows=10_000).parallelism() == 1
+    assert LocalEngine("run-big", predicted_rows=10**7).parallelism() == worker_count()
+    assert LocalEngine("run-unknown").parallelism() == worker_count()
 
 
 def test_results_come_back_in_job_order_from_several_workers() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import resource
 import subprocess
 import sys
 from dataclasses import replace
@@ -102,6 +103,32 @@ def test_a_small_file_loads_in_the_loader_lambda_with_no_glue_run(aws: str,
     assert show_status(None, deployment.ledger_table, 5, Console(file=screen, width=250)) == 0
     row = next(line for line in screen.getvalue().splitlines() if "SUCCEEDED_WITH" in line)
     assert "│ local " in row
+
+
+def _reaped_children_cpu_s() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def test_a_small_load_runs_in_the_loaders_own_process(aws: str, tmp_path: Path) -> None:
+    """A worker process costs more to start (imports, connections) than a few thousand rows
+    take to load: the loader spawns none. Each worker the engine spawns is joined before the
+    load returns, so its CPU would show in this process's reaped children's clock."""
+    deployment = _deploy()
+    generated = generate_csv(tmp_path / "orders.csv", 3000, duplicate_every=500,
+                             bad_every=1000)
+    expected = expected_outcome(generated.path, key_columns=("orderId",),
+                                column_types=attribute_types_for_layout(), exact_numbers=False)
+    _upload(deployment, generated.path, "incoming/orders.csv")
+    children_before = _reaped_children_cpu_s()
+
+    result = _flow(deployment, "incoming/orders.csv")
+
+    assert _reaped_children_cpu_s() == children_before
+    assert (result.record.status, result.engine) == (LedgerStatus.SUCCEEDED_WITH_REJECTS,
+                                                     "local")
+    assert result.file_location == f"s3://{deployment.bucket}/complete/orders.csv"
+    assert scan_table(deployment.target_table) == expected.items
 
 
 def test_a_file_over_the_threshold_goes_to_glue(aws: str, tmp_path: Path) -> None:
