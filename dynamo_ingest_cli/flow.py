@@ -33,7 +33,7 @@ from rich.table import Table
 from callback_lambda.settings import Settings as CallbackSettings
 from dynamo_ingest_cli.demo import local_endpoint
 from dynamo_ingest_cli.local_flow import LOCAL_BUCKET, LOCAL_DATABASE, LOCAL_JOB, ensure_topic
-from dynamo_ingest_cli.status import record_engine
+from dynamo_ingest_cli.status import COUNT_COLUMNS, count_cells, record_engine
 from loader_lambda.settings import Settings as LoaderSettings
 from local_aws.glue_runs import ConcurrentGlue
 from local_aws.lambda_invocations import LambdaInvocations
@@ -234,16 +234,12 @@ def run_flow(options: FlowOptions, *, console: Console, out: Console) -> int:
 def outcome_table(records: Sequence[LedgerRecord]) -> Table:
     """One row per file, in upload order (a failed file's reason follows the table)."""
     table = Table(title="flow outcome (upload order)")
-    # The last run's own counts, as `status` shows them: a resumed run skips what earlier
-    # attempts wrote, so "read" is written + rejected + dups + skipped.
-    for column in ("file", "final location", "status", "engine", "attempts", "read",
-                   "written", "rejected", "dups", "skipped (resumed)"):
+    # The last run's own counts, as `status` shows them (they add up to "read").
+    for column in ("file", "final location", "status", "engine", "attempts", *COUNT_COLUMNS):
         table.add_column(column, overflow="fold")
     for r in records:
         table.add_row(r.source.key, r.file_location or "", str(r.status), record_engine(r),
-                      str(r.attempts), f"{r.rows_read:,}", f"{r.items_written:,}",
-                      f"{r.rows_rejected:,}", f"{r.duplicate_rows:,}",
-                      f"{r.rows_skipped_by_resume:,}")
+                      str(r.attempts), *count_cells(r))
     return table
 
 

@@ -126,3 +126,27 @@ def test_on_the_embedded_moto_server_a_missing_table_needs_the_partition_key_opt
     assert isinstance(error, ArgumentError), (error, output)
     assert "expected --partition_key NAME[:S|N|B]" in str(error)
     assert "PARTITION_KEY" not in str(error)
+
+
+@pytest.mark.parametrize(("mode", "kept"), [
+    (("--write_mode", "insert"), "2"),
+    (("--write_mode", "merge", "--version_column", "version"), "1"),
+], ids=["insert keeps existing items", "merge keeps newer versions"])
+def test_the_outcome_row_adds_up_with_the_items_a_condition_kept(
+        mode: tuple[str, ...], kept: str, aws: str, tmp_path: Path) -> None:
+    _users_table(("orderId", "S"))
+    dynamodb = boto3.client("dynamodb")
+    # two items already there; under merge only k1 holds a newer version than the file's
+    for key, version in (("k1", "9"), ("k2", "1")):
+        dynamodb.put_item(TableName=TABLE, Item={"orderId": {"S": key},
+                                                 "version": {"N": version}})
+    path = _csv(tmp_path / "cond.csv", "orderId,version", "k1,5", "k2,5", "k3,5")
+
+    code, output, error = _flow([path], "--partition_key", "orderId", *mode)
+
+    assert code == 0, (output, error)
+    row = _outcome(output)
+    assert row["kept"] == kept, output
+    counts = {name: int(row[name].replace(",", "")) for name in COUNTS}
+    assert counts["read"] == 3, output
+    assert counts["read"] == sum(counts[name] for name in COUNTS[1:]), output
