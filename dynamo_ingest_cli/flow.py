@@ -25,7 +25,12 @@ from dynamo_ingest.control.ledger import LedgerRecord, LedgerStatus
 from dynamo_ingest.core.arguments import DEFAULT_LEDGER_TABLE, parse_job_arguments
 from dynamo_ingest.core.aws import AwsConfig
 from dynamo_ingest.core.errors import ArgumentError, MissingTableError
-from dynamo_ingest.core.keys import KeySchema
+from dynamo_ingest.core.keys import (
+    KeySchema,
+    check_key_arguments,
+    describe_key_schema,
+    key_attribute_from_argument,
+)
 from dynamo_ingest.core.report import RunReport
 from rich.console import Console
 from rich.table import Table
@@ -153,12 +158,6 @@ def target_key(dynamodb: Any, options: FlowOptions, *, embedded_moto: bool) -> K
     only on the embedded moto server, from the key options (``NAME[:S|N|B]``, as `init`
     takes them); on the user's endpoint the table is theirs and its absence is refused in
     run's words."""
-    from dynamo_ingest.core.keys import (
-        check_key_arguments,
-        describe_key_schema,
-        key_attribute_from_argument,
-    )
-
     table, partition, sort = (options.value(n) for n in ("target_table", "partition_key",
                                                            "sort_key"))
     try:
