@@ -24,7 +24,13 @@ from typing import Any
 from dynamo_ingest.control.ledger import LedgerRecord, LedgerStatus
 from dynamo_ingest.core.arguments import DEFAULT_LEDGER_TABLE, parse_job_arguments
 from dynamo_ingest.core.aws import AwsConfig
-from dynamo_ingest.core.errors import ArgumentError
+from dynamo_ingest.core.errors import ArgumentError, MissingTableError
+from dynamo_ingest.core.keys import (
+    KeySchema,
+    check_key_arguments,
+    describe_key_schema,
+    key_attribute_from_argument,
+)
 from dynamo_ingest.core.report import RunReport
 from rich.console import Console
 from rich.table import Table
@@ -32,7 +38,7 @@ from rich.table import Table
 from callback_lambda.settings import Settings as CallbackSettings
 from dynamo_ingest_cli.demo import local_endpoint
 from dynamo_ingest_cli.local_flow import LOCAL_BUCKET, LOCAL_DATABASE, LOCAL_JOB, ensure_topic
-from dynamo_ingest_cli.status import record_engine
+from dynamo_ingest_cli.status import COUNT_COLUMNS, count_cells, record_engine
 from loader_lambda.settings import Settings as LoaderSettings
 from local_aws.glue_runs import ConcurrentGlue
 from local_aws.lambda_invocations import LambdaInvocations
@@ -125,13 +131,15 @@ class FlowSettings:
     loader: LoaderSettings
 
 
-def _settings(options: FlowOptions, topic_arn: str) -> FlowSettings:
+def _settings(options: FlowOptions, key: KeySchema, topic_arn: str) -> FlowSettings:
     ledger = options.value("ledger_table", DEFAULT_LEDGER_TABLE)
+    # Terraform sets the table's key names, which every run then checks against the table.
     trigger = TriggerSettings(
         glue_job_name=options.job_name, ledger_table=ledger,
         target_table=options.value("target_table"),
-        partition_key=options.value("partition_key"), sns_topic_arn=topic_arn,
-        sort_key=options.value("sort_key"), catalog_database=options.value("catalog_database"),
+        partition_key=key.partition.name, sns_topic_arn=topic_arn,
+        sort_key=key.sort.name if key.sort else "",
+        catalog_database=options.value("catalog_database"),
         catalog_table=options.value("catalog_table"), source_bucket=options.bucket,
         upload_order=options.upload_order, table_max_loads=options.max_concurrent_runs,
         loader_function=LOADER_FUNCTION, small_file_bytes=options.small_file_bytes)
@@ -144,27 +152,39 @@ def _settings(options: FlowOptions, topic_arn: str) -> FlowSettings:
     return FlowSettings(trigger, callback, loader)
 
 
-def _deploy(aws: AwsConfig, options: FlowOptions, console: Console, *,
-            embedded_moto: bool) -> None:
-    """What Terraform would create: bucket, catalog database, ledger and the Glue job with its
-    limit and arguments; the target table too, when missing, on the embedded moto server only
-    (its partition key as text): on the user's endpoint the table is theirs, as for `run`."""
-    from dynamo_ingest.core.keys import describe_key_schema
+def target_key(dynamodb: Any, options: FlowOptions, *, embedded_moto: bool) -> KeySchema:
+    """The target table's key, by `run`'s rule when the table exists: its own schema, which
+    ``--partition_key``/``--sort_key`` (optional then) must match. A missing table is created
+    only on the embedded moto server, from the key options (``NAME[:S|N|B]``, as `init`
+    takes them); on the user's endpoint the table is theirs and its absence is refused in
+    run's words."""
+    table, partition, sort = (options.value(n) for n in ("target_table", "partition_key",
+                                                           "sort_key"))
+    try:
+        schema, _ = describe_key_schema(dynamodb, table)
+    except MissingTableError:
+        if not embedded_moto:
+            raise
+        if not partition:
+            raise ArgumentError(f"flow creates the missing table {table!r} on its moto server "
+                                "and expected --partition_key NAME[:S|N|B] for it, found none"
+                                ) from None
+        return KeySchema(key_attribute_from_argument("partition_key", partition),
+                         key_attribute_from_argument("sort_key", sort) if sort else None)
+    check_key_arguments(schema, partition or None, sort or None, table)
+    return schema
 
+
+def _deploy(aws: AwsConfig, options: FlowOptions, key: KeySchema, console: Console) -> None:
+    """What Terraform would create: bucket, catalog database, ledger and the Glue job with its
+    limit and arguments; the target table too when missing (:func:`target_key` says when)."""
     from local_aws.orchestration import apply_job_options, ensure_local_job
     from local_aws.resources import ensure_resources
 
-    if not options.value("partition_key"):
-        raise ArgumentError("flow needs --partition_key (the trigger passes it to every run, "
-                            "and a missing table is created with it)")
-    if not embedded_moto:
-        # run's own check, so an absent table is refused in run's words
-        describe_key_schema(aws.client("dynamodb"), options.value("target_table"))
-    sort_key = options.value("sort_key")
     ensure_resources(bucket=options.bucket, database=LOCAL_DATABASE,
                      target_table=options.value("target_table"),
-                     partition_key=(options.value("partition_key"), "S"),
-                     sort_key=(sort_key, "S") if sort_key else None,
+                     partition_key=(key.partition.name, key.partition.type),
+                     sort_key=(key.sort.name, key.sort.type) if key.sort else None,
                      ledger_table=options.value("ledger_table", DEFAULT_LEDGER_TABLE))
     glue = aws.client("glue")
     ensure_local_job(glue, options.job_name, max_concurrent_runs=options.max_concurrent_runs,
@@ -183,8 +203,10 @@ def run_flow(options: FlowOptions, *, console: Console, out: Console) -> int:
 
     with local_endpoint(console) as endpoint, LambdaInvocations() as invocations:
         aws = AwsConfig.from_environ()
-        settings = _settings(options, ensure_topic(aws.client("sns")))
-        _deploy(aws, options, console, embedded_moto=endpoint.embedded_moto)
+        key = target_key(aws.client("dynamodb"), options,
+                         embedded_moto=endpoint.embedded_moto)
+        settings = _settings(options, key, ensure_topic(aws.client("sns")))
+        _deploy(aws, options, key, console)
         flow = StreamFlow(
             s3=aws.client("s3"), glue=ConcurrentGlue(aws.client("glue")),
             sns=aws.client("sns"),
@@ -211,16 +233,12 @@ def run_flow(options: FlowOptions, *, console: Console, out: Console) -> int:
 def outcome_table(records: Sequence[LedgerRecord]) -> Table:
     """One row per file, in upload order (a failed file's reason follows the table)."""
     table = Table(title="flow outcome (upload order)")
-    # The last run's own counts, as `status` shows them: a resumed run skips what earlier
-    # attempts wrote, so "read" is written + rejected + dups + skipped.
-    for column in ("file", "final location", "status", "engine", "attempts", "read",
-                   "written", "rejected", "dups", "skipped (resumed)"):
+    # The last run's own counts, as `status` shows them (they add up to "read").
+    for column in ("file", "final location", "status", "engine", "attempts", *COUNT_COLUMNS):
         table.add_column(column, overflow="fold")
     for r in records:
         table.add_row(r.source.key, r.file_location or "", str(r.status), record_engine(r),
-                      str(r.attempts), f"{r.rows_read:,}", f"{r.items_written:,}",
-                      f"{r.rows_rejected:,}", f"{r.duplicate_rows:,}",
-                      f"{r.rows_skipped_by_resume:,}")
+                      str(r.attempts), *count_cells(r))
     return table
 
 

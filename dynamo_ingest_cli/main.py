@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 from dynamo_ingest.control.interrupt import Interrupt, stop_on_signals
@@ -18,7 +18,8 @@ from dynamo_ingest.core.arguments import (
     JobArguments,
     job_arguments_from_mapping,
 )
-from dynamo_ingest.core.errors import DynamoIngestError
+from dynamo_ingest.core.errors import ArgumentError, DynamoIngestError
+from dynamo_ingest.core.keys import KeyType, key_attribute_from_argument
 from dynamo_ingest.core.report import RunReport
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
@@ -174,12 +175,12 @@ def run_command(
     raise typer.Exit(0 if report.status != "FAILED" else 1)
 
 
-def _key(value: str) -> tuple[str, Literal["S", "N"]]:
-    name, _, kind = value.partition(":")
-    kind = (kind or "S").upper()
-    if kind not in ("S", "N") or not name:
-        raise typer.BadParameter(f"expected NAME or NAME:S or NAME:N, found {value!r}")
-    return name, "N" if kind == "N" else "S"
+def _key(option: str, value: str) -> tuple[str, KeyType]:
+    try:
+        attribute = key_attribute_from_argument(option, value)
+    except ArgumentError as err:
+        raise typer.BadParameter(str(err)) from err
+    return attribute.name, attribute.type
 
 
 app.command("estimate", cls=GlueStyleCommand)(estimate_command)
@@ -188,8 +189,8 @@ app.command("estimate", cls=GlueStyleCommand)(estimate_command)
 @app.command("init")
 def init_command(
     target_table: _InitTargetTable = LOCAL_TABLE,
-    partition_key: Annotated[str, _opt("partition_key", "NAME[:S|N]")] = "orderId:S",
-    sort_key: Annotated[str | None, _opt("sort_key", "NAME[:S|N]")] = None,
+    partition_key: Annotated[str, _opt("partition_key", "NAME[:S|N|B]")] = "orderId:S",
+    sort_key: Annotated[str | None, _opt("sort_key", "NAME[:S|N|B]")] = None,
     bucket: _InitBucket = LOCAL_BUCKET,
     catalog_database: _InitCatalogDatabase = LOCAL_DATABASE,
     ledger_table: _InitLedgerTable = DEFAULT_LEDGER_TABLE,
@@ -198,8 +199,8 @@ def init_command(
     from local_aws.resources import ensure_resources
 
     summary = ensure_resources(bucket=bucket, database=catalog_database, target_table=target_table,
-                               partition_key=_key(partition_key),
-                               sort_key=_key(sort_key) if sort_key else None,
+                               partition_key=_key("partition_key", partition_key),
+                               sort_key=_key("sort_key", sort_key) if sort_key else None,
                                ledger_table=ledger_table)
     table = Table(title=f"local resources ({summary.region})")
     for column in ("kind", "name", "state"):

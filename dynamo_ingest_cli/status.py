@@ -35,6 +35,21 @@ RETRYABLE = frozenset({LedgerStatus.FAILED, LedgerStatus.CONCURRENCY_LIMITED,
                        LedgerStatus.START_FAILED})
 
 
+# The last run's own counts: a resumed run skips what earlier attempts wrote, and the
+# conditional write modes (insert, merge) keep the table's item where the condition failed
+# (it exists, or holds a newer version), so "read" is written + rejected + dups + skipped +
+# kept, never a row unaccounted for. ("kept" is short so that a 200-column terminal still
+# shows a file's s3:// URI on one line.)
+COUNT_COLUMNS = ("read", "written", "rejected", "dups", "skipped (resumed)", "kept")
+
+
+def count_cells(record: LedgerRecord) -> tuple[str, ...]:
+    """A record's :data:`COUNT_COLUMNS`, as `status` and `flow` show them."""
+    kept = record.items_skipped_existing + record.items_skipped_stale
+    return (f"{record.rows_read:,}", f"{record.items_written:,}", f"{record.rows_rejected:,}",
+            f"{record.duplicate_rows:,}", f"{record.rows_skipped_by_resume:,}", f"{kept:,}")
+
+
 def show_status(source: str | None, ledger_table: str, limit: int, out: Console) -> int:
     """Recent runs as a table, or one file's record in full (JSON); returns an exit code."""
     aws = AwsConfig.from_environ()
@@ -51,18 +66,12 @@ def show_status(source: str | None, ledger_table: str, limit: int, out: Console)
     table.add_column("file", overflow="fold")
     # An emulator's ConsumedCapacity is not DynamoDB's (moto reports one unit per batch).
     wcu = "WCU (emulator's figure)" if "dynamodb" in aws.endpoints else "WCU"
-    # The last run's own counts: a resumed run skips what earlier attempts wrote, so "read"
-    # is written + rejected + dups + skipped, never a row unaccounted for.
-    for column in ("status", "engine", "attempts", "read", "written", "rejected", "dups",
-                   "skipped (resumed)", wcu, "updated"):
+    for column in ("status", "engine", "attempts", *COUNT_COLUMNS, wcu, "updated"):
         table.add_column(column)
     records = ledger.recent(limit=None)
     for record in records[:limit]:
         table.add_row(record.source.uri, str(record.status), record_engine(record),
-                      str(record.attempts),
-                      f"{record.rows_read:,}", f"{record.items_written:,}",
-                      f"{record.rows_rejected:,}", f"{record.duplicate_rows:,}",
-                      f"{record.rows_skipped_by_resume:,}",
+                      str(record.attempts), *count_cells(record),
                       f"{record.wcu_consumed:,.0f}", record.updated_at or "")
     out.print(table)
     out.print(queue_table(table_overviews(records), time.time()))

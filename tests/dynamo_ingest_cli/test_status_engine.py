@@ -70,4 +70,5 @@ def test_a_records_engine_is_its_runs_report_once_reported_and_never_the_route_b
     assert "spark" not in rendered
     assert "skipped (resumed)" in rendered
     (row,) = [line for line in rendered.splitlines() if "a.csv" in line and "SUCCEEDED" in line]
-    assert [c.strip() for c in row.strip("│ ").split("│")][-5:] == ["5", "3", "0", "0", "2"]
+    assert [c.strip() for c in row.strip("│ ").split("│")][-6:] == ["5", "3", "0", "0", "2",
+                                                                      "0"]

@@ -123,6 +123,19 @@ def test_a_truncated_gzip_fails_naming_the_damage(tmp_path: Path) -> None:
         stream.read()
 
 
+def test_a_truncated_gzip_from_s3_is_named_by_its_uri(aws: str) -> None:
+    # The message names the object, not the "s3" before the URI's first colon.
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="exports")
+    s3.put_object(Bucket="exports", Key="probe/t.csv.gz",
+                  Body=gzip.compress(orders_csv())[:-30])
+    uri = "s3://exports/probe/t.csv.gz"
+    with pytest.raises(FileLayoutError) as failure, open_source(uri, s3=s3) as stream:
+        stream.read()
+    assert str(failure.value) == (f"{uri}: the compressed data is cut short; upload the "
+                                  "file again")
+
+
 def test_text_that_starts_like_a_signature_is_still_csv(tmp_path: Path) -> None:
     path = write(tmp_path, "bz.csv", b"BZh9,name\n1,a\n")  # 'BZh' and a digit, no block magic
     assert [c.name for c in infer_schema(path).columns] == ["BZh9", "name"]

@@ -1,10 +1,16 @@
-"""check_key_arguments: --partition_key/--sort_key (NAME or NAME:TYPE) against the table's keys."""
+"""check_key_arguments: --partition_key/--sort_key (NAME or NAME:TYPE) against the table's keys;
+key_attribute_from_argument: the key of a table to create."""
 
 from __future__ import annotations
 
 import pytest
-from dynamo_ingest.core.errors import TargetTableError
-from dynamo_ingest.core.keys import KeyAttribute, KeySchema, check_key_arguments
+from dynamo_ingest.core.errors import ArgumentError, TargetTableError
+from dynamo_ingest.core.keys import (
+    KeyAttribute,
+    KeySchema,
+    check_key_arguments,
+    key_attribute_from_argument,
+)
 
 ID_S = KeySchema(KeyAttribute("id", "S"))
 PK_TS = KeySchema(KeyAttribute("pk", "S"), KeyAttribute("ts", "N"))
@@ -50,3 +56,21 @@ def test_another_name_says_the_tables_name() -> None:
 def test_a_sort_key_for_a_table_without_one_is_refused() -> None:
     with pytest.raises(TargetTableError, match="has no sort key: fix or drop --sort_key"):
         check_key_arguments(ID_S, "id", "ts", "t")
+
+
+@pytest.mark.parametrize(("value", "attribute"), [
+    ("orderId", KeyAttribute("orderId", "S")),  # a bare name is a string key
+    ("orderId:N", KeyAttribute("orderId", "N")),
+    ("blob:b", KeyAttribute("blob", "B")),
+    ("a:b:N", KeyAttribute("a:b", "N")),  # the type follows the last ':'
+])
+def test_a_key_to_create_is_a_name_and_an_optional_type(value: str,
+                                                        attribute: KeyAttribute) -> None:
+    assert key_attribute_from_argument("partition_key", value) == attribute
+
+
+@pytest.mark.parametrize("value", ["orderId:X", ":N", "orderId:"])
+def test_a_key_to_create_of_no_key_type_is_refused(value: str) -> None:
+    with pytest.raises(ArgumentError, match=rf"--sort_key expects NAME or NAME:S, NAME:N or "
+                                            rf"NAME:B, found '{value}'"):
+        key_attribute_from_argument("sort_key", value)

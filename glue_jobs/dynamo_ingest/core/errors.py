@@ -49,6 +49,11 @@ class TargetTableError(DynamoIngestError):
     retryable = False
 
 
+class MissingTableError(TargetTableError):
+    """The target table does not exist: a caller that may create it (`flow` on its embedded
+    moto server) tells this from a key schema that does not fit."""
+
+
 class WriteFailedError(DynamoIngestError):
     """Rows could not be written within the retry budget (they are in the rejects file)."""
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from dynamo_ingest.core.errors import TargetTableError
+from dynamo_ingest.core.errors import ArgumentError, MissingTableError, TargetTableError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -133,6 +133,17 @@ def _check_key_argument(option: str, role: str, given: str, actual: KeyAttribute
         f"--{option} {actual.name}")
 
 
+def key_attribute_from_argument(option: str, value: str) -> KeyAttribute:
+    """A key attribute for a table to create, from ``NAME`` (a string) or ``NAME:S|N|B``."""
+    name, colon, kind = value.rpartition(":")
+    if not colon:
+        name, kind = value, "S"
+    if not name or kind.upper() not in ("S", "N", "B"):
+        raise ArgumentError(f"--{option} expects NAME or NAME:S, NAME:N or NAME:B, found "
+                            f"{value!r}")
+    return KeyAttribute(name, kind.upper())  # type: ignore[arg-type]
+
+
 def describe_key_schema(dynamodb: DynamoDBClient, table_name: str) -> tuple[KeySchema,
                                                                               dict[str, Any]]:
     """DescribeTable → (key schema, the raw ``Table`` description)."""
@@ -143,7 +154,7 @@ def describe_key_schema(dynamodb: DynamoDBClient, table_name: str) -> tuple[KeyS
     except ClientError as err:
         if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
             found = err.response.get("Error", {}).get("Message", "")
-            raise TargetTableError(
+            raise MissingTableError(
                 f"target table {table_name!r} does not exist: {found}: create it (or run "
                 f"`dynamo-ingest init`), or check --target_table, the region and "
                 "AWS_ENDPOINT_URL_DYNAMODB") from err

@@ -149,12 +149,12 @@ class _Bounded(io.RawIOBase):
             data = self._inner.read(len(view))
         except EOFError:
             if not self._prefix_only:
-                raise FileLayoutError(f"{self._refusal.partition(':')[0]}: the compressed "
-                                      "data is cut short; upload the file again") from None
+                raise FileLayoutError(f"{self._name}: the compressed data is cut short; "
+                                      "upload the file again") from None
             data = b""  # the end of the stored prefix given
         except (OSError, ValueError) as err:
-            raise FileLayoutError(f"{self._refusal.partition(':')[0]}: the compressed data is "
-                                  f"damaged or cut short ({err}); upload the file again"
+            raise FileLayoutError(f"{self._name}: the compressed data is damaged or cut "
+                                  f"short ({err}); upload the file again"
                                   ) from err
         self.produced += len(data)
         if self.produced > self._limit:
