@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
+from dynamo_ingest.control.failure_streak import FailureStreak
 from dynamo_ingest.control.ledger import Ledger, control_item
 from dynamo_ingest.core.aws import AwsConfig
 from dynamo_ingest.core.errors import DynamoIngestError
@@ -155,9 +156,10 @@ class BudgetLease:
         try:
             self._change(lambda grants, now: {k: g for k, g in grants.items()
                                               if k != self.run_id and g.expires_at > now})
-        except DynamoIngestError:
+        except DynamoIngestError as err:
             # Its entry expires after LEASE_TTL_S anyway.
-            LOG.exception("could not leave the write-budget lease of %s", self.table)
+            LOG.warning("could not leave the write-budget lease of %s (its share frees "
+                        "itself within %.0f s): %s", self.table, LEASE_TTL_S, err)
 
     def start(self) -> BudgetLease:
         """Join now and keep re-balancing every RENEW_S seconds until :meth:`leave`."""
@@ -169,11 +171,15 @@ class BudgetLease:
         return self
 
     def _loop(self) -> None:
+        streak = FailureStreak(LOG, f"renewing the write-budget lease of {self.table}")
         while not self._stop.wait(RENEW_S):
             try:
                 self.renew()
-            except DynamoIngestError:
-                LOG.exception("could not renew the write-budget lease of %s", self.table)
+            except DynamoIngestError as err:
+                streak.failed(err, f"this load keeps its grant and retries every {RENEW_S:g} s")
+            else:
+                streak.succeeded()
+        streak.ended()
 
 
 @dataclass(frozen=True)
@@ -194,6 +200,7 @@ class BudgetShare:
         last grant, and a load missing from the lease (its driver stopped renewing) paces
         alone: a ledger fault must never stop the writes."""
         ledger = Ledger(aws.client("dynamodb"), self.ledger_table)
+        streak = FailureStreak(LOG, f"reading the write-budget lease of {self.table}")
         last = [self.alone_wcu_s]
         zero_since: list[float | None] = [None]
 
@@ -215,10 +222,10 @@ class BudgetShare:
         def _read() -> float:
             try:
                 item = ledger.get_control_item(budget_id(self.table), LEASE_RECORD)
-            except DynamoIngestError:
-                LOG.warning("write-budget lease of %s not read; keeping %.0f WCU/s",
-                            self.table, last[0], exc_info=True)
+            except DynamoIngestError as err:
+                streak.failed(err, f"this writer keeps {last[0]:.0f} WCU/s")
                 return last[0]
+            streak.succeeded()
             grant = ((item or {}).get("holders") or {}).get(self.run_id)
             if grant is None:
                 LOG.warning("load %s is not in the write-budget lease of %s: pacing alone",
