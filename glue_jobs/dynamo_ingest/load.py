@@ -222,11 +222,83 @@ def run_load(args: JobArguments, engines: Engines = Engines(), *,
     if load.source is not None:
         load.source.discard_staged_copy(Storage(aws))
     report.elapsed_s = time.monotonic() - started
-    if load.ledger is not None:
-        load.ledger.record_report(load.run_id, report.to_dict(), finish=load.finishes_itself)
+    _record(report, load)
     if args.report_path:
-        Storage(aws).put_bytes(report.to_json().encode("utf-8") + b"\n", args.report_path)
+        _write_report(report, args.report_path, aws)
     return report
+
+
+def _record(report: RunReport, load: _Load) -> None:
+    """The report into the ledger; a ledger that cannot take it (its endpoint gone) fails
+    the run and says so in the report's error, which is kept (printed and written)."""
+    if load.ledger is None:
+        return
+    try:
+        load.ledger.record_report(load.run_id, report.to_dict(), finish=load.finishes_itself)
+    except DynamoIngestError as err:
+        cause = "the ledger could not record this report"
+        if not report.error:
+            report.error = f"{cause}: {err}"
+        elif str(err) in report.error:  # the run failed on the same lost endpoint
+            report.error = f"{report.error} ({cause} either)"
+        else:
+            report.error = f"{report.error}; {cause}: {err}"
+        report.status = "FAILED"
+        report.retryable = err.retryable
+
+
+def _write_report(report: RunReport, report_path: str, aws: AwsConfig) -> None:
+    """The report to ``--report_path``. The load is done whatever happens here, so a path
+    that cannot be written (checked before loading, see :func:`refuse_unwritable_outputs`,
+    but it can change) is said in the returned report instead of raising."""
+    try:
+        Storage(aws).put_bytes(report.to_json().encode("utf-8") + b"\n", report_path)
+    except (OSError, DynamoIngestError) as err:
+        report.extra["report_path_error"] = (
+            f"--report_path {report_path} was not written: {_reason(err)}; the report is "
+            "the one printed (and in the ledger)")
+
+
+def refuse_unwritable_outputs(args: JobArguments) -> None:
+    """Refuse, before anything is loaded, a local ``--report_path`` or ``--rejects_path``
+    whose folder cannot take the file (a file in the way, no permission, a read-only or
+    immutable folder): found at the end, a load would have written every item and then
+    lost its report or its rejects. ``s3://`` paths are checked by their own errors."""
+    for option, path in (("--report_path", args.report_path),
+                         ("--rejects_path", args.rejects_path)):
+        if path and not is_s3(path):
+            problem = _unwritable(Path(path))
+            if problem:
+                raise ArgumentError(f"{option} {path}: expected a file that can be written, "
+                                    f"found {problem}: choose another path, or fix the "
+                                    "folder's permissions")
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why a file cannot be created at ``path`` (tried for real: root ignores the mode
+    bits but not an immutable folder), or None."""
+    import tempfile
+
+    folder = path.parent
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        return f"{existing} is a file, not a directory"
+    if path.is_dir():
+        return "a directory of that name"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as err:
+        return _reason(err)
+    return None
+
+
+def _reason(err: BaseException) -> str:
+    """An error's reason without its errno prefix (``[Errno 20] Not a directory: 'x'``)."""
+    if isinstance(err, OSError) and err.strerror:
+        return f"{err.strerror} ({err.filename})" if err.filename else err.strerror
+    return str(err)
 
 
 def _report_failure(report: RunReport, load: _Load, interrupt: Interrupt,
@@ -239,6 +311,7 @@ def _report_failure(report: RunReport, load: _Load, interrupt: Interrupt,
             load.engine.stop()
         _report_interrupted(report, load, interrupt)
     elif isinstance(err, DynamoIngestError):
+        LOG.debug("the run failed", exc_info=err)  # DYNAMO_INGEST_LOG=DEBUG shows where
         report.error = str(err)
         report.retryable = err.retryable
     else:
