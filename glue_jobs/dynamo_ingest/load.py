@@ -279,18 +279,19 @@ def _unwritable(path: Path) -> str | None:
     bits but not an immutable folder), or None."""
     import tempfile
 
-    folder = path.parent
-    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        return f"{existing} is a file, not a directory"
     if path.is_dir():
         return "a directory of that name"
+    # The nearest folder that exists is where the first missing folder (or the file) would
+    # be created; it is probed, so a run that fails early leaves no folder behind.
+    folder = next(p for p in (path.parent.absolute(), *path.parent.absolute().parents)
+                  if p.exists())
+    if not folder.is_dir():
+        return f"{folder}, a file, not a directory"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".probe"):
             pass
     except OSError as err:
-        return _reason(err)
+        return f"{folder} refusing a new file ({err.strerror or err})"
     return None
 
 
@@ -357,10 +358,10 @@ def _share_budget(args: JobArguments, ledger: LedgerSession, load: _Load,
     budget = BudgetLease(ledger.ledger, args.target_table, load.run_id, plan.total_rate)
     try:
         budget.start()
-    except DynamoIngestError:
+    except DynamoIngestError as err:
         # Loading alone at the whole budget is what every load did before the lease.
         LOG.warning("could not join the write-budget lease of %s: this load paces to the "
-                    "whole budget", args.target_table, exc_info=True)
+                    "whole budget: %s", args.target_table, err)
         return None, plan
     return budget, replace(plan, task=replace(plan.task, budget_share=share))
 
