@@ -161,7 +161,7 @@ def run_command(
     **job_values: str | bool | None,
 ) -> None:
     """Load one CSV into DynamoDB (the Glue job, run locally with the same arguments)."""
-    from dynamo_ingest.load import refuse_unwritable_outputs
+    from dynamo_ingest.control.output_paths import refuse_unwritable_outputs
 
     try:
         args = job_arguments_from_mapping(glue_values(job_values))

@@ -28,6 +28,7 @@ from dynamo_ingest.control.checkpoints import (
 )
 from dynamo_ingest.control.interrupt import Interrupt
 from dynamo_ingest.control.locations import BucketFolders, default_rejects_path
+from dynamo_ingest.control.output_paths import failure_reason
 from dynamo_ingest.control.storage import ResolvedSource, Storage, is_s3, resolve_source, split_s3
 from dynamo_ingest.core.arguments import JobArguments
 from dynamo_ingest.core.aws import AwsConfig
@@ -243,63 +244,22 @@ def _record(report: RunReport, load: _Load) -> None:
             report.error = f"{report.error} ({cause} either)"
         else:
             report.error = f"{report.error}; {cause}: {err}"
+        if report.status != "FAILED":  # a failed run keeps its own answer
+            report.retryable = err.retryable
         report.status = "FAILED"
-        report.retryable = err.retryable
 
 
 def _write_report(report: RunReport, report_path: str, aws: AwsConfig) -> None:
     """The report to ``--report_path``. The load is done whatever happens here, so a path
-    that cannot be written (checked before loading, see :func:`refuse_unwritable_outputs`,
-    but it can change) is said in the returned report instead of raising."""
+    that cannot be written (checked before loading by
+    :func:`~dynamo_ingest.control.output_paths.refuse_unwritable_outputs`, but it can
+    change) is said in the returned report instead of raising."""
     try:
         Storage(aws).put_bytes(report.to_json().encode("utf-8") + b"\n", report_path)
     except (OSError, DynamoIngestError) as err:
         report.extra["report_path_error"] = (
-            f"--report_path {report_path} was not written: {_reason(err)}; the report is "
-            "the one printed (and in the ledger)")
-
-
-def refuse_unwritable_outputs(args: JobArguments) -> None:
-    """Refuse, before anything is loaded, a local ``--report_path`` or ``--rejects_path``
-    whose folder cannot take the file (a file in the way, no permission, a read-only or
-    immutable folder): found at the end, a load would have written every item and then
-    lost its report or its rejects. ``s3://`` paths are checked by their own errors."""
-    for option, path in (("--report_path", args.report_path),
-                         ("--rejects_path", args.rejects_path)):
-        if path and not is_s3(path):
-            problem = _unwritable(Path(path))
-            if problem:
-                raise ArgumentError(f"{option} {path}: expected a file that can be written, "
-                                    f"found {problem}: choose another path, or fix the "
-                                    "folder's permissions")
-
-
-def _unwritable(path: Path) -> str | None:
-    """Why a file cannot be created at ``path`` (tried for real: root ignores the mode
-    bits but not an immutable folder), or None."""
-    import tempfile
-
-    if path.is_dir():
-        return "a directory of that name"
-    # The nearest folder that exists is where the first missing folder (or the file) would
-    # be created; it is probed, so a run that fails early leaves no folder behind.
-    folder = next(p for p in (path.parent.absolute(), *path.parent.absolute().parents)
-                  if p.exists())
-    if not folder.is_dir():
-        return f"{folder}, a file, not a directory"
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".probe"):
-            pass
-    except OSError as err:
-        return f"{folder} refusing a new file ({err.strerror or err})"
-    return None
-
-
-def _reason(err: BaseException) -> str:
-    """An error's reason without its errno prefix (``[Errno 20] Not a directory: 'x'``)."""
-    if isinstance(err, OSError) and err.strerror:
-        return f"{err.strerror} ({err.filename})" if err.filename else err.strerror
-    return str(err)
+            f"--report_path {report_path} was not written: {failure_reason(err)}; the "
+            "report is the one printed")
 
 
 def _report_failure(report: RunReport, load: _Load, interrupt: Interrupt,
