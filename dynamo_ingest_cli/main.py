@@ -162,8 +162,11 @@ def run_command(
     **job_values: str | bool | None,
 ) -> None:
     """Load one CSV into DynamoDB (the Glue job, run locally with the same arguments)."""
+    from dynamo_ingest.control.output_paths import refuse_unwritable_outputs
+
     try:
         args = job_arguments_from_mapping(glue_values(job_values))
+        refuse_unwritable_outputs(args)
     except DynamoIngestError as err:
         print_error(err)
         raise typer.Exit(2) from err
@@ -172,6 +175,9 @@ def run_command(
         report = run_with_cli_output(args, quiet=quiet, interrupt=interrupt)
     if interrupt.signal_name is not None:
         raise typer.Exit(128 + signal.Signals[interrupt.signal_name].value)
+    if report.extra.get("report_path_error"):
+        print_error(report.extra["report_path_error"])
+        raise typer.Exit(1)
     raise typer.Exit(0 if report.status != "FAILED" else 1)
 
 

@@ -28,6 +28,7 @@ from dynamo_ingest.control.checkpoints import (
 )
 from dynamo_ingest.control.interrupt import Interrupt
 from dynamo_ingest.control.locations import BucketFolders, default_rejects_path
+from dynamo_ingest.control.output_paths import failure_reason
 from dynamo_ingest.control.storage import ResolvedSource, Storage, is_s3, resolve_source, split_s3
 from dynamo_ingest.core.arguments import JobArguments
 from dynamo_ingest.core.aws import AwsConfig
@@ -222,11 +223,43 @@ def run_load(args: JobArguments, engines: Engines = Engines(), *,
     if load.source is not None:
         load.source.discard_staged_copy(Storage(aws))
     report.elapsed_s = time.monotonic() - started
-    if load.ledger is not None:
-        load.ledger.record_report(load.run_id, report.to_dict(), finish=load.finishes_itself)
+    _record(report, load)
     if args.report_path:
-        Storage(aws).put_bytes(report.to_json().encode("utf-8") + b"\n", args.report_path)
+        _write_report(report, args.report_path, aws)
     return report
+
+
+def _record(report: RunReport, load: _Load) -> None:
+    """The report into the ledger; a ledger that cannot take it (its endpoint gone) fails
+    the run and says so in the report's error, which is kept (printed and written)."""
+    if load.ledger is None:
+        return
+    try:
+        load.ledger.record_report(load.run_id, report.to_dict(), finish=load.finishes_itself)
+    except DynamoIngestError as err:
+        cause = "the ledger could not record this report"
+        if not report.error:
+            report.error = f"{cause}: {err}"
+        elif str(err) in report.error:  # the run failed on the same lost endpoint
+            report.error = f"{report.error} ({cause} either)"
+        else:
+            report.error = f"{report.error}; {cause}: {err}"
+        if report.status != "FAILED":  # a failed run keeps its own answer
+            report.retryable = err.retryable
+        report.status = "FAILED"
+
+
+def _write_report(report: RunReport, report_path: str, aws: AwsConfig) -> None:
+    """The report to ``--report_path``. The load is done whatever happens here, so a path
+    that cannot be written (checked before loading by
+    :func:`~dynamo_ingest.control.output_paths.refuse_unwritable_outputs`, but it can
+    change) is said in the returned report instead of raising."""
+    try:
+        Storage(aws).put_bytes(report.to_json().encode("utf-8") + b"\n", report_path)
+    except (OSError, DynamoIngestError) as err:
+        report.extra["report_path_error"] = (
+            f"--report_path {report_path} was not written: {failure_reason(err)}; the "
+            "report is the one printed")
 
 
 def _report_failure(report: RunReport, load: _Load, interrupt: Interrupt,
@@ -239,6 +272,7 @@ def _report_failure(report: RunReport, load: _Load, interrupt: Interrupt,
             load.engine.stop()
         _report_interrupted(report, load, interrupt)
     elif isinstance(err, DynamoIngestError):
+        LOG.debug("the run failed", exc_info=err)  # DYNAMO_INGEST_LOG=DEBUG shows where
         report.error = str(err)
         report.retryable = err.retryable
     else:
@@ -284,10 +318,10 @@ def _share_budget(args: JobArguments, ledger: LedgerSession, load: _Load,
     budget = BudgetLease(ledger.ledger, args.target_table, load.run_id, plan.total_rate)
     try:
         budget.start()
-    except DynamoIngestError:
+    except DynamoIngestError as err:
         # Loading alone at the whole budget is what every load did before the lease.
         LOG.warning("could not join the write-budget lease of %s: this load paces to the "
-                    "whole budget", args.target_table, exc_info=True)
+                    "whole budget: %s", args.target_table, err)
         return None, plan
     return budget, replace(plan, task=replace(plan.task, budget_share=share))
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
+from dynamo_ingest.control.failure_streak import FailureStreak
 from dynamo_ingest.control.ledger import Ledger, control_item
 from dynamo_ingest.core.aws import AwsConfig
 from dynamo_ingest.core.errors import DynamoIngestError
@@ -155,9 +156,10 @@ class BudgetLease:
         try:
             self._change(lambda grants, now: {k: g for k, g in grants.items()
                                               if k != self.run_id and g.expires_at > now})
-        except DynamoIngestError:
+        except DynamoIngestError as err:
             # Its entry expires after LEASE_TTL_S anyway.
-            LOG.exception("could not leave the write-budget lease of %s", self.table)
+            LOG.warning("could not leave the write-budget lease of %s (its share frees "
+                        "itself within %.0f s): %s", self.table, LEASE_TTL_S, err)
 
     def start(self) -> BudgetLease:
         """Join now and keep re-balancing every RENEW_S seconds until :meth:`leave`."""
@@ -169,11 +171,15 @@ class BudgetLease:
         return self
 
     def _loop(self) -> None:
+        streak = FailureStreak(LOG, f"renewing the write-budget lease of {self.table}")
         while not self._stop.wait(RENEW_S):
             try:
                 self.renew()
-            except DynamoIngestError:
-                LOG.exception("could not renew the write-budget lease of %s", self.table)
+            except DynamoIngestError as err:
+                streak.failed(err, f"this load keeps its grant and retries every {RENEW_S:g} s")
+            else:
+                streak.succeeded()
+        streak.ended()
 
 
 @dataclass(frozen=True)
@@ -193,38 +199,53 @@ class BudgetShare:
         0, e.g. before the others have handed over part of theirs). A failed read keeps the
         last grant, and a load missing from the lease (its driver stopped renewing) paces
         alone: a ledger fault must never stop the writes."""
-        ledger = Ledger(aws.client("dynamodb"), self.ledger_table)
-        last = [self.alone_wcu_s]
-        zero_since: list[float | None] = [None]
+        return _ShareReader(self, Ledger(aws.client("dynamodb"), self.ledger_table))
 
-        def share() -> float:
-            granted = _read()
-            if granted > 0:
-                zero_since[0] = None
-                return granted
-            # Another load's share frees within a lease's life at the latest (it renews and
-            # lowers, or it is dead and expires): waiting longer would mean a stuck lease.
-            now = time.monotonic()
-            since = zero_since[0] = zero_since[0] or now
-            if now - since > LEASE_TTL_S + 4 * RENEW_S:
+
+class _ShareReader:
+    """One writer's reads of its load's grant (see :meth:`BudgetShare.reader`); a fault or
+    a missing grant is logged when it starts, not on every read."""
+
+    def __init__(self, share: BudgetShare, ledger: Ledger) -> None:
+        self._share = share
+        self._ledger = ledger
+        self._streak = FailureStreak(LOG, f"reading the write-budget lease of {share.table}")
+        self._last = share.alone_wcu_s
+        self._missing = False
+        self._zero_since: float | None = None
+        self._alone_said = False
+
+    def __call__(self) -> float:
+        granted = self._read()
+        if granted > 0:
+            self._zero_since, self._alone_said = None, False
+            return granted
+        # Another load's share frees within a lease's life at the latest (it renews and
+        # lowers, or it is dead and expires): waiting longer would mean a stuck lease.
+        now = time.monotonic()
+        since = self._zero_since = self._zero_since or now
+        if now - since > LEASE_TTL_S + 4 * RENEW_S:
+            if not self._alone_said:
                 LOG.warning("load %s got no share of %s's budget for %.0f s: pacing alone",
-                            self.run_id, self.table, now - since)
-                return self.alone_wcu_s
-            return 0.0
+                            self._share.run_id, self._share.table, now - since)
+            self._alone_said = True
+            return self._share.alone_wcu_s
+        return 0.0
 
-        def _read() -> float:
-            try:
-                item = ledger.get_control_item(budget_id(self.table), LEASE_RECORD)
-            except DynamoIngestError:
-                LOG.warning("write-budget lease of %s not read; keeping %.0f WCU/s",
-                            self.table, last[0], exc_info=True)
-                return last[0]
-            grant = ((item or {}).get("holders") or {}).get(self.run_id)
-            if grant is None:
+    def _read(self) -> float:
+        share = self._share
+        try:
+            item = self._ledger.get_control_item(budget_id(share.table), LEASE_RECORD)
+        except DynamoIngestError as err:
+            self._streak.failed(err, f"this writer keeps {self._last:.0f} WCU/s")
+            return self._last
+        self._streak.succeeded()
+        grant = ((item or {}).get("holders") or {}).get(share.run_id)
+        if grant is None:
+            if not self._missing:
                 LOG.warning("load %s is not in the write-budget lease of %s: pacing alone",
-                            self.run_id, self.table)
-                last[0] = self.alone_wcu_s
-            else:
-                last[0] = float(grant["granted"]) * self.fraction
-            return last[0]
-        return share
+                            share.run_id, share.table)
+            self._missing, self._last = True, share.alone_wcu_s
+        else:
+            self._missing, self._last = False, float(grant["granted"]) * share.fraction
+        return self._last

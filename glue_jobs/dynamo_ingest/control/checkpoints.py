@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from dynamo_ingest.control.failure_streak import FailureStreak
 from dynamo_ingest.control.finish import finish_run
 from dynamo_ingest.control.ledger import (
     HEARTBEAT_S,
@@ -20,7 +21,7 @@ from dynamo_ingest.control.ledger import (
     SourceObject,
 )
 from dynamo_ingest.control.storage import ResolvedSource
-from dynamo_ingest.core.aws import AwsConfig
+from dynamo_ingest.core.aws import AwsConfig, EndpointUnreachableError
 from dynamo_ingest.core.errors import DynamoIngestError, LedgerConflictError
 from dynamo_ingest.core.report import RowCounts
 
@@ -233,6 +234,7 @@ class _Heartbeat:
             self._thread.join(timeout=30)
 
     def _loop(self) -> None:
+        streak = FailureStreak(LOG, f"renewing the run's lease of {self._source.uri}")
         while not self._stop.wait(HEARTBEAT_S):
             try:
                 self._ledger.renew_lease(self._source, self._run_id,
@@ -242,7 +244,10 @@ class _Heartbeat:
                 return
             except DynamoIngestError as err:
                 # One missed renewal leaves LEASE_S - HEARTBEAT_S to spare; keep trying.
-                LOG.warning("lease not renewed: %s", err)
+                streak.failed(err, f"retrying every {HEARTBEAT_S:g} s")
+            else:
+                streak.succeeded()
+        streak.ended()
 
 
 class LedgerCheckpointStore:
@@ -252,6 +257,7 @@ class LedgerCheckpointStore:
         self._ledger = ledger
         self._source = source
         self._partitions = partitions
+        self._lost = FailureStreak(LOG, f"saving checkpoints of {source.uri}")
 
     def load(self, partition: int) -> Checkpoint | None:
         """The partition's last checkpoint, if an earlier attempt left one."""
@@ -267,10 +273,12 @@ class LedgerCheckpointStore:
                                          checkpoint.as_counts(), self._partitions)
         except LedgerConflictError as err:
             LOG.info("checkpoint not saved: %s", err)
-        except LedgerTableError as err:
+        except (LedgerTableError, EndpointUnreachableError) as err:
             # A lost checkpoint only means a resume rewrites a little more; never fail the
-            # load for it.
-            LOG.warning("checkpoint of partition %d not saved: %s", partition, err)
+            # load for it (the writes say for themselves whether the endpoint is gone).
+            self._lost.failed(err, f"partition {partition} and the others go on without")
+        else:
+            self._lost.succeeded()
 
 
 def checkpoint_store(aws: AwsConfig, ledger_table: str | None,

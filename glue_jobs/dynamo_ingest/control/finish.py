@@ -27,7 +27,7 @@ from dynamo_ingest.control.ledger import (
 )
 from dynamo_ingest.control.locations import BucketFolders, source_locations
 from dynamo_ingest.control.s3_objects import MANAGED_COPY_THRESHOLD, move_object, put_json
-from dynamo_ingest.core.errors import SourceError
+from dynamo_ingest.core.errors import DynamoIngestError, SourceError
 
 LOG = logging.getLogger(__name__)
 ERROR_REPORT_SUFFIX = ".error.json"
@@ -51,8 +51,9 @@ class EventFlow:
             self.sns.publish(TopicArn=self.sns_topic_arn, Subject=subject,
                              Message=json.dumps(message, ensure_ascii=False, indent=2,
                                                 default=str))
-        except (ClientError, BotoCoreError):
-            LOG.exception("could not publish to %s: %s", self.sns_topic_arn, message)
+        except (ClientError, BotoCoreError, DynamoIngestError) as err:
+            # One line (an unreachable endpoint is DynamoIngestError): the message is kept.
+            LOG.error("could not publish to %s (%s): %s", self.sns_topic_arn, err, message)
 
 
 @dataclass(frozen=True)
@@ -148,9 +149,9 @@ def _report_failure(claimed: LedgerRecord, destination: str | None, location: st
     if destination is not None:
         try:
             report_uri = put_json(flow.s3, destination + ERROR_REPORT_SUFFIX, report)
-        except SourceError:
+        except DynamoIngestError as err:  # a SourceError, or the endpoint unreachable
             # The SNS message below carries the same report; do not let this hide it.
-            LOG.exception("could not write the error report beside %s", destination)
+            LOG.error("could not write the error report beside %s: %s", destination, err)
     flow.notify("dynamo-ingest: load failed",
                 {"event": "load failed", **report, "error_report": report_uri})
     LOG.error("%s failed after %d attempt(s): %s; file now at %s", source.uri, claimed.attempts,
