@@ -133,40 +133,24 @@ def test_an_endpoint_that_dies_mid_run_is_one_line_and_a_failed_report(
     assert [line for line in result.stderr.splitlines() if line.startswith("│ error ")]
 
 
-def test_an_unwritable_report_path_is_refused_before_loading(aws: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("option", "name"), [("--report_path", "report.json"),
+                                             ("--rejects_path", "rej.csv")])
+def test_an_unwritable_output_path_is_refused_before_loading(aws: str, tmp_path: Path,
+                                                             option: str, name: str) -> None:
     deploy()
     source = write_orders(tmp_path / "orders.csv", 60)
     not_a_folder = tmp_path / "file.txt"
     not_a_folder.write_text("a file, not a folder\n", encoding="utf-8")
 
     result = run_piped(["run", "--source_path", str(source), "--target_table", "orders",
-                        "--engine", "local", "--report_path", str(not_a_folder / "report.json"),
-                        "--quiet"], child_environ(), tmp_path)
+                        "--engine", "local", option, str(not_a_folder / name), "--quiet"],
+                       child_environ(), tmp_path)
 
     assert result.returncode == 2
     assert "Traceback" not in result.stderr, result.stderr
     [line] = result.stderr.strip().splitlines()
-    assert line.startswith("error: --report_path ")
-    assert str(not_a_folder / "report.json") in line
-    assert "not a directory" in line.lower()
-    assert _items("orders") == 0
-
-
-def test_an_unwritable_rejects_path_is_refused_before_loading(aws: str,
-                                                              tmp_path: Path) -> None:
-    deploy()
-    source = write_orders(tmp_path / "orders.csv", 60)
-    not_a_folder = tmp_path / "file.txt"
-    not_a_folder.write_text("a file, not a folder\n", encoding="utf-8")
-
-    result = run_piped(["run", "--source_path", str(source), "--target_table", "orders",
-                        "--engine", "local", "--rejects_path", str(not_a_folder / "rej.csv"),
-                        "--quiet"], child_environ(), tmp_path)
-
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr, result.stderr
-    [line] = result.stderr.strip().splitlines()
-    assert line.startswith("error: --rejects_path ")
+    assert line.startswith(f"error: {option} ")
+    assert str(not_a_folder / name) in line
     assert "not a directory" in line.lower()
     assert _items("orders") == 0
 

@@ -19,7 +19,12 @@ import pytest
 from dynamo_ingest.control.ledger import Ledger, LedgerStatus, SourceObject
 from rich.console import Console
 
-from dynamo_ingest_cli.datagen import attribute_types_for_layout, expected_outcome, generate_csv
+from dynamo_ingest_cli.datagen import (
+    ExpectedOutcome,
+    attribute_types_for_layout,
+    expected_outcome,
+    generate_csv,
+)
 from dynamo_ingest_cli.local_flow import LocalDeployment
 from dynamo_ingest_cli.status import show_status
 from local_aws.dynamodb_double import DynamoDBDouble, FaultPlan
@@ -71,14 +76,25 @@ def _keys(bucket: str) -> list[str]:
     return [o["Key"] for o in listed]
 
 
+def _uploaded_orders(deployment: LocalDeployment, tmp_path: Path, rows: int, *,
+                     duplicate_every: int, bad_every: int,
+                     key: str = "incoming/orders.csv") -> ExpectedOutcome:
+    """Upload a generated orders file with duplicates and bad rows to ``key``; the table the
+    flow must leave (the independent oracle)."""
+    generated = generate_csv(tmp_path / "orders.csv", rows, duplicate_every=duplicate_every,
+                             bad_every=bad_every)
+    expected = expected_outcome(generated.path, key_columns=("orderId",),
+                                column_types=attribute_types_for_layout(), exact_numbers=False)
+    _upload(deployment, generated.path, key)
+    return expected
+
+
 def test_a_small_file_loads_in_the_loader_lambda_with_no_glue_run(aws: str,
                                                                   tmp_path: Path) -> None:
     deployment = _deploy()
-    generated = generate_csv(tmp_path / "orders.csv", 1500, duplicate_every=300, bad_every=400)
-    expected = expected_outcome(generated.path, key_columns=("orderId",),
-                                column_types=attribute_types_for_layout(), exact_numbers=False)
     key = "incoming/2024/orders.csv"
-    _upload(deployment, generated.path, key)
+    expected = _uploaded_orders(deployment, tmp_path, 1500, duplicate_every=300,
+                                bad_every=400, key=key)
 
     result = _flow(deployment, key)
 
@@ -115,11 +131,8 @@ def test_a_small_load_runs_in_the_loaders_own_process(aws: str, tmp_path: Path) 
     take to load: the loader spawns none. Each worker the engine spawns is joined before the
     load returns, so its CPU would show in this process's reaped children's clock."""
     deployment = _deploy()
-    generated = generate_csv(tmp_path / "orders.csv", 3000, duplicate_every=500,
-                             bad_every=1000)
-    expected = expected_outcome(generated.path, key_columns=("orderId",),
-                                column_types=attribute_types_for_layout(), exact_numbers=False)
-    _upload(deployment, generated.path, "incoming/orders.csv")
+    expected = _uploaded_orders(deployment, tmp_path, 3000, duplicate_every=500,
+                                bad_every=1000)
     children_before = _reaped_children_cpu_s()
 
     result = _flow(deployment, "incoming/orders.csv")
@@ -175,11 +188,8 @@ class DeadlineAfterWrites:
 def test_a_load_nearing_the_deadline_continues_in_a_fresh_invocation(
         aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     deployment = _deploy()
-    generated = generate_csv(tmp_path / "orders.csv", 8000, duplicate_every=500,
-                             bad_every=1000)
-    expected = expected_outcome(generated.path, key_columns=("orderId",),
-                                column_types=attribute_types_for_layout(), exact_numbers=False)
-    _upload(deployment, generated.path, "incoming/orders.csv")
+    expected = _uploaded_orders(deployment, tmp_path, 8000, duplicate_every=500,
+                                bad_every=1000)
     only_target = (deployment.target_table,)
     contexts: list[Any] = []
 
