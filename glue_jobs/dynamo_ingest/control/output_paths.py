@@ -32,6 +32,9 @@ def _unwritable(path: Path) -> str | None:
     bits but not an immutable folder), or None."""
     if path.is_dir():
         return "a directory of that name"
+    if path.is_file() and _immutable(path):
+        return ("an immutable or append-only file of that name, which cannot be replaced "
+                "(lsattr shows it; chattr -i / -a clears it)")
     # The nearest folder that exists is where the first missing folder (or the file) would
     # be created; it is probed, so a run that fails early leaves no folder behind.
     folder = next(p for p in (path.parent.absolute(), *path.parent.absolute().parents)
@@ -44,6 +47,26 @@ def _unwritable(path: Path) -> str | None:
     except OSError as err:
         return f"{folder} refusing a new file ({err.strerror or err})"
     return None
+
+
+# Linux's FS_IOC_GETFLAGS (_IOR('f', 1, long)) and its immutable and append-only flags: such a
+# file cannot be replaced even by root, while its mode bits say nothing of it.
+_FS_IOC_GETFLAGS = 0x80086601
+_IMMUTABLE_OR_APPEND = 0x10 | 0x20
+
+
+def _immutable(path: Path) -> bool:
+    """True when ``path`` carries the immutable or append-only attribute; False where the
+    file system cannot say (the write at the end then reports it)."""
+    try:
+        import fcntl
+        import struct
+
+        with open(path, "rb") as handle:
+            raw = fcntl.ioctl(handle.fileno(), _FS_IOC_GETFLAGS, struct.pack("l", 0))
+    except (OSError, ImportError):
+        return False
+    return bool(struct.unpack("l", raw)[0] & _IMMUTABLE_OR_APPEND)
 
 
 def failure_reason(err: BaseException) -> str:
