@@ -341,9 +341,17 @@ def retry_command(
                                 small_file_bytes=small_file_bytes))
 
 
+# What a command that reads AWS says without a region. The local flows (demo, flow) set
+# their own region and endpoint for an embedded moto that ends with them, so a user running
+# status or retry after one meets this first.
+NO_REGION = ("no AWS region is set: set AWS_DEFAULT_REGION (or a profile's region); for a "
+             "local endpoint, also set AWS_ENDPOINT_URL to it (`dynamo-ingest demo` and `flow` "
+             "without it run on an embedded moto server whose ledger ends with them)")
+
+
 def main() -> None:
     """Console-script entry point: our errors, and botocore's, end the command as one line."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
     logging.basicConfig(level=os.environ.get("DYNAMO_INGEST_LOG", "WARNING"))
     fit_to_output(console, out)
@@ -352,6 +360,9 @@ def main() -> None:
     except DynamoIngestError as err:
         print_error(err)
         sys.exit(1 if err.retryable else 2)
+    except NoRegionError:
+        print_error(NO_REGION)
+        sys.exit(2)
     except (BotoCoreError, ClientError) as err:
         LOG.debug("AWS call failed", exc_info=True)
         print_error(f"{type(err).__name__}: {err} (DYNAMO_INGEST_LOG=DEBUG shows where)")

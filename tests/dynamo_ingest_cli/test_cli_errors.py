@@ -173,3 +173,24 @@ def test_an_html_error_page_from_the_endpoint_is_one_line_naming_it() -> None:
     assert message.startswith("cannot describe table 'orders3': ")
     assert "<" not in message, message
     assert "\n" not in message, message
+
+
+def test_status_without_a_region_says_what_to_set(tmp_path: Path) -> None:
+    """After `flow` or `demo` on their embedded moto, a user's `status` has neither a region
+    nor an endpoint: one line saying what to set, not botocore's NoRegionError."""
+    from local_aws.moto_server import ENDPOINT_VARIABLES
+    from tests.dynamo_ingest_cli.cli_child import child_environ, run_piped
+
+    unset: dict[str, str | None] = dict.fromkeys(
+        ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", *ENDPOINT_VARIABLES), None)
+    env = child_environ(**unset, AWS_CONFIG_FILE=str(tmp_path / "none"),
+                        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+                        AWS_EC2_METADATA_DISABLED="true")
+
+    result = run_piped(["status"], env, tmp_path)
+
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: no AWS region is set: set AWS_DEFAULT_REGION"), line
+    assert "AWS_ENDPOINT_URL" in line
