@@ -262,6 +262,14 @@ def _write_report(report: RunReport, report_path: str, aws: AwsConfig) -> None:
             "report is the one printed")
 
 
+# A FAILED report's counts when the engine raised before returning its partitions' counts.
+COUNTS_NOT_RETURNED = (
+    "not known: the engine failed before it returned its partitions' counts, so the counts "
+    "above are zero although items may have been written; each partition's last checkpoint "
+    "in the ledger holds what it wrote (dynamo-ingest status FILE), and a retry resumes "
+    "from them")
+
+
 def _report_failure(report: RunReport, load: _Load, interrupt: Interrupt,
                     err: Exception) -> None:
     """The report of a run that raised: a stop request, a known error, or anything else."""
@@ -283,6 +291,10 @@ def _report_failure(report: RunReport, load: _Load, interrupt: Interrupt,
         LOG.exception("%s failed", what)
         report.error = f"{what} failed: {_first_line(err)}"
         report.retryable = load.engine is None or not load.engine.is_permanent(err)
+    if not interrupt.requested and load.engine is not None and report.counts.rows_read == 0:
+        # The engine raised before it handed back its partitions' counts: the zeros are not
+        # what was written.
+        report.extra["counts_note"] = COUNTS_NOT_RETURNED
 
 
 def _load(args: JobArguments, engines: Engines, aws: AwsConfig, load: _Load,

@@ -129,6 +129,10 @@ def test_an_endpoint_that_dies_mid_run_is_one_line_and_a_failed_report(
         assert report["status"] == "FAILED"
         assert "the ledger could not record this report" in report["error"]
         assert unreachable in report["error"]
+        # Items were written before the endpoint died, but the engine failed before it
+        # returned its counts: the report says its zeros are not known, not that none were.
+        assert report["rows_read"] == 0
+        assert report["counts_note"].startswith("not known: the engine failed before"), report
     # The summary's error row says it on stderr too.
     assert [line for line in result.stderr.splitlines() if line.startswith("│ error ")]
 
