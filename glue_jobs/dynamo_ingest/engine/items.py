@@ -179,11 +179,7 @@ def _kept_decimal_size(text: str) -> int:
     if not (integer.isdigit() and text.isascii()) or (integer[0] == "0" and len(integer) > 1):
         return 0
     if not point:
-        if integer == "0":
-            return 1
-        if len(integer) > MAX_SIGNIFICANT_DIGITS:
-            return 0
-        return digits_size(len(integer) - 1, len(integer.rstrip("0")))
+        return _plain_integer_size(integer) if len(integer) <= MAX_SIGNIFICANT_DIGITS else 0
     if not (fraction.isdigit() and fraction[-1] != "0") or \
             len(integer) + len(fraction) > MAX_SIGNIFICANT_DIGITS:
         return 0
@@ -283,12 +279,8 @@ def _exact_number_put(name: str, name_size: int, on_empty: Callable[[Item], int]
         if size:
             item[name] = {"N": text}
             return name_size + size
-        if text.isdigit() and text.isascii() and len(text) <= MAX_SIGNIFICANT_DIGITS:
-            if text[0] == "0" and text != "0":
-                raise changed(text)
-            item[name] = {"N": text}
-            return name_size + _plain_integer_size(text)
-        # Parsed once: the checks DynamoDB makes, then the text against its canonical form.
+        # Parsed once: the checks DynamoDB makes, then the text against its canonical form
+        # (a leading zero, a trailing zero after the point, an exponent).
         try:
             sent, parts = _checked_number(text)
         except _InvalidValueError as err:

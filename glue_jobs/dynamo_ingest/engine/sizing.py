@@ -26,7 +26,7 @@ MAX_SIGNIFICANT_DIGITS = 38
 # Power of ten of the first significant digit: 1E-130 … 9.99…9E+125 (AWS "Data types").
 MIN_EXPONENT = -130
 MAX_EXPONENT = 125
-MAX_NUMBER_BYTES = 21
+_MAX_NUMBER_BYTES = 21
 _LIST_OR_MAP_OVERHEAD = 3
 _ELEMENT_OVERHEAD = 1
 _HUGE_EXPONENT = 10**9
@@ -86,7 +86,7 @@ def digits_size(first: int, significant: int, negative: bool = False) -> int:
     trimmed) whose first is at the power of ten ``first``: its base-100 digit pairs, aligned
     on the decimal point, plus 1 byte (and 1 for a negative number), at most 21."""
     size = first // 2 - (first - significant + 1) // 2 + 2 + negative
-    return size if size < MAX_NUMBER_BYTES else MAX_NUMBER_BYTES
+    return size if size < _MAX_NUMBER_BYTES else _MAX_NUMBER_BYTES
 
 
 def number_size(text: str) -> int:
